@@ -1,0 +1,178 @@
+"""What each payment method looks like: VA numbers, Mandiri bill keys, QR strings, card details.
+
+`new_method` invents the instructions when a method is chosen; `method_fields` renders them
+with Midtrans's field names for charge answers, status answers and notifications.
+"""
+
+import io
+import secrets
+from datetime import timedelta
+
+import segno
+
+from .transactions import Transaction, midtrans_amount, midtrans_time
+
+PAYMENT_TYPES = ("bank_transfer", "echannel", "gopay", "qris", "credit_card")
+BANKS = ("bca", "bni", "bri", "permata")
+BILLER_CODE = "70012"  # Midtrans's Mandiri biller code
+MERCHANT_NAME = "MIDTRANS SIMULATOR"
+
+# (fixed company prefix, length of the part a merchant may choose with bca_va.va_number etc.)
+_VA_FORMATS = {
+    "bca": ("12345", 6),
+    "bni": ("98812345", 8),
+    "bri": ("88599", 10),
+    "permata": ("8778", 12),
+}
+
+# How long an unpaid payment lives when the merchant set no expiry (Midtrans's defaults).
+LIFETIMES = {
+    "bank_transfer": timedelta(hours=24),
+    "echannel": timedelta(hours=24),
+    "gopay": timedelta(minutes=15),
+    "qris": timedelta(minutes=15),
+    "credit_card": timedelta(hours=24),
+}
+
+CHARGE_MESSAGES = {
+    "bank_transfer": "Success, Bank Transfer transaction is created",
+    "permata": "Success, PERMATA VA transaction is successful",
+    "echannel": "OK, Mandiri Bill transaction is successful",
+    "gopay": "GoPay transaction is created",
+    "qris": "QRIS transaction is created",
+    "credit_card": "Success, Credit Card transaction is successful",
+}
+
+
+def new_method(payment_type: str, bank: str | None, *, tx: Transaction, transaction_id: str):
+    """Instructions for paying `tx`; custom VA numbers from the create request are honoured
+    the Midtrans way (zero-padded in front when short, cut at the end when long)."""
+    if payment_type == "bank_transfer":
+        prefix, length = _VA_FORMATS[bank]
+        custom = _custom_va(tx.request, bank)
+        unique = custom.rjust(length, "0")[:length] if custom else _digits(length)
+        return {"bank": bank, "va_number": prefix + unique}
+    if payment_type == "echannel":
+        return {"bill_key": _digits(12), "biller_code": BILLER_CODE}
+    if payment_type in ("gopay", "qris"):
+        return {"qr_string": qris_string(tx.gross_amount, transaction_id)}
+    card = tx.request.get("credit_card") or {}
+    return {
+        "masked_card": "481111-1114",
+        "bank": card.get("bank") or "bni",
+        "card_type": "credit",
+        "approval_code": _digits(13),
+    }
+
+
+def method_fields(tx: Transaction, *, notification: bool = False) -> dict:
+    """Method-specific fields; notifications leave out the actions and the QR string."""
+    method, base = tx.method, tx.base_url
+    if tx.payment_type == "bank_transfer":
+        paid_at = midtrans_time(tx.settlement_time)
+        amounts = [{"paid_at": paid_at, "amount": _amount(tx)}] if paid_at else []
+        if method["bank"] == "permata":
+            return {"permata_va_number": method["va_number"], "payment_amounts": amounts}
+        numbers = [{"bank": method["bank"], "va_number": method["va_number"]}]
+        return {"va_numbers": numbers, "payment_amounts": amounts}
+    if tx.payment_type == "echannel":
+        return {"bill_key": method["bill_key"], "biller_code": method["biller_code"]}
+    if tx.payment_type == "credit_card":
+        denied = tx.transaction_status == "deny"
+        return {
+            **method,
+            "channel_response_code": "05" if denied else "00",
+            "channel_response_message": "Do not Honor" if denied else "Approved",
+            "eci": "05",
+        }
+    fields = {"acquirer": "gopay"} if tx.payment_type == "qris" else {}
+    if notification:
+        return fields
+    qr_url = f"{base}v2/{tx.payment_type}/{tx.transaction_id}/qr-code"
+    actions = [{"name": "generate-qr-code", "method": "GET", "url": qr_url}]
+    if tx.payment_type == "qris":
+        return {**fields, "qr_string": method["qr_string"], "actions": actions}
+    return {"actions": [*actions, *_gopay_actions(tx)]}
+
+
+def charge_message(tx: Transaction) -> str:
+    if tx.payment_type == "bank_transfer" and tx.method["bank"] == "permata":
+        return CHARGE_MESSAGES["permata"]
+    return CHARGE_MESSAGES[tx.payment_type]
+
+
+def deeplink(tx: Transaction) -> str:
+    finish = (tx.request.get("callbacks") or {}).get("finish", "")
+    return (
+        f"gojek://gopay/merchanttransfer?tref={tx.transaction_id.replace('-', '')[:20].upper()}"
+        f"&amount={tx.gross_amount}&activity=GP:RR&callback_url={finish}"
+    )
+
+
+def qris_string(amount: int, reference: str) -> str:
+    """A dynamic QRIS payload in EMVCo layout with a valid CRC, as a QR scanner would read it."""
+    account = _tlv("00", "COM.GO-JEK.WWW") + _tlv("01", "936009140000000000") + _tlv("03", "UMI")
+    payload = (
+        _tlv("00", "01")
+        + _tlv("01", "12")
+        + _tlv("26", account)
+        + _tlv("52", "5499")
+        + _tlv("53", "360")
+        + _tlv("54", str(amount))
+        + _tlv("58", "ID")
+        + _tlv("59", MERCHANT_NAME)
+        + _tlv("60", "JAKARTA")
+        + _tlv("62", _tlv("05", reference.replace("-", "")[:25]))
+        + "6304"
+    )
+    return payload + f"{_crc16(payload.encode()):04X}"
+
+
+def qr_svg(data: str) -> str:
+    return segno.make(data, error="m").svg_inline(scale=4)
+
+
+def qr_png(data: str) -> bytes:
+    buffer = io.BytesIO()
+    segno.make(data, error="m").save(buffer, kind="png", scale=6)
+    return buffer.getvalue()
+
+
+def _gopay_actions(tx: Transaction) -> list[dict]:
+    base, tid = tx.base_url, tx.transaction_id
+    return [
+        {"name": "deeplink-redirect", "method": "GET", "url": deeplink(tx)},
+        {"name": "get-status", "method": "GET", "url": f"{base}v2/{tid}/status"},
+        {"name": "cancel", "method": "POST", "url": f"{base}v2/{tid}/cancel", "fields": []},
+    ]
+
+
+def _custom_va(request: dict, bank: str) -> str:
+    """The VA digits a merchant asked for: Snap's `bca_va` etc. or Core's `bank_transfer`."""
+    snap = request.get(f"{bank}_va") or {}
+    core = request.get("bank_transfer") or {}
+    chosen = snap.get("va_number") or core.get("va_number") or ""
+    return "".join(ch for ch in str(chosen) if ch.isdigit())
+
+
+def _amount(tx: Transaction) -> str:
+    return midtrans_amount(tx.gross_amount)
+
+
+def _digits(count: int) -> str:
+    return "".join(secrets.choice("0123456789") for _ in range(count))
+
+
+def _tlv(tag: str, value: str) -> str:
+    return f"{tag}{len(value):02d}{value}"
+
+
+def _crc16(data: bytes) -> int:
+    """CRC-16/CCITT-FALSE, the checksum QRIS puts in tag 63."""
+    crc = 0xFFFF
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc

@@ -1,0 +1,180 @@
+"""Every order the simulator knows, in memory, behind one lock.
+
+Each change happens under the lock and queues its notification before the lock is released,
+so notifications leave in the order the changes happened. Every method returns a snapshot.
+"""
+
+import threading
+import uuid
+from datetime import datetime
+
+from . import transactions
+from .bodies import notification_body
+from .methods import LIFETIMES, new_method
+from .notifier import Notifier
+from .settings import Settings
+from .transactions import (
+    OrderIdTaken,
+    Refund,
+    Transaction,
+    TransactionNotFound,
+    TransitionNotAllowed,
+)
+
+DEFAULT_METHOD = ("bank_transfer", "bca")
+
+
+class Store:
+    def __init__(self, settings: Settings, notifier: Notifier):
+        self._settings = settings
+        self._notifier = notifier
+        self._lock = threading.Lock()
+        self._orders: dict[str, Transaction] = {}
+        self._by_transaction_id: dict[str, Transaction] = {}
+        self._by_token: dict[str, Transaction] = {}
+
+    def add(self, tx: Transaction) -> Transaction:
+        """Keep a new order (from Snap, method not chosen yet); raises OrderIdTaken."""
+        with self._lock:
+            self._reserve(tx)
+            if tx.token:
+                self._by_token[tx.token] = tx
+            return tx.snapshot()
+
+    def charge(self, tx: Transaction, payment_type: str, bank: str | None) -> Transaction:
+        """Keep a new order created by Core /v2/charge: pending, or captured for a card."""
+        with self._lock:
+            self._reserve(tx)
+            status = "capture" if payment_type == "credit_card" else "pending"
+            self._start_payment(tx, payment_type, bank, status=status)
+            return tx.snapshot()
+
+    def find(self, key: str) -> Transaction:
+        """By order id or transaction id; an order without a chosen method does not exist yet."""
+        with self._lock:
+            tx = self._orders.get(key) or self._by_transaction_id.get(key)
+            if tx is None or not tx.chosen:
+                raise TransactionNotFound(key)
+            return tx.snapshot()
+
+    def find_order(self, order_id: str) -> Transaction:
+        """By order id, chosen or not (for the control API)."""
+        with self._lock:
+            return self._get_order(order_id).snapshot()
+
+    def find_by_token(self, token: str) -> Transaction:
+        with self._lock:
+            tx = self._by_token.get(token)
+            if tx is None:
+                raise TransactionNotFound(token)
+            return tx.snapshot()
+
+    def choose(self, order_id: str, payment_type: str, bank: str | None) -> Transaction:
+        """The customer picks a method on the Snap page: the Midtrans transaction is born."""
+        with self._lock:
+            tx = self._get_order(order_id)
+            if tx.chosen:
+                raise TransitionNotAllowed("A payment method was already chosen for this order")
+            if tx.expires_at <= transactions.now():
+                raise TransitionNotAllowed("The payment page has expired")
+            self._start_payment(tx, payment_type, bank)
+            return tx.snapshot()
+
+    def act(self, key: str, event: str, *, choose: tuple | None = None, **options) -> Transaction:
+        """Apply a state machine event by order or transaction id.
+
+        With `choose` (payment type, bank), an order still without a method first gets that one
+        (an order with a method keeps its own), as the payment page and control API want; a
+        card paid or failed that way is captured or denied at once, without a pending step.
+        `options` may set that card's fraud_status.
+        """
+        with self._lock:
+            tx = self._orders.get(key) or self._by_transaction_id.get(key)
+            if tx is None or (not tx.chosen and choose is None):
+                raise TransactionNotFound(key)
+            if not tx.chosen and choose[0] == "credit_card" and event in ("pay", "fail"):
+                status = "capture" if event == "pay" else "deny"
+                self._start_payment(tx, *choose, status=status, **options)
+                return tx.snapshot()
+            if not tx.chosen:
+                self._start_payment(tx, *choose)
+            transactions.apply(tx, event)
+            self._notify(tx)
+            return tx.snapshot()
+
+    def refund(self, key: str, **details) -> tuple[Transaction, Refund]:
+        with self._lock:
+            tx = self._orders.get(key) or self._by_transaction_id.get(key)
+            if tx is None or not tx.chosen:
+                raise TransactionNotFound(key)
+            count = len(tx.refunds)
+            record = transactions.refund(tx, **details)
+            if len(tx.refunds) > count:
+                self._notify(tx)
+            return tx.snapshot(), record
+
+    def expire_overdue(self, moment: datetime) -> int:
+        """Expire pending payments past their expiry_time, as Midtrans's scheduler does."""
+        with self._lock:
+            overdue = [
+                tx
+                for tx in self._orders.values()
+                if tx.transaction_status == "pending" and tx.expires_at <= moment
+            ]
+            for tx in overdue:
+                transactions.apply(tx, "expire")
+                self._notify(tx)
+            return len(overdue)
+
+    def all(self) -> list[Transaction]:
+        with self._lock:
+            return [tx.snapshot() for tx in self._orders.values()]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._orders.clear()
+            self._by_transaction_id.clear()
+            self._by_token.clear()
+
+    def _reserve(self, tx: Transaction) -> None:
+        if tx.order_id in self._orders:
+            raise OrderIdTaken(tx.order_id)
+        self._orders[tx.order_id] = tx
+
+    def _get_order(self, order_id: str) -> Transaction:
+        tx = self._orders.get(order_id)
+        if tx is None:
+            raise TransactionNotFound(order_id)
+        return tx
+
+    def _start_payment(
+        self,
+        tx: Transaction,
+        payment_type: str,
+        bank: str | None,
+        *,
+        status: str = "pending",
+        fraud_status: str = "accept",
+    ) -> None:
+        transaction_id = str(uuid.uuid4())
+        method = new_method(payment_type, bank, tx=tx, transaction_id=transaction_id)
+        lifetime = LIFETIMES[payment_type]
+        expires_at = tx.expires_at if tx.expiry_given else transactions.now() + lifetime
+        tx.start_payment(
+            transaction_id,
+            payment_type,
+            method,
+            status=status,
+            fraud_status=fraud_status,
+            expires_at=expires_at,
+        )
+        self._by_transaction_id[transaction_id] = tx
+        self._notify(tx)
+
+    def _notify(self, tx: Transaction) -> None:
+        settings = self._settings
+        body = notification_body(
+            tx, server_key=settings.server_key, merchant_id=settings.merchant_id
+        )
+        final = tx.transaction_status != "pending"
+        self._notifier.notify(tx.order_id, tx.notification_urls, body, final=final)
