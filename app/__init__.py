@@ -1,0 +1,66 @@
+"""midtrans-gateway: a self-hosted payment gateway between client apps and Midtrans."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+
+from .config import Settings
+from .database import configure_engine
+from .extensions import db, migrate
+from .logs import configure_logging
+from .midtrans import Midtrans
+
+ROOT = Path(__file__).resolve().parent.parent
+MAX_BODY_BYTES = 64 * 1024
+
+
+def create_app(env: dict[str, str] | None = None) -> Flask:
+    """Build the gateway. `env` replaces the process environment (tests pass their own)."""
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        instance_path=str(ROOT / "instance"),
+    )
+
+    # Configuration: read and checked once.
+    settings = Settings.from_env(env, instance_path=app.instance_path)
+    configure_logging(settings)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False
+    if settings.database_url.startswith("sqlite:///"):
+        Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(
+            parents=True, exist_ok=True
+        )
+    app.extensions["settings"] = settings
+    app.extensions["midtrans"] = Midtrans(settings.midtrans)
+
+    # Extensions.
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    with app.app_context():
+        configure_engine(db.engine)
+
+    # Blueprints: one per caller.
+    from . import api, health
+
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
+
+    # Errors: JSON everywhere outside /admin.
+    from .errors import register_error_handlers
+
+    register_error_handlers(app)
+
+    # Command line: flask --app wsgi apps|admins ...
+    from .cli import register_commands
+
+    register_commands(app)
+    return app

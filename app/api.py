@@ -1,0 +1,50 @@
+"""Blueprint "api": the client apps' endpoints. Thin: authenticate, parse, one call, answer."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, jsonify, request
+
+from . import payments
+from .auth import require_app
+from .errors import InvalidRequestError
+from .midtrans import Midtrans
+from .schemas import ChargeRequest
+
+bp = Blueprint("api", __name__)
+
+
+def midtrans() -> Midtrans:
+    return current_app.extensions["midtrans"]
+
+
+def json_body():
+    if not request.get_data(cache=True):
+        raise InvalidRequestError("request body must be a JSON object")
+    body = request.get_json(force=True, silent=True)
+    if body is None:
+        raise InvalidRequestError("request body is not valid JSON")
+    return body
+
+
+@bp.post("/charge")
+@require_app
+def charge():
+    app = g.client_app
+    parsed = ChargeRequest.parse(json_body(), prefix=app.order_prefix)
+    result = payments.create_charge(app=app, charge=parsed, midtrans=midtrans())
+    txn = result.transaction
+    response = jsonify(
+        {"token": txn.snap_token, "redirect_url": txn.redirect_url, "order_id": txn.order_id}
+    )
+    response.status_code = 201
+    if result.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@bp.get("/status/<path:order_id>")
+@require_app
+def status(order_id: str):
+    return jsonify(
+        payments.refresh_status(app=g.client_app, order_id=order_id, midtrans=midtrans())
+    )

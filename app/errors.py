@@ -1,0 +1,152 @@
+"""Errors that carry their own HTTP status, and the one JSON shape every API error takes.
+
+    {"error": {"code": "invalid_request", "message": "...", "details": {"field": "amount"}}}
+
+Outside `/admin` every error is JSON, including Flask's own (404, 405, 413). Messages never
+contain secrets: they are written here or taken from Midtrans's `error_messages`, not from
+exception text that might echo a request.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class GatewayError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, details: dict | None = None, headers: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+        self.headers = headers or {}
+
+
+class InvalidRequestError(GatewayError):
+    status, code = 400, "invalid_request"
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message, details={"field": field} if field else None)
+        self.field = field
+
+
+class AuthenticationError(GatewayError):
+    status, code = 401, "unauthorized"
+
+    def __init__(self):
+        # One message for every cause, so a caller cannot tell which part was wrong.
+        super().__init__("invalid app code or API key")
+
+
+class NotFoundError(GatewayError):
+    status, code = 404, "not_found"
+
+
+class OrderConflictError(GatewayError):
+    status, code = 409, "order_conflict"
+
+
+class ChargeInProgressError(GatewayError):
+    status, code = 409, "charge_in_progress"
+
+
+class MidtransRejectedError(GatewayError):
+    """Midtrans refused the request's details (Snap 400); its messages are passed on."""
+
+    status, code = 400, "midtrans_rejected"
+
+    def __init__(self, messages: list[str]):
+        super().__init__(
+            "Midtrans rejected the transaction: " + "; ".join(messages),
+            details={"midtrans_messages": messages},
+        )
+        self.messages = messages
+
+
+class MidtransAuthError(GatewayError):
+    status, code = 502, "midtrans_auth_failed"
+
+    def __init__(self):
+        super().__init__(
+            "Midtrans rejected the gateway's server key; the gateway's administrator must "
+            "check MIDTRANS_SERVER_KEY and MIDTRANS_IS_PRODUCTION"
+        )
+
+
+class MidtransUnavailableError(GatewayError):
+    """Midtrans answered with an error, garbage, or not at all (connection refused)."""
+
+    status, code = 502, "midtrans_unavailable"
+
+
+class MidtransTimeoutError(GatewayError):
+    status, code = 504, "midtrans_timeout"
+
+
+class ServiceUnavailableError(GatewayError):
+    status, code = 503, "service_unavailable"
+
+
+def error_body(code: str, message: str, details: dict | None = None) -> dict:
+    error: dict = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    return {"error": error}
+
+
+def _wants_html() -> bool:
+    return request.path == "/admin" or request.path.startswith("/admin/")
+
+
+HTTP_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(GatewayError)
+    def _gateway_error(err: GatewayError):
+        response = jsonify(error_body(err.code, err.message, err.details))
+        response.status_code = err.status
+        response.headers.update(err.headers)
+        return response
+
+    @app.errorhandler(HTTPException)
+    def _http_error(err: HTTPException):
+        status = err.code or 500
+        if _wants_html():
+            return render_template("errors/error.html", status=status, error=err), status
+        messages = {
+            404: "no such endpoint",
+            405: f"method {request.method} is not allowed here",
+            413: "request body is larger than 64 KiB",
+        }
+        body = error_body(HTTP_CODES.get(status, "http_error"), messages.get(status, err.name))
+        response = jsonify(body)
+        response.status_code = status
+        for name, value in err.get_headers() or []:
+            if name.lower() in {"retry-after", "allow"}:
+                response.headers[name] = value
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(err: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if _wants_html():
+            return render_template("errors/error.html", status=500, error=None), 500
+        response = jsonify(error_body("internal_error", "internal server error"))
+        response.status_code = 500
+        return response

@@ -1,0 +1,32 @@
+"""Blueprint "health": liveness and readiness probes for systemd, nginx and load balancers."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify
+from sqlalchemy import text
+
+from .extensions import db
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz():
+    checks = {"database": "ok", "midtrans_server_key": "ok"}
+    try:
+        db.session.execute(text("SELECT 1"))
+        db.session.commit()
+    except Exception:  # noqa: BLE001 - any failure means "not ready"
+        db.session.rollback()
+        checks["database"] = "unreachable"
+    if not current_app.extensions["settings"].midtrans.configured:
+        checks["midtrans_server_key"] = "missing"
+    ready = all(v == "ok" for v in checks.values())
+    return jsonify({"status": "ready" if ready else "not ready", "checks": checks}), (
+        200 if ready else 503
+    )

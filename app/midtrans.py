@@ -1,0 +1,229 @@
+"""The only place that talks to Midtrans.
+
+It uses the official `midtransclient` package (the user's choice) and fixes what it gets wrong:
+- it calls `requests` with no timeout and no connection reuse: each client gets a thread-local
+  `requests.Session` that sets `MIDTRANS_TIMEOUT` on every call and keeps connections alive;
+- its default header and proxy dicts are shared between instances: every client gets fresh ones;
+- its base URLs are class constants: they are set on each client's own `api_config`;
+- it raises one exception type for very different failures: they are mapped here to errors that
+  say what happened and carry the HTTP status the gateway answers with.
+
+Nothing here knows about the database or `flask.request`. Secrets never leave: no exception
+raised from here carries Midtrans's raw answer or the server key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import midtransclient
+import requests
+from midtransclient.error_midtrans import JSONDecodeError as MidtransJSONError
+
+from .config import MidtransSettings
+from .errors import (
+    MidtransAuthError,
+    MidtransRejectedError,
+    MidtransTimeoutError,
+    MidtransUnavailableError,
+)
+
+log = logging.getLogger(__name__)
+
+
+class _TimeoutSession(requests.Session):
+    """A Session whose every request has a timeout unless the caller gives one."""
+
+    def __init__(self, timeout: float):
+        super().__init__()
+        self.timeout = timeout
+
+    def request(self, *args, **kwargs):
+        kwargs.setdefault("timeout", self.timeout)
+        return super().request(*args, **kwargs)
+
+
+_local = threading.local()
+
+
+def _session(timeout: float) -> _TimeoutSession:
+    """One keep-alive session per thread (requests.Session is not thread-safe)."""
+    session = getattr(_local, "session", None)
+    if session is None:
+        session = _local.session = _TimeoutSession(timeout)
+    session.timeout = timeout
+    return session
+
+
+@dataclass(frozen=True)
+class SnapLink:
+    token: str
+    redirect_url: str
+
+
+def signature_for(order_id: str, status_code: str, gross_amount: str, server_key: str) -> str:
+    """Midtrans's notification signature: sha512 over the literal strings, concatenated."""
+    return hashlib.sha512(
+        (order_id + status_code + gross_amount + server_key).encode("utf-8")
+    ).hexdigest()
+
+
+class Midtrans:
+    """Calls to Midtrans Snap and Core API with one set of settings."""
+
+    def __init__(self, settings: MidtransSettings):
+        self.settings = settings
+
+    # -- building clients ------------------------------------------------------------------
+
+    def _configure(self, client, headers: dict[str, str] | None = None):
+        config = client.api_config
+        # Fresh dicts: midtransclient's defaults are shared between every instance.
+        config.custom_headers = dict(headers or {})
+        config.proxies = {}
+        config.CORE_SANDBOX_BASE_URL = config.CORE_PRODUCTION_BASE_URL = self.settings.api_base_url
+        config.SNAP_SANDBOX_BASE_URL = config.SNAP_PRODUCTION_BASE_URL = self.settings.snap_base_url
+        client.http_client.http_client = _session(self.settings.timeout)
+        return client
+
+    def _snap(self) -> midtransclient.Snap:
+        headers = {}
+        if self.settings.notification_url:
+            headers["X-Override-Notification"] = self.settings.notification_url
+        client = midtransclient.Snap(
+            is_production=self.settings.is_production,
+            server_key=self.settings.server_key,
+            client_key=self.settings.client_key,
+            custom_headers={},
+            proxies={},
+        )
+        return self._configure(client, headers)
+
+    def _core(self) -> midtransclient.CoreApi:
+        client = midtransclient.CoreApi(
+            is_production=self.settings.is_production,
+            server_key=self.settings.server_key,
+            client_key=self.settings.client_key,
+            custom_headers={},
+            proxies={},
+        )
+        return self._configure(client)
+
+    # -- calls -----------------------------------------------------------------------------
+
+    def create_snap(self, payload: dict[str, Any]) -> SnapLink:
+        """Create a Snap transaction; its token and redirect URL, or a mapped error."""
+        answer = self._call("snap_create", lambda: self._snap().create_transaction(payload))
+        token, url = answer.get("token"), answer.get("redirect_url")
+        if not isinstance(token, str) or not isinstance(url, str) or not token or not url:
+            raise MidtransUnavailableError("Midtrans answered without a token or redirect_url")
+        return SnapLink(token=token, redirect_url=url)
+
+    def get_status(self, order_or_transaction_id: str) -> dict[str, Any] | None:
+        """Midtrans's status object, or None when Midtrans says the transaction doesn't exist.
+
+        A Snap order has no Core transaction until the customer picks a payment method, so
+        None is the normal answer for a fresh order.
+        """
+        try:
+            return self._call(
+                "status", lambda: self._core().transactions.status(order_or_transaction_id)
+            )
+        except _NotFound:
+            return None
+
+    def cancel(self, ident: str) -> dict[str, Any]:
+        return self._call("cancel", lambda: self._core().transactions.cancel(ident))
+
+    def expire(self, ident: str) -> dict[str, Any]:
+        return self._call("expire", lambda: self._core().transactions.expire(ident))
+
+    def refund(self, ident: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("refund", lambda: self._core().transactions.refund(ident, body))
+
+    def signature_matches(
+        self, *, order_id: str, status_code: str, gross_amount: str, signature: str
+    ) -> bool:
+        expected = signature_for(order_id, status_code, gross_amount, self.settings.server_key)
+        return hmac.compare_digest(expected, signature.lower())
+
+    # -- error mapping ---------------------------------------------------------------------
+
+    def _call(self, operation: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            answer = fn()
+            if not isinstance(answer, dict):
+                outcome = "bad_response"
+                raise MidtransUnavailableError("Midtrans answered with an unexpected JSON value")
+            return answer
+        except requests.Timeout:
+            outcome = "timeout"
+            raise MidtransTimeoutError(
+                f"Midtrans did not answer within {self.settings.timeout:g} seconds"
+            ) from None
+        except requests.RequestException:
+            outcome = "unreachable"
+            raise MidtransUnavailableError("could not connect to Midtrans") from None
+        except MidtransJSONError:
+            outcome = "bad_response"
+            raise MidtransUnavailableError(
+                "Midtrans answered with something that is not JSON"
+            ) from None
+        except midtransclient.MidtransAPIError as err:
+            outcome, mapped = _map_api_error(operation, err)
+            raise mapped from None
+        finally:
+            log.info(
+                "midtrans %s %s in %.0f ms",
+                operation,
+                outcome,
+                (time.perf_counter() - started) * 1000,
+            )
+
+
+class _NotFound(Exception):
+    """Midtrans says the transaction doesn't exist (HTTP 404 or body status_code 404)."""
+
+
+def _map_api_error(operation: str, err: midtransclient.MidtransAPIError) -> tuple[str, Exception]:
+    body = err.api_response_dict if isinstance(err.api_response_dict, dict) else {}
+    try:
+        body_code = int(body.get("status_code") or 0)
+    except (TypeError, ValueError):
+        body_code = 0
+    http = err.http_status_code
+    code = body_code if http < 400 else http
+
+    if code == 401 or http == 401:
+        return "auth_failed", MidtransAuthError()
+    if code == 404 and operation != "snap_create":
+        return "not_found", _NotFound()
+    if code >= 500:
+        return "server_error", MidtransUnavailableError(f"Midtrans answered with an error ({code})")
+    messages = body.get("error_messages")
+    if operation == "snap_create" and code == 400:
+        if not isinstance(messages, list) or not messages:
+            messages = [str(body.get("status_message") or "request rejected")]
+        return "rejected", MidtransRejectedError([str(m) for m in messages])
+    message = body.get("status_message") or (messages[0] if isinstance(messages, list) else "")
+    text = f"Midtrans refused the {operation} request ({code})"
+    if message:
+        text += f": {message}"
+    return "refused", MidtransRefusedError(text, midtrans_status_code=str(code))
+
+
+class MidtransRefusedError(MidtransUnavailableError):
+    """Midtrans answered a Core call with a 4xx status (e.g. 412 "cannot modify the status")."""
+
+    def __init__(self, message: str, *, midtrans_status_code: str):
+        super().__init__(message, details={"midtrans_status_code": midtrans_status_code})
+        self.midtrans_status_code = midtrans_status_code

@@ -1,0 +1,166 @@
+"""Tables. Money is integer rupiah; times are UTC; no model method commits."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from .extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given; use datetime.now(UTC)")
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class TxStatus(enum.StrEnum):
+    """Midtrans's `transaction_status` values (stored as text so a new one is never lost)."""
+
+    PENDING = "pending"
+    AUTHORIZE = "authorize"
+    CAPTURE = "capture"
+    SETTLEMENT = "settlement"
+    DENY = "deny"
+    CANCEL = "cancel"
+    EXPIRE = "expire"
+    FAILURE = "failure"
+    REFUND = "refund"
+    PARTIAL_REFUND = "partial_refund"
+    CHARGEBACK = "chargeback"
+    PARTIAL_CHARGEBACK = "partial_chargeback"
+
+
+class LinkState(enum.StrEnum):
+    """Where the Snap payment link of an order stands.
+
+    `creating`: a Snap call is in flight; `created`: the client got a token; `failed`: Midtrans
+    refused the request (no order exists there); `unknown`: the call timed out or got garbage, so
+    Midtrans may hold an order nobody can see, and the next attempt must use a fresh order id.
+    """
+
+    CREATING = "creating"
+    CREATED = "created"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+class EventSource(enum.StrEnum):
+    CHARGE = "charge"
+    NOTIFICATION = "notification"
+    STATUS = "status"
+    RECONCILIATION = "reconciliation"
+    ADMIN = "admin"
+
+
+class App(db.Model):
+    """A client application (billing system, shop, donation app) with its API key."""
+
+    __tablename__ = "apps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    key_hash: Mapped[str] = mapped_column(String(64))
+    key_hint: Mapped[str] = mapped_column(String(16), default="")
+    order_prefix: Mapped[str] = mapped_column(String(40), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    def __repr__(self) -> str:
+        return f"<App {self.code}>"
+
+
+class Admin(db.Model):
+    __tablename__ = "admins"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<Admin {self.username}>"
+
+
+class Transaction(db.Model):
+    """One client order and the Snap payment behind it.
+
+    `order_id` is the client's; `midtrans_order_id` is what Midtrans sees (prefix + order id,
+    plus a suffix when an earlier attempt's outcome was unknown).
+    """
+
+    __tablename__ = "transactions"
+    __table_args__ = (UniqueConstraint("app_id", "order_id", name="uq_transactions_app_order"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    order_id: Mapped[str] = mapped_column(String(50))
+    midtrans_order_id: Mapped[str] = mapped_column(String(50), unique=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(32), default=TxStatus.PENDING, index=True)
+    fraud_status: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    payment_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    midtrans_transaction_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    link_state: Mapped[str] = mapped_column(String(16), default=LinkState.CREATING)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    attempt_started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    snap_token: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    redirect_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    request_fingerprint: Mapped[str] = mapped_column(String(64))
+    request_body: Mapped[dict] = mapped_column(JSON)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    midtrans_response: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    app: Mapped[App] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<Transaction {self.midtrans_order_id} {self.status}>"
+
+
+class TransactionEvent(db.Model):
+    """Every change of a transaction's state, in order: the timeline and the callbacks' source."""
+
+    __tablename__ = "transaction_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    to_status: Mapped[str] = mapped_column(String(32))
+    fraud_status: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    source: Mapped[str] = mapped_column(String(16))
+    notification_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,372 @@
+"""Parsing of client requests into typed values. Every rejection names the field.
+
+Invalid input never reaches Midtrans: what Midtrans would refuse is refused here first, with a
+message a developer can act on. Unknown top-level fields are ignored (and left out of the
+request's fingerprint), so a client sending extra data is not broken.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import InvalidRequestError
+
+ORDER_ID_MAX = 50
+ORDER_ID_RE = re.compile(r"^[A-Za-z0-9\-_~.]+$")
+AMOUNT_MAX = 9_999_999_999_999
+ITEM_NAME_MAX = 50
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+PHONE_RE = re.compile(r"^\+?[0-9][0-9 \-()]{3,18}$")
+EXPIRY_UNITS = {"second", "seconds", "minute", "minutes", "hour", "hours", "day", "days"}
+
+CUSTOMER_TEXT_FIELDS = {"first_name": 255, "last_name": 255}
+ADDRESS_FIELDS = {
+    "first_name": 255,
+    "last_name": 255,
+    "email": 255,
+    "phone": 255,
+    "address": 255,
+    "city": 255,
+    "postal_code": 10,
+    "country_code": 3,
+}
+ITEM_TEXT_FIELDS = {"id": 50, "brand": 50, "category": 50, "merchant_name": 50, "url": 255}
+
+# Snap options passed through as given, with the JSON type each must have.
+OBJECT_OPTIONS = (
+    "credit_card",
+    "bca_va",
+    "bni_va",
+    "bri_va",
+    "permata_va",
+    "cimb_va",
+    "echannel",
+    "gopay",
+    "shopeepay",
+    "callbacks",
+    "expiry",
+    "page_expiry",
+    "metadata",
+    "uobezpay",
+)
+STRING_OPTIONS = ("user_id", "custom_field1", "custom_field2", "custom_field3")
+CREDIT_CARD_TYPES = {
+    "secure": bool,
+    "save_card": bool,
+    "bank": str,
+    "channel": str,
+    "installment": dict,
+    "whitelist_bins": list,
+    "blacklist_bins": list,
+    "card_token": str,
+    "dynamic_descriptor": dict,
+}
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a decimal number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _string(value: Any, name: str, *, max_len: int, required: bool = True) -> str:
+    if not isinstance(value, str):
+        raise InvalidRequestError(f"{name} must be a string, not {_type_name(value)}", field=name)
+    if required and not value.strip():
+        raise InvalidRequestError(f"{name} must not be empty", field=name)
+    if len(value) > max_len:
+        raise InvalidRequestError(f"{name} must be at most {max_len} characters", field=name)
+    return value
+
+
+def _object(value: Any, name: str) -> dict:
+    if not isinstance(value, dict):
+        raise InvalidRequestError(f"{name} must be an object, not {_type_name(value)}", field=name)
+    return value
+
+
+def parse_amount(value: Any, name: str = "amount", *, minimum: int = 1) -> int:
+    if value is None:
+        raise InvalidRequestError(f"{name} is required", field=name)
+    if not _is_int(value):
+        if isinstance(value, float) and value.is_integer():
+            hint = f" (send {int(value)}, without a decimal point)"
+        else:
+            hint = ""
+        raise InvalidRequestError(
+            f"{name} must be a whole number of rupiah as a JSON integer, "
+            f"not {_type_name(value)}{hint}",
+            field=name,
+        )
+    if value < minimum:
+        raise InvalidRequestError(f"{name} must be at least {minimum}", field=name)
+    if value > AMOUNT_MAX:
+        raise InvalidRequestError(f"{name} must be at most {AMOUNT_MAX}", field=name)
+    return value
+
+
+def parse_order_id(value: Any, *, prefix: str) -> str:
+    if value is None:
+        raise InvalidRequestError("order_id is required", field="order_id")
+    if not isinstance(value, str):
+        raise InvalidRequestError(
+            f"order_id must be a string, not {_type_name(value)}", field="order_id"
+        )
+    if not value:
+        raise InvalidRequestError("order_id must not be empty", field="order_id")
+    if not ORDER_ID_RE.match(value) or set(value) == {"."}:
+        raise InvalidRequestError(
+            "order_id may only contain letters, digits and - _ ~ . (no spaces or slashes)",
+            field="order_id",
+        )
+    limit = ORDER_ID_MAX - len(prefix)
+    if len(value) > limit:
+        message = f"order_id must be at most {limit} characters"
+        if prefix:
+            message += (
+                f" (Midtrans allows {ORDER_ID_MAX}, and this app's order prefix "
+                f"'{prefix}' takes {len(prefix)})"
+            )
+        raise InvalidRequestError(message, field="order_id")
+    return value
+
+
+def _parse_items(value: Any, amount: int) -> list[dict]:
+    if not isinstance(value, list):
+        raise InvalidRequestError(
+            f"item_details must be a list, not {_type_name(value)}", field="item_details"
+        )
+    if not value:
+        raise InvalidRequestError("item_details must not be empty", field="item_details")
+    items, total = [], 0
+    for i, raw in enumerate(value):
+        name = f"item_details[{i}]"
+        item = _object(raw, name)
+        price = item.get("price")
+        if price is None:
+            raise InvalidRequestError(f"{name}.price is required", field=f"{name}.price")
+        if not _is_int(price):
+            raise InvalidRequestError(
+                f"{name}.price must be a whole number of rupiah as a JSON integer, "
+                f"not {_type_name(price)}",
+                field=f"{name}.price",
+            )
+        if abs(price) > AMOUNT_MAX:
+            raise InvalidRequestError(f"{name}.price is too large", field=f"{name}.price")
+        quantity = item.get("quantity")
+        if quantity is None:
+            raise InvalidRequestError(f"{name}.quantity is required", field=f"{name}.quantity")
+        if not _is_int(quantity) or quantity < 1:
+            raise InvalidRequestError(
+                f"{name}.quantity must be an integer of at least 1", field=f"{name}.quantity"
+            )
+        if "name" not in item:
+            raise InvalidRequestError(f"{name}.name is required", field=f"{name}.name")
+        parsed = {
+            "price": price,
+            "quantity": quantity,
+            "name": _string(item["name"], f"{name}.name", max_len=ITEM_NAME_MAX),
+        }
+        for key, max_len in ITEM_TEXT_FIELDS.items():
+            if item.get(key) is not None:
+                parsed[key] = _string(item[key], f"{name}.{key}", max_len=max_len)
+        items.append(parsed)
+        total += price * quantity
+    if total != amount:
+        raise InvalidRequestError(
+            f"item_details add up to {total} (price x quantity), but amount is {amount}",
+            field="item_details",
+        )
+    return items
+
+
+def _parse_email(value: Any, name: str) -> str:
+    email = _string(value, name, max_len=255)
+    if not EMAIL_RE.match(email):
+        raise InvalidRequestError(f"{name} is not a valid email address", field=name)
+    return email
+
+
+def _parse_phone(value: Any, name: str) -> str:
+    phone = _string(value, name, max_len=19)
+    if not PHONE_RE.match(phone):
+        raise InvalidRequestError(
+            f"{name} must be 5 to 19 digits (spaces, dashes and a leading + allowed)", field=name
+        )
+    return phone
+
+
+def _parse_address(value: Any, name: str) -> dict:
+    address = _object(value, name)
+    parsed = {}
+    for key, max_len in ADDRESS_FIELDS.items():
+        if address.get(key) is None:
+            continue
+        sub = f"{name}.{key}"
+        if key == "email":
+            parsed[key] = _parse_email(address[key], sub)
+        elif key == "phone":
+            parsed[key] = _parse_phone(address[key], sub)
+        else:
+            parsed[key] = _string(address[key], sub, max_len=max_len, required=False)
+    return parsed
+
+
+def _parse_customer(value: Any) -> dict:
+    customer = _object(value, "customer_details")
+    parsed: dict[str, Any] = {}
+    for key, max_len in CUSTOMER_TEXT_FIELDS.items():
+        if customer.get(key) is not None:
+            parsed[key] = _string(
+                customer[key], f"customer_details.{key}", max_len=max_len, required=False
+            )
+    if customer.get("email") is not None:
+        parsed["email"] = _parse_email(customer["email"], "customer_details.email")
+    if customer.get("phone") is not None:
+        parsed["phone"] = _parse_phone(customer["phone"], "customer_details.phone")
+    for key in ("billing_address", "shipping_address"):
+        if customer.get(key) is not None:
+            parsed[key] = _parse_address(customer[key], f"customer_details.{key}")
+    return parsed
+
+
+def _parse_expiry(value: Any, name: str, *, needs_unit: bool) -> dict:
+    expiry = _object(value, name)
+    duration = expiry.get("duration")
+    if not _is_int(duration) or duration < 1:
+        raise InvalidRequestError(
+            f"{name}.duration must be an integer of at least 1", field=f"{name}.duration"
+        )
+    unit = expiry.get("unit")
+    if (needs_unit or unit is not None) and unit not in EXPIRY_UNITS:
+        raise InvalidRequestError(
+            f"{name}.unit must be one of second, minute, hour, day", field=f"{name}.unit"
+        )
+    if expiry.get("start_time") is not None:
+        _string(expiry["start_time"], f"{name}.start_time", max_len=40)
+    return expiry
+
+
+def _parse_options(body: dict) -> dict:
+    options: dict[str, Any] = {}
+    for key in OBJECT_OPTIONS:
+        if body.get(key) is not None:
+            options[key] = _object(body[key], key)
+    for key in STRING_OPTIONS:
+        if body.get(key) is not None:
+            options[key] = _string(body[key], key, max_len=255)
+    if body.get("enabled_payments") is not None:
+        methods = body["enabled_payments"]
+        if (
+            not isinstance(methods, list)
+            or not methods
+            or not all(isinstance(m, str) and m for m in methods)
+        ):
+            raise InvalidRequestError(
+                "enabled_payments must be a non-empty list of payment method names",
+                field="enabled_payments",
+            )
+        options["enabled_payments"] = methods
+    card = options.get("credit_card")
+    if card is not None:
+        for key, kind in CREDIT_CARD_TYPES.items():
+            if card.get(key) is not None and not isinstance(card[key], kind):
+                raise InvalidRequestError(
+                    f"credit_card.{key} must be {_type_name(kind())}",
+                    field=f"credit_card.{key}",
+                )
+        if card.get("type") is not None and card["type"] not in {"authorize", "authorize_capture"}:
+            raise InvalidRequestError(
+                "credit_card.type must be authorize or authorize_capture", field="credit_card.type"
+            )
+    if "expiry" in options:
+        _parse_expiry(options["expiry"], "expiry", needs_unit=True)
+    if "page_expiry" in options:
+        _parse_expiry(options["page_expiry"], "page_expiry", needs_unit=False)
+    callbacks = options.get("callbacks")
+    if callbacks is not None and callbacks.get("finish") is not None:
+        finish = _string(callbacks["finish"], "callbacks.finish", max_len=1000)
+        if not finish.startswith(("https://", "http://")):
+            raise InvalidRequestError(
+                "callbacks.finish must be an http(s) URL", field="callbacks.finish"
+            )
+    return options
+
+
+@dataclass(frozen=True)
+class ChargeRequest:
+    """A validated `POST /charge` body."""
+
+    order_id: str
+    amount: int
+    item_details: list[dict] | None = None
+    customer_details: dict | None = None
+    options: dict = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, body: Any, *, prefix: str) -> ChargeRequest:
+        if not isinstance(body, dict):
+            raise InvalidRequestError("request body must be a JSON object")
+        order_id = parse_order_id(body.get("order_id"), prefix=prefix)
+        amount = parse_amount(body.get("amount"))
+        items = None
+        if body.get("item_details") is not None:
+            items = _parse_items(body["item_details"], amount)
+        customer = None
+        if body.get("customer_details") is not None:
+            customer = _parse_customer(body["customer_details"])
+        return cls(order_id, amount, items, customer, _parse_options(body))
+
+    def as_dict(self) -> dict:
+        data: dict[str, Any] = {"order_id": self.order_id, "amount": self.amount}
+        if self.item_details is not None:
+            data["item_details"] = self.item_details
+        if self.customer_details is not None:
+            data["customer_details"] = self.customer_details
+        data.update(self.options)
+        return data
+
+    def fingerprint(self) -> str:
+        """Same details, same fingerprint: what decides replay (same) versus conflict (409)."""
+        canonical = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def snap_payload(self, midtrans_order_id: str) -> dict:
+        payload: dict[str, Any] = {
+            "transaction_details": {"order_id": midtrans_order_id, "gross_amount": self.amount}
+        }
+        if self.item_details is not None:
+            payload["item_details"] = self.item_details
+        if self.customer_details is not None:
+            payload["customer_details"] = self.customer_details
+        payload.update(self.options)
+        return payload
+
+    @classmethod
+    def from_stored(cls, data: dict) -> ChargeRequest:
+        known = {"order_id", "amount", "item_details", "customer_details"}
+        return cls(
+            order_id=data["order_id"],
+            amount=data["amount"],
+            item_details=data.get("item_details"),
+            customer_details=data.get("customer_details"),
+            options={k: v for k, v in data.items() if k not in known},
+        )

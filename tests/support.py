@@ -1,0 +1,58 @@
+"""Helpers and constants shared by the tests (imported as `support`)."""
+
+from __future__ import annotations
+
+import base64
+import os
+
+import responses
+from sqlalchemy import text
+
+from app.extensions import db
+
+SERVER_KEY = "SB-Mid-server-test"
+API_BASE = "https://api.midtrans.test"
+SNAP_BASE = "https://app.midtrans.test/snap/v1"
+SNAP_URL = SNAP_BASE + "/transactions"
+USER_DOC_KEY = "fb93b4e802314a189809f393d913bba6"
+
+
+def database_url(tmp_path) -> str:
+    return os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_path / 'gateway.db'}"
+
+
+def reset_database() -> None:
+    """Drop and re-create every table (both backends), so each test starts empty."""
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    else:
+        db.drop_all()
+    db.create_all()
+
+
+def make_app(cli, code: str, *extra: str) -> dict[str, str]:
+    """Create an app through the real CLI; its auth headers."""
+    result = cli("apps", "create", code, "--name", f"{code} app", *extra)
+    key = result.output.strip().splitlines()[-1]
+    return {"X-App-Code": code, "X-Api-Key": key}
+
+
+def basic_auth() -> str:
+    return "Basic " + base64.b64encode(f"{SERVER_KEY}:".encode()).decode()
+
+
+def snap_ok(rsps, token: str = "tok-123") -> None:
+    rsps.add(
+        responses.POST,
+        SNAP_URL,
+        json={
+            "token": token,
+            "redirect_url": f"https://app.sandbox.midtrans.com/snap/v4/redirection/{token}",
+        },
+        status=201,
+    )
+
+
+def status_url(midtrans_order_id: str) -> str:
+    return f"{API_BASE}/v2/{midtrans_order_id}/status"
