@@ -4,6 +4,7 @@
 with Midtrans's field names for charge answers, status answers and notifications.
 """
 
+import binascii
 import io
 import secrets
 from datetime import timedelta
@@ -125,7 +126,7 @@ def qris_string(amount: int, reference: str) -> str:
         + _tlv("62", _tlv("05", reference.replace("-", "")[:25]))
         + "6304"
     )
-    return payload + f"{_crc16(payload.encode()):04X}"
+    return payload + f"{binascii.crc_hqx(payload.encode(), 0xFFFF):04X}"  # CRC-16/CCITT-FALSE
 
 
 def qr_svg(data: str) -> str:
@@ -165,14 +166,3 @@ def _digits(count: int) -> str:
 
 def _tlv(tag: str, value: str) -> str:
     return f"{tag}{len(value):02d}{value}"
-
-
-def _crc16(data: bytes) -> int:
-    """CRC-16/CCITT-FALSE, the checksum QRIS puts in tag 63."""
-    crc = 0xFFFF
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-            crc &= 0xFFFF
-    return crc
