@@ -59,6 +59,20 @@ def snap_order(client, auth):
     return create
 
 
+@pytest.fixture
+def wait_until():
+    """Poll `condition` until it returns something truthy, which is returned."""
+
+    def wait(condition, timeout: float = 10.0):
+        deadline = time.monotonic() + timeout
+        while not (result := condition()):
+            assert time.monotonic() < deadline, "condition not met in time"
+            time.sleep(0.02)
+        return result
+
+    return wait
+
+
 class Receiver:
     """A merchant's notification endpoint: records each POST and answers the next status
     queued in `answers` (200 once they run out)."""
@@ -92,7 +106,9 @@ class Receiver:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
 
     def url(self, path: str = "/notification") -> str:
