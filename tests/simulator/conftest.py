@@ -75,11 +75,12 @@ def wait_until():
 
 class Receiver:
     """A merchant's notification endpoint: records each POST and answers the next status
-    queued in `answers` (200 once they run out)."""
+    queued in `answers` (200 once they run out), after `delay` seconds."""
 
     def __init__(self):
         self.received: list[dict] = []
         self.answers: list[int] = []
+        self.delay = 0.0
         self._changed = threading.Condition()
         receiver = self
 
@@ -97,6 +98,7 @@ class Receiver:
                         }
                     )
                     receiver._changed.notify_all()
+                time.sleep(receiver.delay)
                 self.send_response(status)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
