@@ -2,6 +2,7 @@
 
 Plain HTML forms: picking a method creates the pending Midtrans transaction, the buttons
 then pay, fail, expire or cancel it. A card is paid or denied directly, with no pending step.
+Only the methods in the order's `enabled_payments` are offered (all when it is absent).
 """
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
@@ -9,55 +10,44 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 from .api import simulator
 from .bodies import status_body
 from .methods import BANKS, method_fields, qr_png, qr_svg
-from .transactions import TransactionNotFound, TransitionNotAllowed, now
+from .transactions import Transaction, TransactionNotFound, TransitionNotAllowed, now
 
 bp = Blueprint("page", __name__)
 
-METHODS = [(f"bank_transfer:{bank}", f"{bank.upper()} Virtual Account") for bank in BANKS]
-METHODS += [("echannel", "Mandiri Bill"), ("gopay", "GoPay"), ("qris", "QRIS")]
+# form value -> (label, the enabled_payments names that offer it)
+METHODS = {
+    f"bank_transfer:{bank}": (f"{bank.upper()} Virtual Account", {f"{bank}_va", "bank_transfer"})
+    for bank in BANKS
+}
+METHODS["echannel"] = ("Mandiri Bill", {"echannel"})
+METHODS["gopay"] = ("GoPay", {"gopay"})
+METHODS["qris"] = ("QRIS", {"other_qris", "qris"})
+METHODS["credit_card"] = ("Card", {"credit_card"})
 
 
 @bp.get("/snap/v4/redirection/<token>")
-def show(token, error=None):
-    sim = simulator()
-    try:
-        tx = sim.store.find_by_token(token)
-    except TransactionNotFound:
-        abort(404)
-    status = fields = None
-    if tx.chosen:
-        settings = sim.settings
-        status = status_body(tx, server_key=settings.server_key, merchant_id=settings.merchant_id)
-        fields = method_fields(tx)
-    qr = qr_svg(tx.method["qr_string"]) if "qr_string" in tx.method else None
-    page = render_template(
-        "payment.html",
-        tx=tx,
-        status=status,
-        fields=fields,
-        qr=qr,
-        methods=METHODS,
-        expired=not tx.chosen and tx.expires_at <= now(),
-        error=error,
-    )
-    return page, 409 if error else 200
+def show(token):
+    return _render(_order(token))
 
 
 @bp.post("/snap/v4/redirection/<token>/choose")
 def choose(token):
-    payment_type, _, bank = request.form.get("method", "").partition(":")
-    if (f"{payment_type}:{bank}" if bank else payment_type) not in dict(METHODS):
+    tx = _order(token)
+    value = request.form.get("method", "")
+    if value not in _offered(tx) or value == "credit_card":
         abort(400)
-    return _change(
-        token, lambda store, order_id: store.choose(order_id, payment_type, bank or None)
-    )
+    payment_type, _, bank = value.partition(":")
+    return _change(tx, lambda store: store.choose(tx.order_id, payment_type, bank or None))
 
 
 @bp.post("/snap/v4/redirection/<token>/<any(pay, fail, expire, cancel):action>")
 def act(token, action):
+    tx = _order(token)
     card = request.form.get("payment_type") == "credit_card"
+    if card and "credit_card" not in _offered(tx):
+        abort(400)
     choose = ("credit_card", None) if card else None
-    return _change(token, lambda store, order_id: store.act(order_id, action, choose=choose))
+    return _change(tx, lambda store: store.act(tx.order_id, action, choose=choose))
 
 
 @bp.get("/v2/<any(gopay, qris):kind>/<transaction_id>/qr-code")
@@ -71,13 +61,49 @@ def qr_code(kind, transaction_id):
     return Response(qr_png(tx.method["qr_string"]), mimetype="image/png")
 
 
-def _change(token, change):
-    store = simulator().store
+def _order(token: str) -> Transaction:
     try:
-        tx = store.find_by_token(token)
-        change(store, tx.order_id)
+        return simulator().store.find_by_token(token)
     except TransactionNotFound:
         abort(404)
+
+
+def _offered(tx: Transaction) -> dict[str, str]:
+    """Form value -> label of the methods this order may be paid with."""
+    enabled = tx.request.get("enabled_payments")
+    return {
+        value: label
+        for value, (label, names) in METHODS.items()
+        if not isinstance(enabled, list) or names & set(enabled)
+    }
+
+
+def _change(tx: Transaction, change):
+    try:
+        change(simulator().store)
+    except TransactionNotFound:
+        return _render(tx, error="Choose a payment method first")
     except TransitionNotAllowed as error:
-        return show(token, error=error.message)
-    return redirect(url_for("page.show", token=token), code=303)
+        return _render(_order(tx.token), error=error.message)
+    return redirect(url_for("page.show", token=tx.token), code=303)
+
+
+def _render(tx: Transaction, error: str | None = None):
+    settings = simulator().settings
+    status = fields = None
+    if tx.chosen:
+        status = status_body(tx, server_key=settings.server_key, merchant_id=settings.merchant_id)
+        fields = method_fields(tx)
+    offered = _offered(tx)
+    page = render_template(
+        "payment.html",
+        tx=tx,
+        status=status,
+        fields=fields,
+        qr=qr_svg(tx.method["qr_string"]) if "qr_string" in tx.method else None,
+        methods={value: label for value, label in offered.items() if value != "credit_card"},
+        card="credit_card" in offered,
+        expired=not tx.chosen and tx.expires_at <= now(),
+        error=error,
+    )
+    return page, 409 if error else 200

@@ -134,6 +134,27 @@ def test_the_payment_page_shows_the_order_and_the_methods(client, snap_order):
     assert "<script" not in page and "http" not in page.split("<main>")[1]
 
 
+def test_the_page_offers_only_the_enabled_payments(client, snap_order):
+    order = snap_order("ORDER-1", enabled_payments=["bca_va", "other_qris"])
+
+    page = client.get(order["redirect_url"]).get_data(as_text=True)
+    refused = client.post(f"{order['redirect_url']}/choose", data={"method": "gopay"})
+    card = client.post(f"{order['redirect_url']}/pay", data={"payment_type": "credit_card"})
+
+    assert "BCA Virtual Account" in page and "QRIS" in page
+    assert "BNI" not in page and "GoPay" not in page and "Pay by card" not in page
+    assert (refused.status_code, card.status_code) == (400, 400)
+
+
+def test_paying_before_choosing_a_method_asks_for_one(client, snap_order):
+    order = snap_order("ORDER-1")
+
+    answer = client.post(f"{order['redirect_url']}/pay")
+
+    assert answer.status_code == 409
+    assert "Choose a payment method first" in answer.get_data(as_text=True)
+
+
 def test_an_unknown_token_has_no_page(client):
     assert client.get("/snap/v4/redirection/no-such-token").status_code == 404
 
