@@ -52,10 +52,7 @@ class Store:
     def find(self, key: str) -> Transaction:
         """By order id or transaction id; an order without a chosen method does not exist yet."""
         with self._lock:
-            tx = self._orders.get(key) or self._by_transaction_id.get(key)
-            if tx is None or not tx.chosen:
-                raise TransactionNotFound(key)
-            return tx.snapshot()
+            return self._chosen(key).snapshot()
 
     def find_order(self, order_id: str) -> Transaction:
         """By order id, chosen or not (for the control API)."""
@@ -104,9 +101,7 @@ class Store:
 
     def refund(self, key: str, **details) -> tuple[Transaction, Refund]:
         with self._lock:
-            tx = self._orders.get(key) or self._by_transaction_id.get(key)
-            if tx is None or not tx.chosen:
-                raise TransactionNotFound(key)
+            tx = self._chosen(key)
             count = len(tx.refunds)
             record = transactions.refund(tx, **details)
             if len(tx.refunds) > count:
@@ -140,6 +135,12 @@ class Store:
         if tx.order_id in self._orders:
             raise OrderIdTaken(tx.order_id)
         self._orders[tx.order_id] = tx
+
+    def _chosen(self, key: str) -> Transaction:
+        tx = self._orders.get(key) or self._by_transaction_id.get(key)
+        if tx is None or not tx.chosen:
+            raise TransactionNotFound(key)
+        return tx
 
     def _get_order(self, order_id: str) -> Transaction:
         tx = self._orders.get(order_id)
