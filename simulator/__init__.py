@@ -13,9 +13,9 @@ Run it
 
 Each option may come from the environment instead: SIMULATOR_PORT, SIMULATOR_HOST,
 SIMULATOR_SERVER_KEY (default `SB-Mid-server-simulator`), SIMULATOR_NOTIFICATION_URL,
-SIMULATOR_LATENCY_MS, SIMULATOR_TIME_FACTOR. It is served by Werkzeug's threaded server (one
-thread per connection, one process, since the state is in memory), which copes with hundreds
-of concurrent connections. Point the gateway at it with
+SIMULATOR_LATENCY_MS, SIMULATOR_TIME_FACTOR; `--log-requests` logs every HTTP request. It is
+served by Werkzeug's threaded server (one thread per connection, one process, since the state
+is in memory), which copes with hundreds of concurrent connections. Point the gateway at it with
 `MIDTRANS_API_BASE_URL=http://127.0.0.1:5001`, `MIDTRANS_SNAP_BASE_URL=http://127.0.0.1:5001/snap/v1`
 and `MIDTRANS_SERVER_KEY=SB-Mid-server-simulator`.
 
@@ -27,14 +27,16 @@ Midtrans APIs (Basic auth: the server key as user name, empty password)
   (24 hours by default). `X-Override-Notification` (replaces the default notification URL) and
   `X-Append-Notification` (adds to it), up to 3 comma-separated URLs each, are kept per order.
 - `GET {redirect_url}` (`/snap/v4/redirection/<token>`): the payment page. Pick BCA, BNI, BRI or
-  Permata VA, Mandiri bill, GoPay, QRIS or card; then Pay, Fail (deny), Expire or Cancel.
+  Permata VA, Mandiri bill, GoPay, QRIS or card (only those in `enabled_payments`, if given);
+  then Pay, Fail (deny), Expire or Cancel. A card is captured or denied at once.
 - `POST /v2/charge` for bank_transfer (bca, bni, bri, permata), echannel, gopay, qris and
   credit_card (any token_id; captured with fraud_status accept).
 - `GET /v2/<order_id or transaction_id>/status`; `POST /v2/<id>/cancel|expire|approve|deny|refund`
   and `/v2/<id>/refund/online/direct` (`{"refund_key", "amount", "reason"}`). Errors carry their
   code in the body with HTTP 200, as Midtrans does: unknown ids (and Snap orders whose customer
   has not chosen a method yet) answer `{"status_code": "404", "status_message": "Transaction
-  doesn't exist."}`, forbidden changes `"412"`.
+  doesn't exist."}`, forbidden changes `"412"`, charge validation `"400"`, a reused order_id
+  `"406"`. A wrong key is a real HTTP 401.
 
 Notifications are posted as JSON to the order's URLs on every change of status, signed with
 `sha512(order_id + status_code + gross_amount + server_key)`, from background threads. A
