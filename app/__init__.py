@@ -44,7 +44,9 @@ def create_app(env: dict[str, str] | None = None) -> Flask:
 
     # Extensions.
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    migrate.init_app(
+        app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True
+    )
     with app.app_context():
         configure_engine(db.engine)
 

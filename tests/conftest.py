@@ -35,14 +35,28 @@ def env(tmp_path) -> dict[str, str]:
 
 
 @pytest.fixture
-def app(env):
-    flask_app = create_app(env)
-    with flask_app.app_context():
-        reset_database()
-    yield flask_app
-    with flask_app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+def build_app():
+    """Make gateway apps from an env dict; their connections are closed at teardown."""
+    built = []
+
+    def build(env: dict[str, str], *, reset: bool = True):
+        flask_app = create_app(env)
+        built.append(flask_app)
+        if reset:
+            with flask_app.app_context():
+                reset_database()
+        return flask_app
+
+    yield build
+    for flask_app in built:
+        with flask_app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(env, build_app):
+    return build_app(env)
 
 
 @pytest.fixture

@@ -64,15 +64,9 @@ def test_app_order_prefix_is_what_midtrans_sees(client, shop_key, midtrans):
     assert sent_body(snap_calls(midtrans)[0])["transaction_details"]["order_id"] == "shop-A-1"
 
 
-def test_notification_url_is_sent_as_override_header(env, midtrans):
-    from support import reset_database
-
-    from app import create_app
-
+def test_notification_url_is_sent_as_override_header(env, build_app, midtrans):
     env["MIDTRANS_NOTIFICATION_URL"] = "https://pay.example.com/notification"
-    flask_app = create_app(env)
-    with flask_app.app_context():
-        reset_database()
+    flask_app = build_app(env)
     headers = make_app(lambda *a: flask_app.test_cli_runner().invoke(args=list(a)), "shop")
     snap_ok(midtrans)
     resp = flask_app.test_client().post(
