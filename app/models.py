@@ -74,6 +74,18 @@ class LinkState(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
+class NotificationOutcome(enum.StrEnum):
+    """What became of a Midtrans notification."""
+
+    RECEIVED = "received"  # stored, not processed yet
+    REJECTED = "rejected"  # bad signature or malformed: never applied
+    UNMATCHED = "unmatched"  # authentic, but for an order this gateway does not know
+    UNCONFIRMED = "unconfirmed"  # the status API could not be reached: the worker retries
+    APPLIED = "applied"  # the confirmed status moved the order forward
+    UNCHANGED = "unchanged"  # duplicate or stale: the order already was there or further
+    FLAGGED = "flagged"  # amount mismatch: kept for an admin, not applied
+
+
 class EventSource(enum.StrEnum):
     CHARGE = "charge"
     NOTIFICATION = "notification"
@@ -141,6 +153,12 @@ class Transaction(db.Model):
     request_body: Mapped[dict] = mapped_column(JSON)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     midtrans_response: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    flag: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Reconciliation: when the worker next asks Midtrans, how often it has, and its claim.
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    check_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -161,6 +179,43 @@ class TransactionEvent(db.Model):
     to_status: Mapped[str] = mapped_column(String(32))
     fraud_status: Mapped[str | None] = mapped_column(String(32), nullable=True)
     source: Mapped[str] = mapped_column(String(16))
-    notification_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    notification_id: Mapped[int | None] = mapped_column(
+        ForeignKey("notifications.id"), nullable=True
+    )
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Notification(db.Model):
+    """A Midtrans HTTP notification exactly as received, and what became of it.
+
+    Every one is kept, forged and duplicate ones too: it is the evidence behind each change
+    and what the worker confirms when the status API was down at arrival.
+    """
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    body: Mapped[str] = mapped_column(Text)
+    remote_addr: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    order_id: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    midtrans_transaction_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    transaction_status: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    status_code: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    gross_amount: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    payment_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    signature_valid: Mapped[bool] = mapped_column(Boolean, default=False)
+    outcome: Mapped[str] = mapped_column(
+        String(16), default=NotificationOutcome.RECEIVED, index=True
+    )
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    transaction_id: Mapped[int | None] = mapped_column(
+        ForeignKey("transactions.id"), nullable=True, index=True
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    transaction: Mapped[Transaction | None] = relationship()

@@ -1,0 +1,31 @@
+"""The payment rules. Nothing here knows about HTTP; Midtrans is reached only through
+`app.midtrans`. Every unit of work that reads and then writes starts with `begin_write()` and
+locks the row it changes, so several gunicorn workers and worker processes never race."""
+
+from .charges import ChargeResult, create_charge
+from .lifecycle import Applied, apply_midtrans_status, can_move, status_view
+from .status import (
+    cancel_transaction,
+    expire_transaction,
+    get_transaction_by_id_or_raise,
+    get_transaction_or_raise,
+    refresh_status,
+    refund_transaction,
+    sync_transaction,
+)
+
+__all__ = [
+    "Applied",
+    "ChargeResult",
+    "apply_midtrans_status",
+    "can_move",
+    "cancel_transaction",
+    "expire_transaction",
+    "get_transaction_by_id_or_raise",
+    "refund_transaction",
+    "sync_transaction",
+    "create_charge",
+    "get_transaction_or_raise",
+    "refresh_status",
+    "status_view",
+]

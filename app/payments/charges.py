@@ -1,0 +1,207 @@
+"""POST /charge: reserve the order, create the Snap link, never charge twice."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ..database import begin_write
+from ..errors import (
+    ChargeInProgressError,
+    GatewayError,
+    MidtransAuthError,
+    MidtransRejectedError,
+    OrderConflictError,
+)
+from ..extensions import db
+from ..midtrans import Midtrans
+from ..models import App, EventSource, LinkState, Transaction, TransactionEvent, TxStatus
+from ..schemas import ORDER_ID_MAX, ChargeRequest
+from .lifecycle import locked_transaction
+
+log = logging.getLogger(__name__)
+
+# Snap's token lifetime when the request sets no `expiry`.
+DEFAULT_LINK_LIFETIME = timedelta(hours=24)
+# The worker first asks Midtrans about a pending order this long after its link was made.
+FIRST_CHECK = timedelta(minutes=2)
+UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+# Added to MIDTRANS_TIMEOUT: after that long a "creating" attempt has surely ended (crashed).
+ATTEMPT_GRACE = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    transaction: Transaction
+    replayed: bool
+
+
+# -- POST /charge --------------------------------------------------------------------------
+
+
+def create_charge(*, app: App, charge: ChargeRequest, midtrans: Midtrans) -> ChargeResult:
+    """Reserve the order before calling Midtrans so a repeat or a race cannot charge twice.
+
+    The identical request again answers the stored link (a replay); other details for an
+    order that has a link are a conflict. After a failed or timed-out attempt, the next
+    request tries again, with a fresh Midtrans order id when Midtrans may hold the old one.
+    """
+    in_flight = timedelta(seconds=midtrans.settings.timeout) + ATTEMPT_GRACE
+    txn, attempt = _reserve(app, charge, in_flight=in_flight)
+    if attempt is None:
+        return ChargeResult(txn, replayed=True)
+    try:
+        link = midtrans.create_snap(charge.snap_payload(txn.midtrans_order_id))
+    except (MidtransRejectedError, MidtransAuthError) as err:
+        # Midtrans refused it: no order exists there, the same id may be used again.
+        _end_attempt(txn.id, attempt, LinkState.FAILED, error=err)
+        raise
+    except GatewayError as err:
+        # Timeout, garbage or 5xx: Midtrans may have created an order nobody can see.
+        _end_attempt(txn.id, attempt, LinkState.UNKNOWN, error=err)
+        raise
+    except BaseException as err:
+        _end_attempt(txn.id, attempt, LinkState.UNKNOWN, error=err)
+        raise
+    return ChargeResult(_link_created(txn.id, attempt, link), replayed=False)
+
+
+def link_lifetime(request_body: dict) -> timedelta:
+    """How long the Snap link can be paid: the request's `expiry`, else Snap's 24 hours."""
+    expiry = request_body.get("expiry")
+    if not isinstance(expiry, dict):
+        return DEFAULT_LINK_LIFETIME
+    unit = str(expiry.get("unit", "")).rstrip("s")
+    return timedelta(seconds=UNIT_SECONDS.get(unit, 60) * int(expiry.get("duration", 0)))
+
+
+def _reserve(
+    app: App, charge: ChargeRequest, *, in_flight: timedelta
+) -> tuple[Transaction, int | None]:
+    """The order's row, locked and marked `creating`; attempt None means replay the link."""
+    fingerprint = charge.fingerprint()
+    for _ in range(5):
+        begin_write()
+        txn = db.session.execute(
+            select(Transaction)
+            .where(Transaction.app_id == app.id, Transaction.order_id == charge.order_id)
+            .with_for_update()
+        ).scalar_one_or_none()
+        if txn is None:
+            txn = Transaction(
+                app_id=app.id,
+                order_id=charge.order_id,
+                midtrans_order_id=_free_midtrans_order_id(app.order_prefix + charge.order_id),
+                amount=charge.amount,
+                request_fingerprint=fingerprint,
+                request_body=charge.as_dict(),
+                link_state=LinkState.CREATING,
+                attempt=1,
+            )
+            db.session.add(txn)
+            try:
+                db.session.commit()
+            except IntegrityError:
+                # Another worker inserted the same order (or took that Midtrans id) meanwhile.
+                db.session.rollback()
+                continue
+            return txn, 1
+        result = _reuse(txn, charge, fingerprint, in_flight=in_flight)
+        db.session.commit()
+        return txn, result
+    raise ChargeInProgressError("the order is being created by another request; retry shortly")
+
+
+def _reuse(
+    txn: Transaction, charge: ChargeRequest, fingerprint: str, *, in_flight: timedelta
+) -> int | None:
+    """Decide what a request for an order that already has a row does (row is locked)."""
+    now = datetime.now(UTC)
+    if txn.link_state == LinkState.CREATED:
+        if txn.request_fingerprint != fingerprint:
+            raise OrderConflictError(
+                f"order_id {charge.order_id} was already charged with different details",
+                details={"field": "order_id"},
+            )
+        return None
+    if txn.link_state == LinkState.CREATING and now - txn.attempt_started_at < in_flight:
+        raise ChargeInProgressError(
+            f"a payment link for order_id {charge.order_id} is being created; retry shortly",
+            headers={"Retry-After": "2"},
+        )
+    # The last attempt failed or its outcome is unknown; no link was ever shown, so the
+    # request (even with corrected details) gets a new attempt.
+    reuse_id = txn.link_state == LinkState.FAILED
+    txn.attempt += 1
+    txn.attempt_started_at = now
+    txn.link_state = LinkState.CREATING
+    txn.amount = charge.amount
+    txn.request_fingerprint = fingerprint
+    txn.request_body = charge.as_dict()
+    if not reuse_id:
+        txn.midtrans_order_id = _free_midtrans_order_id(
+            txn.app.order_prefix + charge.order_id, fresh=True
+        )
+    return txn.attempt
+
+
+def _free_midtrans_order_id(base: str, *, fresh: bool = False) -> str:
+    """`base` if no order uses it yet, else `base` (shortened) with a random suffix.
+
+    The suffix keeps a retry after an unknown outcome from hitting Midtrans's "order_id has
+    already been taken", and keeps two apps whose prefixes overlap from blocking each other.
+    """
+    candidate = base
+    for _ in range(10):
+        if not fresh:
+            taken = db.session.execute(
+                select(Transaction.id).where(Transaction.midtrans_order_id == candidate)
+            ).first()
+            if taken is None:
+                return candidate
+        fresh = False
+        suffix = "~" + secrets.token_hex(3)
+        candidate = base[: ORDER_ID_MAX - len(suffix)] + suffix
+    raise RuntimeError("could not find a free Midtrans order id")
+
+
+def _end_attempt(txn_id: int, attempt: int, state: LinkState, *, error: BaseException) -> None:
+    db.session.rollback()
+    begin_write()
+    txn = locked_transaction(txn_id)
+    if txn.attempt == attempt and txn.link_state == LinkState.CREATING:
+        txn.link_state = state
+        txn.last_error = getattr(error, "message", type(error).__name__)
+    db.session.commit()
+
+
+def _link_created(txn_id: int, attempt: int, link) -> Transaction:
+    begin_write()
+    txn = locked_transaction(txn_id)
+    if txn.attempt == attempt:
+        txn.link_state = LinkState.CREATED
+        txn.snap_token = link.token
+        txn.redirect_url = link.redirect_url
+        txn.last_error = None
+        txn.status = TxStatus.PENDING
+        now = datetime.now(UTC)
+        txn.expires_at = now + link_lifetime(txn.request_body)
+        txn.next_check_at = now + FIRST_CHECK
+        txn.check_count = 0
+        db.session.add(
+            TransactionEvent(
+                transaction_id=txn.id,
+                from_status=None,
+                to_status=TxStatus.PENDING,
+                source=EventSource.CHARGE,
+                detail=f"Snap link created (attempt {attempt})",
+            )
+        )
+    db.session.commit()
+    return txn

@@ -1,0 +1,105 @@
+"""Reading an order's status live from Midtrans."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+
+from ..errors import GatewayError, InvalidRequestError, MidtransAuthError, NotFoundError
+from ..extensions import db
+from ..midtrans import Midtrans
+from ..models import App, EventSource, Transaction, TxStatus
+from ..schemas import parse_amount
+from .lifecycle import Applied, apply_midtrans_status, status_view
+
+log = logging.getLogger(__name__)
+
+
+def get_transaction_or_raise(*, app: App, order_id: str) -> Transaction:
+    """The app's order that has a payment link; another app's or an unknown one is 404."""
+    txn = db.session.execute(
+        select(Transaction).where(Transaction.app_id == app.id, Transaction.order_id == order_id)
+    ).scalar_one_or_none()
+    if txn is None or txn.snap_token is None:
+        raise NotFoundError(f"no order {order_id} for this app")
+    return txn
+
+
+def refresh_status(*, app: App, order_id: str, midtrans: Midtrans) -> dict[str, Any]:
+    """The order's status live from Midtrans, applied to the row; the row's own when Midtrans
+    cannot be reached (`live: false`)."""
+    txn = get_transaction_or_raise(app=app, order_id=order_id)
+    db.session.commit()  # no read transaction held open across the Midtrans call
+    try:
+        answer = midtrans.get_status(txn.midtrans_order_id)
+    except GatewayError as err:
+        level = logging.ERROR if isinstance(err, MidtransAuthError) else logging.WARNING
+        log.log(level, "status of %s from records: %s", txn.midtrans_order_id, err.message)
+        return status_view(txn, live=False)
+    if answer is None:
+        return status_view(txn, live=True)
+    txn, _ = apply_midtrans_status(txn.id, answer, source=EventSource.STATUS)
+    return status_view(txn, answer, live=True)
+
+
+def get_transaction_by_id_or_raise(txn_id: int) -> Transaction:
+    txn = db.session.get(Transaction, txn_id)
+    if txn is None:
+        raise NotFoundError(f"no transaction {txn_id}")
+    return txn
+
+
+def sync_transaction(
+    txn_id: int, *, midtrans: Midtrans, source: EventSource = EventSource.ADMIN
+) -> tuple[Transaction, Applied | None]:
+    """Ask Midtrans for the order's status and apply it; None when Midtrans has no record.
+
+    Midtrans errors propagate (an admin pressing "sync" wants to see them)."""
+    txn = get_transaction_by_id_or_raise(txn_id)
+    db.session.commit()
+    answer = midtrans.get_status(txn.midtrans_order_id)
+    if answer is None:
+        return txn, None
+    return apply_midtrans_status(txn.id, answer, source=source)
+
+
+def _act_then_sync(
+    txn_id: int, action, *, midtrans: Midtrans
+) -> tuple[Transaction, Applied | None]:
+    txn = get_transaction_by_id_or_raise(txn_id)
+    ident = txn.midtrans_transaction_id or txn.midtrans_order_id
+    db.session.commit()
+    action(ident)
+    # The status API, not the action's answer, is the truth that gets applied.
+    return sync_transaction(txn_id, midtrans=midtrans, source=EventSource.ADMIN)
+
+
+def cancel_transaction(txn_id: int, *, midtrans: Midtrans):
+    """Cancel a pending (or captured card) payment at Midtrans."""
+    return _act_then_sync(txn_id, midtrans.cancel, midtrans=midtrans)
+
+
+def expire_transaction(txn_id: int, *, midtrans: Midtrans):
+    """Expire a pending payment at Midtrans so it can no longer be paid."""
+    return _act_then_sync(txn_id, midtrans.expire, midtrans=midtrans)
+
+
+def refund_transaction(
+    txn_id: int, *, amount: int, reason: str, refund_key: str, midtrans: Midtrans
+):
+    """Refund `amount` of a settled payment.
+
+    `refund_key` is made once per refund form, so a repeated click or a retried request sends
+    the same key and Midtrans refunds only once."""
+    txn = get_transaction_by_id_or_raise(txn_id)
+    if txn.status not in {TxStatus.SETTLEMENT, TxStatus.CAPTURE, TxStatus.PARTIAL_REFUND}:
+        raise InvalidRequestError(f"only a paid order can be refunded (this one is {txn.status})")
+    parse_amount(amount, "amount")
+    if amount > txn.amount:
+        raise InvalidRequestError(
+            f"a refund cannot exceed the order's amount ({txn.amount})", field="amount"
+        )
+    body = {"refund_key": refund_key[:50], "amount": amount, "reason": reason[:255]}
+    return _act_then_sync(txn_id, lambda ident: midtrans.refund(ident, body), midtrans=midtrans)
