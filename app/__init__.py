@@ -51,9 +51,10 @@ def create_app(env: dict[str, str] | None = None) -> Flask:
         configure_engine(db.engine)
 
     # Blueprints: one per caller.
-    from . import api, health
+    from . import api, health, webhooks
 
     app.register_blueprint(api.bp)
+    app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
 
     # Errors: JSON everywhere outside /admin.

@@ -49,6 +49,17 @@ class _TimeoutSession(requests.Session):
         kwargs.setdefault("timeout", self.timeout)
         return super().request(*args, **kwargs)
 
+    @staticmethod
+    def bounded(session: _TimeoutSession, timeout: float):
+        """The same keep-alive session, with a shorter timeout for one client."""
+
+        class _Bounded:
+            def request(self, *args, **kwargs):
+                kwargs.setdefault("timeout", min(timeout, session.timeout))
+                return session.request(*args, **kwargs)
+
+        return _Bounded()
+
 
 _local = threading.local()
 
@@ -126,16 +137,22 @@ class Midtrans:
             raise MidtransUnavailableError("Midtrans answered without a token or redirect_url")
         return SnapLink(token=token, redirect_url=url)
 
-    def get_status(self, order_or_transaction_id: str) -> dict[str, Any] | None:
+    def get_status(
+        self, order_or_transaction_id: str, *, timeout: float | None = None
+    ) -> dict[str, Any] | None:
         """Midtrans's status object, or None when Midtrans says the transaction doesn't exist.
 
         A Snap order has no Core transaction until the customer picks a payment method, so
-        None is the normal answer for a fresh order.
+        None is the normal answer for a fresh order. `timeout` shortens MIDTRANS_TIMEOUT for
+        callers that must answer quickly (the notification endpoint).
         """
-        try:
-            return self._call(
-                "status", lambda: self._core().transactions.status(order_or_transaction_id)
+        core = self._core()
+        if timeout is not None:
+            core.http_client.http_client = _TimeoutSession.bounded(
+                core.http_client.http_client, timeout
             )
+        try:
+            return self._call("status", lambda: core.transactions.status(order_or_transaction_id))
         except _NotFound:
             return None
 

@@ -4,6 +4,7 @@ locks the row it changes, so several gunicorn workers and worker processes never
 
 from .charges import ChargeResult, create_charge
 from .lifecycle import Applied, apply_midtrans_status, can_move, status_view
+from .notifications import Receipt, confirm_notification, receive_notification
 from .status import (
     cancel_transaction,
     expire_transaction,
@@ -17,6 +18,9 @@ from .status import (
 __all__ = [
     "Applied",
     "ChargeResult",
+    "Receipt",
+    "confirm_notification",
+    "receive_notification",
     "apply_midtrans_status",
     "can_move",
     "cancel_transaction",

@@ -1,0 +1,221 @@
+"""Midtrans HTTP notifications: verified, stored, confirmed, then applied forward only.
+
+Midtrans's signature covers order_id, status_code and gross_amount, not transaction_status or
+fraud_status, so a notification is a hint, never the truth: the state applied is the one the
+status API confirms. Notifications come duplicated and out of order; the lifecycle rules make a
+stale one harmless. Every one is stored as received, forged ones included (flagged, never
+applied), and one that cannot be confirmed now is kept for the worker, so none is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import select
+
+from ..database import begin_write
+from ..errors import GatewayError
+from ..extensions import db
+from ..midtrans import Midtrans
+from ..models import EventSource, Notification, NotificationOutcome, Transaction
+from .lifecycle import Applied, apply_midtrans_status, locked_transaction
+
+log = logging.getLogger(__name__)
+
+MAX_STORED_BODY = 65_536
+# The notification endpoint answers quickly: a slower status API leaves it to the worker.
+INLINE_CONFIRM_TIMEOUT = 3.0
+# When the worker tries again to confirm a notification, after 1, 2, 3 ... failures.
+CONFIRM_BACKOFF = [
+    timedelta(seconds=30),
+    timedelta(minutes=2),
+    timedelta(minutes=10),
+    timedelta(minutes=30),
+    timedelta(hours=1),
+    timedelta(hours=3),
+    timedelta(hours=6),
+]
+CONFIRM_GIVE_UP = timedelta(days=3)
+
+# The status_code Midtrans sends with each transaction_status in a notification (it differs
+# from the status API: expire is "202" here, "407" there). Unknown statuses pass any code.
+EXPECTED_CODES = {
+    "pending": {"201"},
+    "authorize": {"200", "201"},
+    "capture": {"200", "201"},
+    "settlement": {"200"},
+    "deny": {"202", "200"},
+    "cancel": {"202", "200"},
+    "expire": {"202", "407"},
+    "failure": {"202", "500", "502", "503"},
+    "refund": {"200"},
+    "partial_refund": {"200"},
+    "chargeback": {"200"},
+    "partial_chargeback": {"200"},
+}
+SIGNED_FIELDS = ("order_id", "status_code", "gross_amount", "signature_key")
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the endpoint answers Midtrans: 2xx stops its retries, 4xx says "forged"."""
+
+    http_status: int
+    outcome: NotificationOutcome
+    reason: str | None = None
+    notification_id: int | None = None
+
+
+def _parse(raw: bytes) -> tuple[dict, str | None]:
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return {}, "body is not JSON"
+    if not isinstance(body, dict):
+        return {}, "body is not a JSON object"
+    for name in (*SIGNED_FIELDS, "transaction_status"):
+        if not isinstance(body.get(name), str) or not body[name]:
+            return body, f"{name} is missing or not a string"
+    return body, None
+
+
+def _text(body: dict, name: str, limit: int) -> str | None:
+    value = body.get(name)
+    return value[:limit] if isinstance(value, str) else None
+
+
+def receive_notification(*, raw: bytes, remote_addr: str | None, midtrans: Midtrans) -> Receipt:
+    """Store the notification, verify it, and apply what the status API confirms."""
+    body, problem = _parse(raw)
+    note = Notification(
+        body=raw[:MAX_STORED_BODY].decode("utf-8", "replace"),
+        remote_addr=(remote_addr or "")[:64] or None,
+        order_id=_text(body, "order_id", 255),
+        midtrans_transaction_id=_text(body, "transaction_id", 255),
+        transaction_status=_text(body, "transaction_status", 64),
+        status_code=_text(body, "status_code", 16),
+        gross_amount=_text(body, "gross_amount", 64),
+        payment_type=_text(body, "payment_type", 64),
+        outcome=NotificationOutcome.RECEIVED,
+    )
+    status = 400
+    if problem is None and not midtrans.signature_matches(
+        order_id=body["order_id"],
+        status_code=body["status_code"],
+        gross_amount=body["gross_amount"],
+        signature=body["signature_key"],
+    ):
+        problem, status = "signature_key does not match", 403
+    if problem is None:
+        expected = EXPECTED_CODES.get(body["transaction_status"])
+        if expected is not None and body["status_code"] not in expected:
+            problem = (
+                f"status_code {body['status_code']} does not fit "
+                f"transaction_status {body['transaction_status']}"
+            )
+    if problem is not None:
+        note.outcome, note.reason = NotificationOutcome.REJECTED, problem
+        note.processed_at = datetime.now(UTC)
+        db.session.add(note)
+        db.session.commit()
+        log.warning("notification %s rejected: %s", note.id, problem)
+        return Receipt(status, note.outcome, problem, note.id)
+
+    note.signature_valid = True
+    txn = db.session.execute(
+        select(Transaction).where(Transaction.midtrans_order_id == body["order_id"])
+    ).scalar_one_or_none()
+    if txn is None:
+        note.outcome = NotificationOutcome.UNMATCHED
+        note.reason = "no order with this order_id at this gateway"
+        note.processed_at = datetime.now(UTC)
+        db.session.add(note)
+        db.session.commit()
+        log.warning("notification %s for unknown order %s", note.id, note.order_id)
+        return Receipt(200, note.outcome, note.reason, note.id)
+    note.transaction_id = txn.id
+    db.session.add(note)
+    db.session.commit()
+    return confirm_notification(note.id, midtrans=midtrans, timeout=INLINE_CONFIRM_TIMEOUT)
+
+
+def _amount_differs(note: Notification, txn: Transaction) -> bool:
+    try:
+        return Decimal(note.gross_amount or "") != txn.amount
+    except InvalidOperation:
+        return True
+
+
+def confirm_notification(
+    note_id: int, *, midtrans: Midtrans, timeout: float | None = None
+) -> Receipt:
+    """Ask the status API what is true now and apply it; keep it for later if Midtrans is
+    unreachable. Safe to call again for the same notification (the worker does)."""
+    note = db.session.get(Notification, note_id)
+    txn = note.transaction
+    db.session.commit()
+    if _amount_differs(note, txn):
+        return _finish(
+            note_id,
+            NotificationOutcome.FLAGGED,
+            f"gross_amount {note.gross_amount} differs from the order's {txn.amount}",
+            flag_txn=txn.id,
+        )
+    try:
+        answer = midtrans.get_status(note.midtrans_transaction_id or note.order_id, timeout=timeout)
+    except GatewayError as err:
+        return _postpone(note_id, f"status API: {err.message}")
+    if answer is None:
+        return _postpone(note_id, "status API does not know the transaction yet")
+    _, applied = apply_midtrans_status(
+        txn.id, answer, source=EventSource.NOTIFICATION, notification_id=note_id
+    )
+    outcome = {
+        Applied.CHANGED: NotificationOutcome.APPLIED,
+        Applied.UNCHANGED: NotificationOutcome.UNCHANGED,
+        Applied.FLAGGED: NotificationOutcome.FLAGGED,
+    }[applied]
+    reason = None
+    if answer.get("transaction_status") != note.transaction_status:
+        reason = f"status API says {answer.get('transaction_status')}"
+    return _finish(note_id, outcome, reason)
+
+
+def _finish(
+    note_id: int, outcome: NotificationOutcome, reason: str | None, *, flag_txn: int | None = None
+) -> Receipt:
+    begin_write()
+    note = db.session.get(Notification, note_id)
+    note.outcome, note.reason = outcome, reason
+    note.processed_at = datetime.now(UTC)
+    note.next_attempt_at = note.claimed_until = None
+    if flag_txn is not None:
+        txn = locked_transaction(flag_txn)
+        txn.flag = (reason or "flagged")[:255]
+        log.error("order %s flagged: %s", txn.midtrans_order_id, reason)
+    db.session.commit()
+    return Receipt(200, outcome, reason, note_id)
+
+
+def _postpone(note_id: int, reason: str) -> Receipt:
+    begin_write()
+    note = db.session.get(Notification, note_id)
+    now = datetime.now(UTC)
+    note.attempts += 1
+    note.reason = reason
+    note.claimed_until = None
+    if now - note.received_at > CONFIRM_GIVE_UP:
+        note.outcome = NotificationOutcome.FLAGGED
+        note.reason = f"never confirmed in {CONFIRM_GIVE_UP.days} days: {reason}"
+        note.next_attempt_at = None
+    else:
+        note.outcome = NotificationOutcome.UNCONFIRMED
+        delay = CONFIRM_BACKOFF[min(note.attempts, len(CONFIRM_BACKOFF)) - 1]
+        note.next_attempt_at = now + delay
+    db.session.commit()
+    log.warning("notification %s not confirmed yet: %s", note_id, reason)
+    return Receipt(200, note.outcome, note.reason, note_id)

@@ -1,0 +1,36 @@
+"""Blueprint "webhooks": Midtrans's HTTP notifications. Thin: one call, one answer."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, current_app, jsonify, request
+from sqlalchemy.exc import DBAPIError
+
+from . import payments
+from .errors import ServiceUnavailableError, error_body
+from .extensions import db
+
+bp = Blueprint("webhooks", __name__)
+log = logging.getLogger(__name__)
+
+
+@bp.post("/notification")
+def notification():
+    try:
+        receipt = payments.receive_notification(
+            raw=request.get_data(cache=False),
+            remote_addr=request.remote_addr,
+            midtrans=current_app.extensions["midtrans"],
+        )
+    except DBAPIError:
+        # The database is down or locked: say so, so Midtrans delivers it again.
+        db.session.rollback()
+        log.exception("notification not stored: database error")
+        raise ServiceUnavailableError(
+            "the gateway could not store the notification; please retry"
+        ) from None
+    if receipt.http_status >= 400:
+        code = "invalid_signature" if receipt.http_status == 403 else "invalid_notification"
+        return jsonify(error_body(code, receipt.reason or "rejected")), receipt.http_status
+    return jsonify({"status": "ok", "outcome": receipt.outcome}), 200
