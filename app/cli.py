@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 
 import click
-from flask import Flask
-from flask.cli import AppGroup
+from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
 from .auth import check_imported_key, generate_api_key, hash_api_key, hash_password, key_hint
@@ -143,6 +143,18 @@ def create_admin(username: str, password: str):
     click.echo(f"Admin {username} created.")
 
 
+@click.command("worker")
+@click.option("--interval", default=5.0, show_default=True, help="Seconds to wait when idle.")
+@click.option("--once", is_flag=True, help="Run every job once, then exit (for cron or tests).")
+@with_appcontext
+def worker_command(interval: float, once: bool):
+    """Reconcile pending orders and confirm notifications until SIGTERM."""
+    from .worker import run_worker
+
+    run_worker(current_app._get_current_object(), interval=interval, once=once)
+
+
 def register_commands(app: Flask) -> None:
     app.cli.add_command(apps_cli)
     app.cli.add_command(admins_cli)
+    app.cli.add_command(worker_command)

@@ -5,6 +5,7 @@ locks the row it changes, so several gunicorn workers and worker processes never
 from .charges import ChargeResult, create_charge
 from .lifecycle import Applied, apply_midtrans_status, can_move, status_view
 from .notifications import Receipt, confirm_notification, receive_notification
+from .reconcile import confirm_due_notifications, reconcile_due_orders
 from .status import (
     cancel_transaction,
     expire_transaction,
@@ -19,7 +20,9 @@ __all__ = [
     "Applied",
     "ChargeResult",
     "Receipt",
+    "confirm_due_notifications",
     "confirm_notification",
+    "reconcile_due_orders",
     "receive_notification",
     "apply_midtrans_status",
     "can_move",

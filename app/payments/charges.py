@@ -190,9 +190,9 @@ def _link_created(txn_id: int, attempt: int, link) -> Transaction:
         txn.redirect_url = link.redirect_url
         txn.last_error = None
         txn.status = TxStatus.PENDING
-        now = datetime.now(UTC)
-        txn.expires_at = now + link_lifetime(txn.request_body)
-        txn.next_check_at = now + FIRST_CHECK
+        # Counted from the start of the Snap call, which precedes the token's own clock.
+        txn.expires_at = txn.attempt_started_at + link_lifetime(txn.request_body)
+        txn.next_check_at = txn.attempt_started_at + FIRST_CHECK
         txn.check_count = 0
         db.session.add(
             TransactionEvent(
