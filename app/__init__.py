@@ -21,6 +21,7 @@ def create_app(env: dict[str, str] | None = None) -> Flask:
     app = Flask(
         __name__,
         template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
         instance_path=str(ROOT / "instance"),
     )
 
@@ -50,12 +51,22 @@ def create_app(env: dict[str, str] | None = None) -> Flask:
     with app.app_context():
         configure_engine(db.engine)
 
+    # Browsers: CSRF (admin only), cookie flags, security headers on every response, i18n.
+    from .admin import init_admin
+
+    init_admin(
+        app,
+        production=settings.midtrans.is_production,
+        translations=str(ROOT / "translations"),
+    )
+
     # Blueprints: one per caller.
-    from . import api, health, webhooks
+    from . import admin, api, health, webhooks
 
     app.register_blueprint(api.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(admin.bp)
 
     # Errors: JSON everywhere outside /admin.
     from .errors import register_error_handlers

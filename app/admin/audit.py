@@ -1,0 +1,56 @@
+"""The audit log: every admin action, who did it, from where, and what it changed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g, request
+
+from ..extensions import db
+from .models import AuditEntry
+
+ACTIONS = (
+    "login_ok",
+    "login_failed",
+    "logout",
+    "app_create",
+    "app_rotate_key",
+    "app_disable",
+    "app_enable",
+    "app_edit",
+    "transaction_sync",
+    "transaction_cancel",
+    "transaction_expire",
+    "transaction_refund",
+    "admin_create",
+    "password_change",
+)
+
+
+def record(
+    action: str,
+    *,
+    target: str | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    detail: str | None = None,
+    username: str | None = None,
+) -> None:
+    """Write one entry for the current request's admin (or `username` before a login), and
+    commit it: an action that happened is logged even if a later step fails."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}")
+    admin = g.get("admin")
+    db.session.add(
+        AuditEntry(
+            admin_id=admin.id if admin is not None else None,
+            username=(username if username is not None else admin.username if admin else "-")[:80],
+            action=action,
+            target=target[:120] if target else None,
+            ip=(request.remote_addr or "")[:64] or None,
+            before=before,
+            after=after,
+            detail=detail[:2000] if detail else None,
+        )
+    )
+    db.session.commit()

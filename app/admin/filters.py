@@ -1,0 +1,40 @@
+"""Template filters: rupiah amounts and WIB times."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from flask import Flask
+
+from .queries import WIB
+
+
+def rupiah(amount: int | None) -> str:
+    if amount is None:
+        return "-"
+    return "Rp " + f"{amount:,}".replace(",", ".")
+
+
+def wib(moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    if moment is None:
+        return "-"
+    return moment.astimezone(WIB).strftime(fmt) + " WIB"
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def pretty_json(raw) -> str:
+    """A notification body as received, indented when it is JSON."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            return raw
+    return json.dumps(raw, indent=2, ensure_ascii=False, sort_keys=True)
+
+
+def register_filters(app: Flask) -> None:
+    app.jinja_env.filters.update(rupiah=rupiah, wib=wib, percent=percent, pretty_json=pretty_json)

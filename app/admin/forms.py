@@ -1,0 +1,107 @@
+"""Dashboard forms. Every one carries a CSRF token (Flask-WTF); labels are translated lazily."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    StringField,
+)
+from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional, Regexp
+
+from ..cli import MIN_PASSWORD
+
+USERNAME_RE = r"^[A-Za-z0-9_.@\-]{1,80}$"
+
+
+class LoginForm(FlaskForm):
+    username = StringField(_l("Username"), validators=[DataRequired(), Length(max=80)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1024)])
+
+
+class LanguageForm(FlaskForm):
+    lang = HiddenField()
+    next = HiddenField()
+
+
+class ConfirmForm(FlaskForm):
+    """A button that changes something: the CSRF token is the only field."""
+
+
+class ConfirmedActionForm(FlaskForm):
+    """An action that cannot be undone: the admin ticks a box first."""
+
+    confirm = BooleanField(_l("Yes, I am sure"), validators=[DataRequired()])
+
+
+class AppCreateForm(FlaskForm):
+    code = StringField(
+        _l("Code"),
+        validators=[DataRequired(), Regexp(r"^[A-Za-z0-9_\-]{1,64}$")],
+        description=_l("Sent as X-App-Code. Letters, digits, - and _."),
+    )
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    order_prefix = StringField(
+        _l("Order prefix"),
+        validators=[Optional(), Length(max=40)],
+        description=_l("Prepended to order ids at Midtrans. Empty: the code and a dash."),
+    )
+    no_prefix = BooleanField(_l("No prefix (an app moved from an older gateway)"))
+    # The callbacks issue adds `callback_url` here (and to AppEditForm).
+
+
+class AppEditForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    order_prefix = StringField(
+        _l("Order prefix"),
+        validators=[Length(max=40)],
+        description=_l("Applies to new orders only; existing orders keep their Midtrans id."),
+    )
+
+
+class RefundForm(FlaskForm):
+    amount = IntegerField(_l("Amount (Rp)"), validators=[DataRequired(), NumberRange(min=1)])
+    reason = StringField(_l("Reason"), validators=[DataRequired(), Length(max=255)])
+    refund_key = HiddenField(validators=[DataRequired(), Length(min=8, max=50)])
+    confirm = BooleanField(_l("Yes, refund this payment"), validators=[DataRequired()])
+
+
+class TxFilterForm(FlaskForm):
+    class Meta:
+        csrf = False  # a GET search form changes nothing
+
+    app = SelectField(_l("App"), coerce=str, validate_choice=False)
+    status = SelectField(_l("Status"), coerce=str, validate_choice=False)
+    date_from = DateField(_l("From"), validators=[Optional()])
+    date_to = DateField(_l("To"), validators=[Optional()])
+    q = StringField(_l("Order id"), validators=[Optional(), Length(max=100)])
+
+
+class PasswordChangeForm(FlaskForm):
+    current = PasswordField(_l("Current password"), validators=[DataRequired()])
+    new = PasswordField(
+        _l("New password"), validators=[DataRequired(), Length(min=MIN_PASSWORD, max=1024)]
+    )
+    repeat = PasswordField(
+        _l("Repeat the new password"),
+        validators=[DataRequired(), EqualTo("new", message=_l("The passwords do not match."))],
+    )
+
+
+class AdminCreateForm(FlaskForm):
+    username = StringField(
+        _l("Username"), validators=[DataRequired(), Regexp(USERNAME_RE), Length(max=80)]
+    )
+    password = PasswordField(
+        _l("Password"), validators=[DataRequired(), Length(min=MIN_PASSWORD, max=1024)]
+    )
+    repeat = PasswordField(
+        _l("Repeat the password"),
+        validators=[DataRequired(), EqualTo("password", message=_l("The passwords do not match."))],
+    )

@@ -1,0 +1,332 @@
+"""What the dashboard pages show: overview figures, filtered transaction lists, CSV export.
+
+Read-only; dates are shown and filtered in WIB (UTC+7, Indonesia has no daylight saving),
+the time Midtrans and the admins use, and stored in UTC.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+
+from sqlalchemy import Select, func, or_, select
+
+from ..extensions import db
+from ..models import App, Notification, Transaction, TxStatus, utcnow
+from .models import AuditEntry
+
+WIB = timezone(timedelta(hours=7), "WIB")
+PAGE_SIZE = 50
+
+PAID = (TxStatus.SETTLEMENT, TxStatus.CAPTURE)
+FAILED = (TxStatus.DENY, TxStatus.CANCEL, TxStatus.EXPIRE, TxStatus.FAILURE)
+
+
+def wib_midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=WIB)
+
+
+def today_wib() -> date:
+    return utcnow().astimezone(WIB).date()
+
+
+# -- overview --------------------------------------------------------------------------------
+
+
+@dataclass
+class Period:
+    label: str
+    by_status: dict[str, tuple[int, int]] = field(default_factory=dict)  # count, rupiah
+
+    @property
+    def count(self) -> int:
+        return sum(c for c, _ in self.by_status.values())
+
+    @property
+    def volume(self) -> int:
+        return sum(v for _, v in self.by_status.values())
+
+    def _sum(self, statuses) -> tuple[int, int]:
+        rows = [self.by_status.get(s, (0, 0)) for s in statuses]
+        return sum(c for c, _ in rows), sum(v for _, v in rows)
+
+    @property
+    def paid(self) -> tuple[int, int]:
+        return self._sum(PAID)
+
+    @property
+    def failed(self) -> tuple[int, int]:
+        return self._sum(FAILED)
+
+    @property
+    def success_rate(self) -> float | None:
+        """Paid among the orders that finished one way or the other (pending left out)."""
+        paid, failed = self.paid[0], self.failed[0]
+        return paid / (paid + failed) if paid + failed else None
+
+
+def _by_status(start: datetime, end: datetime) -> dict[str, tuple[int, int]]:
+    rows = db.session.execute(
+        select(Transaction.status, func.count(), func.coalesce(func.sum(Transaction.amount), 0))
+        .where(Transaction.created_at >= start, Transaction.created_at < end)
+        .where(Transaction.snap_token.is_not(None))
+        .group_by(Transaction.status)
+    ).all()
+    return {status: (int(count), int(volume)) for status, count, volume in rows}
+
+
+@dataclass
+class DayBar:
+    day: date
+    paid: int
+    pending: int
+    failed: int
+    other: int
+
+    @property
+    def total(self) -> int:
+        return self.paid + self.pending + self.failed + self.other
+
+
+def overview() -> dict:
+    today = today_wib()
+    start_today = wib_midnight(today)
+    tomorrow = wib_midnight(today + timedelta(days=1))
+    week_start = wib_midnight(today - timedelta(days=6))
+    days = []
+    for offset in range(6, -1, -1):
+        day = today - timedelta(days=offset)
+        counts = _by_status(wib_midnight(day), wib_midnight(day + timedelta(days=1)))
+        paid = sum(counts.get(s, (0, 0))[0] for s in PAID)
+        failed = sum(counts.get(s, (0, 0))[0] for s in FAILED)
+        pending = counts.get(TxStatus.PENDING, (0, 0))[0]
+        total = sum(c for c, _ in counts.values())
+        days.append(DayBar(day, paid, pending, failed, total - paid - failed - pending))
+    failures = (
+        db.session.execute(
+            select(Transaction)
+            .where(or_(Transaction.status.in_(FAILED), Transaction.flag.is_not(None)))
+            .order_by(Transaction.updated_at.desc(), Transaction.id.desc())
+            .limit(10)
+        )
+        .scalars()
+        .all()
+    )
+    return {
+        "today": Period("today", _by_status(start_today, tomorrow)),
+        "week": Period("week", _by_status(week_start, tomorrow)),
+        "days": days,
+        "failures": failures,
+    }
+
+
+def chart(days: list[DayBar], *, width: int = 640, height: int = 220) -> dict:
+    """Geometry of a stacked bar chart (one bar a day), drawn as inline SVG by the template."""
+    top, bottom, left = 16, 36, 36
+    plot_h = height - top - bottom
+    peak = max([d.total for d in days] + [1])
+    slot = (width - left) / len(days)
+    bars = []
+    for i, d in enumerate(days):
+        x = left + i * slot + slot * 0.2
+        y = top + plot_h
+        segments = []
+        for kind in ("paid", "pending", "failed", "other"):
+            value = getattr(d, kind)
+            h = plot_h * value / peak
+            if value:
+                segments.append({"kind": kind, "y": round(y - h, 1), "h": round(h, 1)})
+            y -= h
+        bars.append(
+            {
+                "x": round(x, 1),
+                "w": round(slot * 0.6, 1),
+                "label": d.day.strftime("%d/%m"),
+                "total": d.total,
+                "segments": segments,
+                "label_x": round(x + slot * 0.3, 1),
+                "total_y": round(y - 4, 1),
+            }
+        )
+    return {
+        "width": width,
+        "height": height,
+        "bars": bars,
+        "peak": peak,
+        "axis_y": top + plot_h,
+        "top": top,
+        "left": left,
+        "label_y": height - bottom + 18,
+    }
+
+
+# -- transactions ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TxFilter:
+    app_id: int | None = None
+    status: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    q: str = ""
+
+    def apply(self, query: Select) -> Select:
+        if self.app_id:
+            query = query.where(Transaction.app_id == self.app_id)
+        if self.status:
+            query = query.where(Transaction.status == self.status)
+        if self.date_from:
+            query = query.where(Transaction.created_at >= wib_midnight(self.date_from))
+        if self.date_to:
+            query = query.where(
+                Transaction.created_at < wib_midnight(self.date_to + timedelta(days=1))
+            )
+        if self.q:
+            pattern = "%" + _escape_like(self.q) + "%"
+            query = query.where(
+                or_(
+                    Transaction.order_id.like(pattern, escape="\\"),
+                    Transaction.midtrans_order_id.like(pattern, escape="\\"),
+                    Transaction.midtrans_transaction_id.like(pattern, escape="\\"),
+                )
+            )
+        return query
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass
+class Page:
+    items: list
+    page: int
+    pages: int
+    total: int
+
+
+def paginate(query: Select, count_query: Select, page: int) -> Page:
+    total = db.session.execute(count_query).scalar_one()
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(max(page, 1), pages)
+    items = (
+        db.session.execute(query.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).scalars().all()
+    )
+    return Page(list(items), page, pages, total)
+
+
+def transactions_page(flt: TxFilter, page: int) -> Page:
+    query = flt.apply(select(Transaction)).order_by(
+        Transaction.created_at.desc(), Transaction.id.desc()
+    )
+    count = flt.apply(select(func.count()).select_from(Transaction))
+    return paginate(query, count, page)
+
+
+CSV_COLUMNS = (
+    "created_at_wib",
+    "app",
+    "order_id",
+    "midtrans_order_id",
+    "amount",
+    "status",
+    "fraud_status",
+    "payment_type",
+    "midtrans_transaction_id",
+    "flag",
+    "updated_at_wib",
+)
+
+
+def safe_cell(value) -> str:
+    """A cell a spreadsheet will not run as a formula (OWASP CSV injection)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool | int):
+        return str(value)
+    text = str(value)
+    if text and text[0] in "=+-@\t\r":
+        return "'" + text
+    return text
+
+
+def _wib(moment: datetime | None) -> str:
+    return moment.astimezone(WIB).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+
+
+def transactions_csv(flt: TxFilter) -> Iterator[str]:
+    """The filtered set as CSV, in chunks (no page limit)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    query = (
+        flt.apply(select(Transaction, App.code).join(App, Transaction.app_id == App.id))
+        .order_by(Transaction.created_at.desc(), Transaction.id.desc())
+        .execution_options(yield_per=500)
+    )
+    for txn, code in db.session.execute(query):
+        writer.writerow(
+            [
+                _wib(txn.created_at),
+                safe_cell(code),
+                safe_cell(txn.order_id),
+                safe_cell(txn.midtrans_order_id),
+                txn.amount,
+                safe_cell(txn.status),
+                safe_cell(txn.fraud_status),
+                safe_cell(txn.payment_type),
+                safe_cell(txn.midtrans_transaction_id),
+                safe_cell(txn.flag),
+                _wib(txn.updated_at),
+            ]
+        )
+        if buffer.tell() > 32_000:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def apps_by_id() -> dict[int, App]:
+    return {a.id: a for a in db.session.execute(select(App).order_by(App.code)).scalars()}
+
+
+# -- notifications and audit -----------------------------------------------------------------
+
+
+def notifications_page(outcome: str | None, page: int) -> Page:
+    query = select(Notification)
+    count = select(func.count()).select_from(Notification)
+    if outcome:
+        query = query.where(Notification.outcome == outcome)
+        count = count.where(Notification.outcome == outcome)
+    return paginate(query.order_by(Notification.id.desc()), count, page)
+
+
+def notifications_of(txn: Transaction) -> list[Notification]:
+    """Every notification about this order: matched to it, or naming its Midtrans order id."""
+    return list(
+        db.session.execute(
+            select(Notification)
+            .where(
+                or_(
+                    Notification.transaction_id == txn.id,
+                    Notification.order_id == txn.midtrans_order_id,
+                )
+            )
+            .order_by(Notification.id)
+        ).scalars()
+    )
+
+
+def audit_page(action: str | None, page: int) -> Page:
+    query = select(AuditEntry)
+    count = select(func.count()).select_from(AuditEntry)
+    if action:
+        query = query.where(AuditEntry.action == action)
+        count = count.where(AuditEntry.action == action)
+    return paginate(query.order_by(AuditEntry.id.desc()), count, page)

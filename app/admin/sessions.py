@@ -1,0 +1,190 @@
+"""Admin logins: server-side session records, timeouts, and per-account throttling.
+
+The signed Flask cookie holds only a random session id. The record behind it is created at
+login (a new id every time, so a planted cookie is useless), checked on every request against
+an idle and an absolute timeout, and deleted at logout, so a copied old cookie is refused.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import session
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from ..auth import hash_password, verify_password
+from ..database import begin_write
+from ..extensions import db
+from ..models import Admin, utcnow
+from .models import AdminSession, LoginThrottle
+
+IDLE_TIMEOUT = timedelta(minutes=30)
+ABSOLUTE_TIMEOUT = timedelta(hours=12)
+TOUCH_EVERY = timedelta(seconds=60)  # last_seen_at is written at most this often
+SESSION_KEY = "admin_sid"
+
+MAX_FAILURES = 5  # failures before the account is locked
+FIRST_LOCK = timedelta(minutes=1)  # doubles with each further failure...
+MAX_LOCK = timedelta(hours=1)  # ...up to this
+
+
+@functools.cache
+def _dummy_password_hash() -> str:
+    """Verified against when the username is unknown, so that case costs the same time."""
+    return hash_password(secrets.token_hex(16))
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+def normalize_username(username: str) -> str:
+    return username.strip()[:80]
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    admin: Admin | None
+    locked_for: timedelta | None = None  # set when the account is locked
+
+    @property
+    def ok(self) -> bool:
+        return self.admin is not None
+
+
+def lock_duration(failures: int) -> timedelta | None:
+    if failures < MAX_FAILURES:
+        return None
+    return min(FIRST_LOCK * 2 ** (failures - MAX_FAILURES), MAX_LOCK)
+
+
+def check_credentials(username: str, password: str) -> LoginResult:
+    """The admin these credentials belong to, unless wrong or the account is locked.
+
+    Every username, existing or not, is throttled the same way, and a locked account is
+    refused before its password is checked, so neither the answer nor its timing says whether
+    the account exists or whether the password was right.
+    """
+    username = normalize_username(username)
+    now = utcnow()
+    throttle = db.session.execute(
+        select(LoginThrottle).where(LoginThrottle.username == username)
+    ).scalar_one_or_none()
+    if throttle is not None and throttle.locked_until and throttle.locked_until > now:
+        db.session.commit()
+        return LoginResult(None, locked_for=throttle.locked_until - now)
+    admin = db.session.execute(select(Admin).where(Admin.username == username)).scalar_one_or_none()
+    db.session.commit()  # no transaction held open during the slow hash
+    valid = verify_password(admin.password_hash if admin else _dummy_password_hash(), password)
+    if valid and admin is not None:
+        _clear_failures(username)
+        return LoginResult(admin)
+    return LoginResult(None, locked_for=_count_failure(username))
+
+
+def _count_failure(username: str) -> timedelta | None:
+    """Add a failure in one write transaction (several workers may count at once)."""
+    try:
+        return _add_failure(username)
+    except IntegrityError:  # another worker created the row first: count on it
+        db.session.rollback()
+        return _add_failure(username)
+
+
+def _add_failure(username: str) -> timedelta | None:
+    begin_write()
+    throttle = db.session.execute(
+        select(LoginThrottle).where(LoginThrottle.username == username).with_for_update()
+    ).scalar_one_or_none()
+    if throttle is None:
+        throttle = LoginThrottle(username=username, failures=0)
+        db.session.add(throttle)
+    now = utcnow()
+    throttle.failures += 1
+    throttle.last_failure_at = now
+    lock = lock_duration(throttle.failures)
+    if lock is not None:
+        throttle.locked_until = now + lock
+    db.session.commit()
+    return lock
+
+
+def _clear_failures(username: str) -> None:
+    db.session.execute(delete(LoginThrottle).where(LoginThrottle.username == username))
+    db.session.commit()
+
+
+def start_session(admin: Admin, *, ip: str | None, user_agent: str | None) -> None:
+    """Log `admin` in with a brand-new session id (whatever the browser had is dropped)."""
+    end_session()
+    token = secrets.token_urlsafe(32)
+    db.session.add(
+        AdminSession(
+            token_hash=_token_hash(token),
+            admin_id=admin.id,
+            ip=ip,
+            user_agent=(user_agent or "")[:255] or None,
+        )
+    )
+    db.session.commit()
+    lang = session.get("lang")
+    session.clear()  # also drops the old CSRF token
+    session[SESSION_KEY] = token
+    if lang:
+        session["lang"] = lang
+
+
+def end_session() -> None:
+    """Delete this browser's session record, so its cookie is dead even if replayed."""
+    token = session.get(SESSION_KEY)
+    if isinstance(token, str):
+        db.session.execute(
+            delete(AdminSession).where(AdminSession.token_hash == _token_hash(token))
+        )
+        db.session.commit()
+    session.pop(SESSION_KEY, None)
+
+
+def end_other_sessions(admin: Admin) -> None:
+    """Log `admin` out everywhere but here (after a password change)."""
+    token = session.get(SESSION_KEY)
+    keep = _token_hash(token) if isinstance(token, str) else ""
+    db.session.execute(
+        delete(AdminSession).where(
+            AdminSession.admin_id == admin.id, AdminSession.token_hash != keep
+        )
+    )
+    db.session.commit()
+
+
+def current_admin() -> tuple[Admin | None, str | None]:
+    """The logged-in admin, or None and why not ("expired" when a session timed out)."""
+    token = session.get(SESSION_KEY)
+    if not isinstance(token, str):
+        return None, None
+    record = db.session.execute(
+        select(AdminSession).where(AdminSession.token_hash == _token_hash(token))
+    ).scalar_one_or_none()
+    if record is None:
+        session.pop(SESSION_KEY, None)
+        return None, "expired"
+    now = utcnow()
+    if _expired(record, now):
+        db.session.delete(record)
+        db.session.commit()
+        session.pop(SESSION_KEY, None)
+        return None, "expired"
+    if now - record.last_seen_at >= TOUCH_EVERY:
+        record.last_seen_at = now
+    admin = db.session.get(Admin, record.admin_id)
+    db.session.commit()
+    return admin, None
+
+
+def _expired(record: AdminSession, now: datetime) -> bool:
+    return now - record.last_seen_at > IDLE_TIMEOUT or now - record.created_at > ABSOLUTE_TIMEOUT
