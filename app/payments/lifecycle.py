@@ -19,10 +19,10 @@ log = logging.getLogger(__name__)
 
 PAID = {TxStatus.CAPTURE, TxStatus.SETTLEMENT}
 
-# Which statuses each status may move to. Anything else is stale or a replay and is ignored:
-# pending never overwrites settlement; settlement may still be refunded, charged back, or
-# reversed to deny; failures and full refunds are final.
-FORWARD: dict[str, set[str]] = {
+# The moves Midtrans makes from each status. Anything else is stale or a replay and is
+# ignored: pending never overwrites settlement; settlement may still be refunded, charged
+# back, or reversed to deny; failures and full refunds are final.
+NEXT: dict[str, set[str]] = {
     TxStatus.PENDING: set(TxStatus) - {TxStatus.PENDING},
     TxStatus.AUTHORIZE: {
         TxStatus.CAPTURE,
@@ -48,14 +48,27 @@ FORWARD: dict[str, set[str]] = {
         TxStatus.PARTIAL_CHARGEBACK,
         TxStatus.DENY,
     },
-    TxStatus.PARTIAL_REFUND: {
-        TxStatus.PARTIAL_REFUND,
-        TxStatus.REFUND,
-        TxStatus.CHARGEBACK,
-        TxStatus.PARTIAL_CHARGEBACK,
-    },
-    TxStatus.PARTIAL_CHARGEBACK: {TxStatus.PARTIAL_CHARGEBACK, TxStatus.CHARGEBACK},
+    TxStatus.PARTIAL_REFUND: {TxStatus.REFUND, TxStatus.CHARGEBACK, TxStatus.PARTIAL_CHARGEBACK},
+    TxStatus.PARTIAL_CHARGEBACK: {TxStatus.CHARGEBACK},
 }
+
+
+def _closure(moves: dict[str, set[str]]) -> dict[str, set[str]]:
+    """Every status reachable from each one: the status API reports the truth now, so an
+    order may jump over states whose answers it never saw (authorize -> chargeback)."""
+    reach = {status: set(nxt) for status, nxt in moves.items()}
+    changed = True
+    while changed:
+        changed = False
+        for targets in reach.values():
+            extra = set().union(*(reach.get(t, set()) for t in targets)) - targets
+            if extra:
+                targets |= extra
+                changed = True
+    return reach
+
+
+FORWARD = _closure(NEXT)
 
 # Midtrans's status_code for each status, as its status API reports them.
 STATUS_CODES = {
