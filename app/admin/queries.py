@@ -10,7 +10,7 @@ import csv
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 
 from sqlalchemy import Select, func, or_, select
 
@@ -26,7 +26,8 @@ FAILED = (TxStatus.DENY, TxStatus.CANCEL, TxStatus.EXPIRE, TxStatus.FAILURE)
 
 
 def wib_midnight(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=WIB)
+    """The start of `day` in Jakarta, in UTC (SQLite compares stored times as UTC text)."""
+    return datetime.combine(day, time(), tzinfo=WIB).astimezone(UTC)
 
 
 def today_wib() -> date:

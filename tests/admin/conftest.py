@@ -1,9 +1,13 @@
-"""Dashboard fixtures: an admin account, a logged-in test client, a CSRF-carrying POST."""
+"""Dashboard fixtures: an admin account, a logged-in test client, a CSRF-carrying POST, orders."""
 
 from __future__ import annotations
 
 import pytest
 from admin.dashboard import PASSWORD, log_in, token_for
+from support import snap_ok
+
+from app.extensions import db
+from app.models import Transaction
 
 
 @pytest.fixture
@@ -21,10 +25,36 @@ def admin_client(client, admin_user):
 
 @pytest.fixture
 def post(admin_client):
-    """POST a dashboard form with a valid CSRF token taken from `page` (default: the target)."""
+    """POST a dashboard form with a valid CSRF token taken from `page` (default: overview)."""
 
     def send(path: str, data: dict | None = None, *, page: str | None = None, **kwargs):
         token = token_for(admin_client, page or "/admin/")
         return admin_client.post(path, data={"csrf_token": token, **(data or {})}, **kwargs)
 
     return send
+
+
+@pytest.fixture
+def charge(client, midtrans):
+    """Create an order through the real API; its row id."""
+
+    def make(headers: dict, order_id: str, amount: int = 150000) -> int:
+        snap_ok(midtrans, token=f"tok-{order_id}")
+        resp = client.post(
+            "/charge", json={"order_id": order_id, "amount": amount}, headers=headers
+        )
+        assert resp.status_code == 201, resp.json
+        with client.application.app_context():
+            return (
+                db.session.query(Transaction.id)
+                .filter_by(order_id=order_id, app_id=_app_id(headers["X-App-Code"]))
+                .scalar()
+            )
+
+    return make
+
+
+def _app_id(code: str) -> int:
+    from app.models import App
+
+    return db.session.query(App.id).filter_by(code=code).scalar()

@@ -27,3 +27,20 @@ def log_in(client, username: str = "root", password: str = PASSWORD):
         "/admin/login",
         data={"csrf_token": token, "username": username, "password": password},
     )
+
+
+def settled(order_id: str, amount: int, status: str = "settlement", **extra) -> dict:
+    """A Midtrans status answer for `order_id` (Midtrans's order id)."""
+    return {
+        "status_code": "200",
+        "status_message": "Success, transaction is found",
+        "transaction_id": f"trx-{order_id}",
+        "order_id": order_id,
+        "gross_amount": f"{amount}.00",
+        "currency": "IDR",
+        "payment_type": "bank_transfer",
+        "transaction_time": "2026-11-21 10:00:00",
+        "transaction_status": status,
+        "fraud_status": "accept",
+        **extra,
+    }
