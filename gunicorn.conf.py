@@ -64,5 +64,10 @@ accesslog = "-"
 errorlog = "-"
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
 
+# No runtime control socket: its default path ($XDG_RUNTIME_DIR or ~/.gunicorn/gunicorn.ctl) is
+# shared by every gunicorn of the same user, so a second instance would take it over. systemd
+# (systemctl reload / restart midtrans-gateway) is the control interface.
+control_socket_disable = True
+
 # forwarded_allow_ips stays at gunicorn's default (127.0.0.1 and ::1, or the
 # FORWARDED_ALLOW_IPS variable): only a proxy on this machine may set X-Forwarded-*.

@@ -292,3 +292,24 @@ def test_midtrans_hanging_gives_504_in_time_then_the_retry_gets_a_working_link(
     customer.click("BCA Virtual Account")
     customer.click("Pay")
     wait_for_status(gateway, order_id, "settlement")
+
+
+# -- logs --------------------------------------------------------------------------------------
+
+
+def test_access_log_shows_requests_without_keys_or_query_strings(gateway):
+    order_id = new_order_id("log")
+    assert charge(gateway, order_id).status_code == 201
+    answer = requests.get(
+        f"{gateway.gateway_url}/status/{order_id}?token=query-secret-123",
+        headers={**gateway.headers, "Authorization": "Bearer header-secret-456"},
+        timeout=10,
+    )
+    assert answer.status_code == 200
+    time.sleep(0.3)  # gunicorn writes the access line after the answer
+
+    log = gateway.gateway.log()
+    assert f'"GET /status/{order_id} HTTP/1.1" 200' in log
+    assert '"POST /charge HTTP/1.1" 201' in log
+    for secret in (gateway.headers["X-Api-Key"], "query-secret-123", "header-secret-456"):
+        assert secret not in log

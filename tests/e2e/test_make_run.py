@@ -1,0 +1,150 @@
+"""`make run` (scripts/run.py) on a fresh copy of the repository: it prepares everything, prints
+headers and a curl that work, keeps the same credentials on a second run, and Ctrl-C leaves no
+process behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from e2e.servers import REPO, clean_env, free_port
+
+pytestmark = pytest.mark.timeout(90)
+
+NOT_COPIED = shutil.ignore_patterns(
+    ".git", ".venv", "instance", ".env", "__pycache__", ".ruff_cache", ".pytest_cache", "bench"
+)
+
+
+class MakeRun:
+    """scripts/run.py running in `folder`; its output (and its children's) is collected."""
+
+    def __init__(self, folder: Path, port: int, simulator_port: int):
+        env = {**clean_env(), "PORT": str(port), "SIMULATOR_PORT": str(simulator_port)}
+        env["GUNICORN_WORKERS"] = "2"
+        del env["PYTHONPATH"]  # the copy must run its own code
+        self.folder = folder
+        self.process = subprocess.Popen(
+            [sys.executable, "scripts/run.py"],
+            cwd=folder,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._collect, daemon=True)
+        self._reader.start()
+
+    def _collect(self):
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, pattern: str, timeout: float = 45) -> re.Match:
+        deadline = time.monotonic() + timeout
+        while not (found := re.search(pattern, self.output(), re.MULTILINE)):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"make run never printed {pattern!r}:\n{self.output()}")
+            time.sleep(0.1)
+        return found
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout=45)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+        finally:
+            self._reader.join(timeout=5)
+            self.process.stdout.close()
+
+
+def processes_in(folder: Path) -> list[str]:
+    """Command lines of the processes whose working directory is `folder`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and Path(os.readlink(proc / "cwd")) == folder:
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return found
+
+
+def port_is_closed(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.fixture
+def fresh_clone(tmp_path) -> Path:
+    folder = tmp_path / "midtrans-gateway"
+    shutil.copytree(REPO, folder, ignore=NOT_COPIED)
+    return folder.resolve()
+
+
+def test_make_run_serves_a_working_demo_and_stops_cleanly(fresh_clone):
+    port, simulator_port = free_port(), free_port()
+    run = MakeRun(fresh_clone, port, simulator_port)
+    try:
+        key = run.wait_for(r"^\s*X-Api-Key: (\S+)$").group(1)
+        assert re.search(r"^\s*X-App-Code: demo$", run.output(), re.MULTILINE)
+        admin_password = run.wait_for(r"user admin, password (\S+)\)").group(1)
+        assert f"http://127.0.0.1:{simulator_port}/_sim/" in run.output()
+        assert "local simulator" in run.output()
+
+        # The printed curl command, run as printed.
+        curl = run.wait_for(r"^\s*curl -sS -X POST (?:.*\\\n)+.*$").group(0)
+        order_id = re.search(r'"order_id": "([^"]+)"', curl).group(1)
+        body = {"order_id": order_id, "amount": 150000}
+        headers = {"X-App-Code": "demo", "X-Api-Key": key}
+        assert f"-H 'X-Api-Key: {key}'" in curl and f"http://127.0.0.1:{port}/charge" in curl
+        answer = requests.post(
+            f"http://127.0.0.1:{port}/charge", json=body, headers=headers, timeout=30
+        )
+        assert answer.status_code == 201, answer.text
+        page = requests.get(answer.json()["redirect_url"], timeout=10)
+        assert page.status_code == 200 and order_id in page.text
+    finally:
+        code = run.stop()
+    assert code == 0, run.output()
+    assert port_is_closed(port) and port_is_closed(simulator_port)
+    assert processes_in(fresh_clone) == []
+
+    env_file = fresh_clone / ".env"
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    assert re.search(r"^SECRET_KEY=[0-9a-f]{64}$", env_file.read_text(), re.MULTILINE)
+    credentials = fresh_clone / "instance" / "demo-credentials.txt"
+    assert credentials.stat().st_mode & 0o777 == 0o600
+    assert key in credentials.read_text() and admin_password in credentials.read_text()
+
+    # A second run on an edited .env without SECRET_KEY: the edit stays, a key is added, and
+    # the same credentials are printed again.
+    env_file.write_text("# my own settings\nLOG_LEVEL=WARNING\n")
+    again = MakeRun(fresh_clone, port, simulator_port)
+    try:
+        assert again.wait_for(r"^\s*X-Api-Key: (\S+)$").group(1) == key
+        assert f"user admin, password {admin_password})" in again.output()
+        assert requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
+    finally:
+        assert again.stop() == 0, again.output()
+    text = env_file.read_text()
+    assert text.startswith("# my own settings\nLOG_LEVEL=WARNING\n")
+    assert re.search(r"^SECRET_KEY=[0-9a-f]{64}$", text, re.MULTILINE)
+    assert processes_in(fresh_clone) == []
