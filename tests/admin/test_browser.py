@@ -1,0 +1,181 @@
+"""The dashboard in a real browser (Chromium through Playwright) against the gateway served on
+127.0.0.1, with Midtrans mocked by `responses`: log in, create an app and copy its key, charge
+with it, find, sync and refund the order, switch language. A screenshot of each page goes to
+tests/screenshots/.
+
+Without a browser the test is skipped with the reason; with REQUIRE_BROWSER=1 (CI) it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+import responses
+from admin.dashboard import PASSWORD, settled
+from support import API_BASE, snap_ok, status_url
+from werkzeug.serving import make_server
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+SHOTS = Path(__file__).resolve().parents[1] / "screenshots"
+
+
+def _browser_missing() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install -r requirements-dev.txt)"
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"no Chromium at {CHROMIUM} (apt-get install -y chromium)"
+    return None
+
+
+@pytest.fixture
+def browser():
+    reason = _browser_missing()
+    if reason:
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail(f"REQUIRE_BROWSER=1 but {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def live_gateway(app, midtrans, admin_user):
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(5)
+
+
+def test_an_admin_manages_a_payment_in_the_browser(browser, live_gateway, midtrans):
+    SHOTS.mkdir(exist_ok=True)
+    base = live_gateway
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900},
+        locale="en-US",
+        permissions=["clipboard-read", "clipboard-write"],
+    )
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+
+    def shot(name: str) -> None:
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+    # Log in.
+    page.goto(f"{base}/admin/")
+    assert page.url.startswith(f"{base}/admin/login")
+    shot("01-login")
+    page.fill("#username", "root")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit].primary")
+    page.wait_for_url(f"{base}/admin/")
+    assert page.locator("h1").inner_text() == "Overview"
+    shot("02-overview-empty")
+
+    # Create an app; copy its key with the button.
+    page.click("nav >> text=App Keys")
+    page.click("text=New app")
+    shot("03-app-new")
+    page.fill("#code", "toko")
+    page.fill("#name", "Toko Online")
+    page.click("text=Create app and show its key")
+    key = page.locator("#api-key").inner_text().strip()
+    assert len(key) == 40
+    page.click("[data-copy]")
+    page.wait_for_selector("button.copied")
+    assert page.evaluate("navigator.clipboard.readText()") == key
+    shot("04-app-key")
+    page.click("text=I have copied it, back to App Keys")
+    assert "Toko Online" in page.locator("table").inner_text()
+    shot("05-apps")
+
+    # A client app charges with that key, over real HTTP.
+    snap_ok(midtrans, token="tok-browser")
+    resp = requests.post(
+        f"{base}/charge",
+        json={"order_id": "B-1", "amount": 125000},
+        headers={"X-App-Code": "toko", "X-Api-Key": key},
+        timeout=10,
+    )
+    assert resp.status_code == 201, resp.text
+
+    # Find it in the list, open it.
+    page.click("nav >> text=Transactions")
+    page.fill("#q", "B-1")
+    page.click("text=Filter")
+    row = page.locator("tbody tr", has_text="B-1")
+    assert "toko-B-1" in row.inner_text() and "Rp 125.000" in row.inner_text()
+    shot("06-transactions")
+    row.locator("a", has_text="B-1").click()
+
+    # Sync: Midtrans first says pending, then settlement.
+    midtrans.add(responses.GET, status_url("toko-B-1"), json=settled("toko-B-1", 125000, "pending"))
+    page.click("text=Sync from Midtrans")
+    assert "The order is now pending" in page.locator(".flash").inner_text()
+    midtrans.replace(responses.GET, status_url("toko-B-1"), json=settled("toko-B-1", 125000))
+    page.click("text=Sync from Midtrans")
+    assert "The order is now settlement" in page.locator(".flash").inner_text()
+    assert "settlement" in page.locator("ol.timeline").inner_text()
+
+    # Refund it, after confirming.
+    refunds = midtrans.add(
+        responses.POST, f"{API_BASE}/v2/trx-toko-B-1/refund", json={"status_code": "200"}
+    )
+    shot("07-transaction-settled")
+    page.fill("#reason", "customer cancelled")
+    page.check("#confirm")
+    midtrans.replace(
+        responses.GET, status_url("toko-B-1"), json=settled("toko-B-1", 125000, "refund")
+    )
+    page.click("button:has-text('Refund')")
+    assert "The order is now refund" in page.locator(".flash").inner_text()
+    assert refunds.call_count == 1
+    shot("08-transaction-refunded")
+
+    for path, name in [
+        ("/admin/notifications", "09-notifications"),
+        ("/admin/audit", "10-audit"),
+        ("/admin/admins", "11-admins"),
+        ("/admin/", "12-overview"),
+    ]:
+        page.goto(base + path)
+        shot(name)
+    page.goto(f"{base}/admin/audit")
+    log = page.locator("table").inner_text()
+    for action in ("login_ok", "app_create", "transaction_sync", "transaction_refund"):
+        assert action in log
+
+    # Switch to Bahasa Indonesia.
+    page.goto(f"{base}/admin/transactions")
+    page.click("form.lang button[value=id]")
+    page.wait_for_load_state()
+    assert page.locator("h1").inner_text() == "Transaksi"
+    assert page.get_attribute("html", "lang") == "id"
+    shot("13-transactions-id")
+    page.goto(f"{base}/admin/")
+    assert page.locator("h1").inner_text() == "Ringkasan"
+    shot("14-overview-id")
+
+    # Log out: the dashboard is closed again.
+    page.click("text=Keluar")
+    page.goto(f"{base}/admin/")
+    assert "/admin/login" in page.url
+
+    assert not problems, f"browser console errors (CSP violations?): {problems}"
+    context.close()
