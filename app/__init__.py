@@ -6,6 +6,7 @@ from pathlib import Path
 
 from flask import Flask
 
+from .callbacks import AddressPolicy
 from .config import Settings
 from .database import configure_engine
 from .extensions import db, migrate
@@ -42,6 +43,7 @@ def create_app(env: dict[str, str] | None = None) -> Flask:
         )
     app.extensions["settings"] = settings
     app.extensions["midtrans"] = Midtrans(settings.midtrans)
+    app.extensions["callback_policy"] = AddressPolicy.parse(settings.callback_allowed_hosts)
 
     # Extensions.
     db.init_app(app)

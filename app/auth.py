@@ -18,6 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import g, request
 from sqlalchemy import or_, select, update
 
+from .database import begin_read, begin_write
 from .errors import AuthenticationError
 from .extensions import db
 from .models import App
@@ -57,6 +58,7 @@ def check_imported_key(key: str) -> None:
 def authenticate_app(code: str | None, key: str | None) -> App:
     """The active app these headers belong to; every failure is the same AuthenticationError."""
     app = None
+    begin_read()
     if code and len(code) <= 64:
         app = db.session.execute(select(App).where(App.code == code)).scalar_one_or_none()
     stored = app.key_hash if app is not None else _DUMMY_HASH
@@ -72,7 +74,7 @@ def _touch(app: App) -> None:
     now = datetime.now(UTC)
     if app.last_used_at is not None and now - app.last_used_at < LAST_USED_RESOLUTION:
         return
-    db.session.commit()  # end the read transaction before writing
+    begin_write()  # ends the read transaction of the lookup
     db.session.execute(
         update(App)
         .where(App.id == app.id)

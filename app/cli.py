@@ -7,15 +7,19 @@ with `tail -n 1`. Keys are shown only then: the database keeps a hash.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
+from .apps import rotate_callback_secret, set_callback_url
 from .auth import check_imported_key, generate_api_key, hash_api_key, hash_password, key_hint
+from .errors import InvalidRequestError
 from .extensions import db
 from .models import Admin, App
+from .payments import recover_failed
 
 APP_CODE_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 PREFIX_RE = re.compile(r"^[A-Za-z0-9\-_~.]{0,40}$")
@@ -40,7 +44,10 @@ def _get_app_or_fail(code: str) -> App:
     "--order-prefix",
     help="Prepended to this app's order ids at Midtrans (default '<code>-'; '' for none).",
 )
-def create_app_command(code: str, name: str, api_key: str | None, order_prefix: str | None):
+@click.option("--callback-url", help="Where payment updates are POSTed (signed webhooks).")
+def create_app_command(
+    code: str, name: str, api_key: str | None, order_prefix: str | None, callback_url: str | None
+):
     """Create a client app; prints its API key last, once."""
     if not APP_CODE_RE.match(code):
         raise click.ClickException("CODE may only contain letters, digits, - and _ (max 64)")
@@ -57,19 +64,78 @@ def create_app_command(code: str, name: str, api_key: str | None, order_prefix: 
         except ValueError as err:
             raise click.ClickException(str(err)) from None
     key = api_key or generate_api_key()
-    db.session.add(
-        App(
-            code=code,
-            name=name,
-            key_hash=hash_api_key(key),
-            key_hint=key_hint(key),
-            order_prefix=prefix,
-        )
+    app = App(
+        code=code,
+        name=name,
+        key_hash=hash_api_key(key),
+        key_hint=key_hint(key),
+        order_prefix=prefix,
     )
+    secret = _set_callback(app, callback_url) if callback_url else None
+    db.session.add(app)
     db.session.commit()
     click.echo(f"Created app {code} ({name}); Midtrans order prefix: {prefix!r}")
+    if secret:
+        click.echo(f"Callbacks go to {callback_url}; verify them with this secret:")
+        click.echo(f"Signing secret: {secret}")
     click.echo("API key (shown only now; send it as X-Api-Key):")
     click.echo(key)
+
+
+def _set_callback(app: App, url: str) -> str | None:
+    settings = current_app.extensions["settings"]
+    try:
+        return set_callback_url(
+            app,
+            url,
+            policy=current_app.extensions["callback_policy"],
+            production=settings.midtrans.is_production,
+        )
+    except InvalidRequestError as err:
+        raise click.ClickException(err.message) from None
+
+
+@apps_cli.command("set-callback")
+@click.argument("code")
+@click.argument("url")
+def set_callback(code: str, url: str):
+    """Send this app's payment updates to URL ('' stops them); re-enables a disabled one."""
+    app = _get_app_or_fail(code)
+    secret = _set_callback(app, url)
+    db.session.commit()
+    if not url:
+        click.echo(f"Callbacks of {code} stopped.")
+        return
+    click.echo(f"Callbacks of {code} go to {url}.")
+    if secret:
+        click.echo(f"Signing secret: {secret}")
+
+
+@apps_cli.command("rotate-secret")
+@click.argument("code")
+def rotate_secret(code: str):
+    """New signing secret; the old one keeps signing for 24 hours. Prints the new one last."""
+    app = _get_app_or_fail(code)
+    secret = rotate_callback_secret(app)
+    db.session.commit()
+    click.echo(f"New signing secret for {code} (the old one signs too for 24 hours):")
+    click.echo(f"Signing secret: {secret}")
+
+
+@apps_cli.command("recover-callbacks")
+@click.argument("code")
+@click.option("--since", required=True, help="ISO date-time, e.g. 2026-11-20T00:00:00Z.")
+def recover_callbacks(code: str, since: str):
+    """Send again every failed callback of the app created since a time."""
+    app = _get_app_or_fail(code)
+    try:
+        moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.ClickException("--since must be an ISO date-time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    count = recover_failed(app.id, moment)
+    click.echo(f"{count} failed callbacks of {code} queued again.")
 
 
 @apps_cli.command("list")

@@ -76,6 +76,7 @@ class Settings:
     log_level: str = "INFO"
     log_file: str = ""
     log_format: str = "text"
+    callback_allowed_hosts: str = ""
     secret_key_is_ephemeral: bool = False
 
     @classmethod
@@ -139,5 +140,6 @@ class Settings:
             log_level=(env.get("LOG_LEVEL", "INFO").strip() or "INFO").upper(),
             log_file=env.get("LOG_FILE", "").strip(),
             log_format=log_format,
+            callback_allowed_hosts=env.get("CALLBACK_ALLOWED_HOSTS", "").strip(),
             secret_key_is_ephemeral=ephemeral,
         )

@@ -1,10 +1,14 @@
 """Database engine behaviour that the rest of the code relies on.
 
 SQLite: WAL (readers never block the writer), a busy timeout (writers queue instead of failing),
-foreign keys on, and transactions that begin only when SQLAlchemy says so. A unit of work that
-reads and then writes calls `begin_write()` first, which makes its BEGIN an IMMEDIATE one: the
-write lock is taken up front, so several gunicorn workers queue on the busy timeout instead of
-failing with "database is locked" when a read snapshot cannot be upgraded to a write.
+foreign keys on, and every transaction begins IMMEDIATE: it takes the write lock up front, so
+several gunicorn workers queue on the busy timeout instead of failing with "database is
+locked" when a read snapshot cannot be upgraded to a write (SQLITE_BUSY_SNAPSHOT ignores the
+busy timeout, so a deferred transaction that reads and then writes fails under concurrency,
+even a lone UPDATE). Hot read-only paths opt out with `begin_read()`: their plain BEGIN never
+waits for a writer. Transactions are kept short: none is held open across a call to Midtrans
+or a client app.
+
 PostgreSQL needs none of this: row locks (`SELECT ... FOR UPDATE`) do the same job there.
 """
 
@@ -16,7 +20,7 @@ from sqlalchemy.engine import Engine
 from .extensions import db
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
-_IMMEDIATE = "gateway_sqlite_immediate"
+_READ_ONLY = "gateway_sqlite_read_only"
 
 
 def configure_engine(engine: Engine) -> None:
@@ -36,20 +40,27 @@ def configure_engine(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
-        immediate = connection.get_execution_options().get(_IMMEDIATE)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        read_only = connection.get_execution_options().get(_READ_ONLY)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def _fresh_transaction(**options) -> None:
+    session = db.session()
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("a new transaction was requested with unsaved changes in the session")
+    if session.in_transaction():
+        session.commit()
+    session.connection(execution_options=options)
 
 
 def begin_write() -> None:
-    """Open the session's transaction as a write transaction (IMMEDIATE on SQLite).
+    """Start a fresh write transaction (ending a read-only one still open, e.g. the API-key
+    lookup). On SQLite it holds the write lock from its first statement; on PostgreSQL the
+    caller locks the rows it changes with `SELECT ... FOR UPDATE`."""
+    _fresh_transaction()
 
-    Call it before the first statement of a unit of work that reads rows and then writes
-    depending on what it read. A read-only transaction still open (e.g. the API-key lookup)
-    is ended first; one holding unsaved changes is a programming error and raises.
-    """
-    session = db.session()
-    if session.new or session.dirty or session.deleted:
-        raise RuntimeError("begin_write() called with unsaved changes in the session")
-    if session.in_transaction():
-        session.commit()
-    session.connection(execution_options={_IMMEDIATE: True})
+
+def begin_read() -> None:
+    """Start a fresh transaction that only reads, so on SQLite it never waits for writers.
+    A write in it would risk "database is locked": commit and `begin_write()` first."""
+    _fresh_transaction(**{_READ_ONLY: True})

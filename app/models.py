@@ -108,6 +108,15 @@ class App(db.Model):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Callbacks (Standard Webhooks). The secrets must be kept to sign; they are never shown
+    # again after creation. The previous secret keeps signing until it expires (rotation).
+    callback_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    signing_secret: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    previous_signing_secret: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    callback_failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    callback_disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    callback_disabled_reason: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
     def __repr__(self) -> str:
         return f"<App {self.code}>"
@@ -219,3 +228,49 @@ class Notification(db.Model):
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     transaction: Mapped[Transaction | None] = relationship()
+
+
+class CallbackState(enum.StrEnum):
+    PENDING = "pending"  # waiting for its (next) attempt
+    DELIVERED = "delivered"  # the client answered 2xx
+    FAILED = "failed"  # retries exhausted or endpoint gone (410): "recover" sends it again
+
+
+class CallbackEvent(db.Model):
+    """An event for a client app, written in the same database transaction as the change it
+    reports (an outbox), so a crash can never lose it. `payload` holds the exact bytes sent
+    on every attempt; `event_id` is the `webhook-id`, the same on every retry."""
+
+    __tablename__ = "callback_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(40), unique=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id"), index=True)
+    type: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default=CallbackState.PENDING, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    app: Mapped[App] = relationship()
+    transaction: Mapped[Transaction] = relationship()
+
+
+class CallbackAttempt(db.Model):
+    """One try at delivering an event: the delivery log admins read."""
+
+    __tablename__ = "callback_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    callback_event_id: Mapped[int] = mapped_column(ForeignKey("callback_events.id"), index=True)
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    url: Mapped[str] = mapped_column(Text)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    latency_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response_excerpt: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)

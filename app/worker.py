@@ -15,6 +15,7 @@ from collections.abc import Callable
 from flask import Flask
 
 from . import payments
+from .callbacks import CallbackClient
 from .extensions import db
 
 log = logging.getLogger(__name__)
@@ -22,16 +23,18 @@ log = logging.getLogger(__name__)
 
 def jobs(app: Flask) -> list[tuple[str, Callable[[], int]]]:
     midtrans = app.extensions["midtrans"]
+    callbacks = CallbackClient(app.extensions["callback_policy"])
     return [
         ("confirm notifications", lambda: payments.confirm_due_notifications(midtrans=midtrans)),
         ("reconcile orders", lambda: payments.reconcile_due_orders(midtrans=midtrans)),
+        ("deliver callbacks", lambda: payments.deliver_due_callbacks(client=callbacks)),
     ]
 
 
-def run_round(app: Flask) -> int:
+def run_round(app: Flask, round_jobs: list[tuple[str, Callable[[], int]]]) -> int:
     """Run every job once; how many items they handled."""
     handled = 0
-    for name, job in jobs(app):
+    for name, job in round_jobs:
         with app.app_context():
             try:
                 handled += job()
@@ -54,8 +57,9 @@ def run_worker(app: Flask, *, interval: float = 5.0, once: bool = False) -> None
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, request_stop)
     log.info("worker started (interval %.1fs)", interval)
+    round_jobs = jobs(app)
     while not stop.is_set():
-        handled = run_round(app)
+        handled = run_round(app, round_jobs)
         if once:
             break
         if handled == 0:

@@ -5,6 +5,13 @@ locks the row it changes, so several gunicorn workers and worker processes never
 from .charges import ChargeResult, create_charge
 from .lifecycle import Applied, apply_midtrans_status, can_move, status_view
 from .notifications import Receipt, confirm_notification, receive_notification
+from .outbox import (
+    deliver_due_callbacks,
+    enable_endpoint,
+    recover_failed,
+    resend_event,
+    rotate_signing_secret,
+)
 from .reconcile import confirm_due_notifications, reconcile_due_orders
 from .status import (
     cancel_transaction,
@@ -21,6 +28,11 @@ __all__ = [
     "ChargeResult",
     "Receipt",
     "confirm_due_notifications",
+    "deliver_due_callbacks",
+    "enable_endpoint",
+    "recover_failed",
+    "resend_event",
+    "rotate_signing_secret",
     "confirm_notification",
     "reconcile_due_orders",
     "receive_notification",

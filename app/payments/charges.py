@@ -22,7 +22,8 @@ from ..extensions import db
 from ..midtrans import Midtrans
 from ..models import App, EventSource, LinkState, Transaction, TransactionEvent, TxStatus
 from ..schemas import ORDER_ID_MAX, ChargeRequest
-from .lifecycle import locked_transaction
+from .lifecycle import locked_transaction, status_view
+from .outbox import enqueue_update
 
 log = logging.getLogger(__name__)
 
@@ -203,5 +204,6 @@ def _link_created(txn_id: int, attempt: int, link) -> Transaction:
                 detail=f"Snap link created (attempt {attempt})",
             )
         )
+        enqueue_update(txn, status_view(txn, live=True))
     db.session.commit()
     return txn

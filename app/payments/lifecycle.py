@@ -14,6 +14,7 @@ from sqlalchemy import select
 from ..database import begin_write
 from ..extensions import db
 from ..models import EventSource, Transaction, TransactionEvent, TxStatus
+from .outbox import enqueue_update
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,8 @@ def record_change(
     notification_id: int | None = None,
     detail: str | None = None,
 ) -> TransactionEvent:
-    """Move the (locked) order to `new` and log the move, in the caller's transaction."""
+    """Move the (locked) order to `new`, log the move and queue the app's callback, all in
+    the caller's transaction: the change and its callback commit together or not at all."""
     event = TransactionEvent(
         transaction_id=txn.id,
         from_status=txn.status,
@@ -143,6 +145,7 @@ def record_change(
     txn.status, txn.fraud_status = new, fraud_status
     if new != TxStatus.PENDING and not (new == TxStatus.CAPTURE and fraud_status == "challenge"):
         txn.next_check_at = None  # settled one way or the other: nothing left to reconcile
+    enqueue_update(txn, status_view(txn, live=True))
     return event
 
 

@@ -1,0 +1,377 @@
+"""Callbacks to client apps: signed per Standard Webhooks, verified by a real receiver with
+the `standardwebhooks` package, retried, ordered, disabled on 410, and never sent to private
+addresses unless allowed."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import responses
+from standardwebhooks import Webhook
+from support import status_url
+
+from app import payments
+from app.callbacks import CallbackClient
+from app.extensions import db
+from app.models import App, CallbackAttempt, CallbackEvent
+
+SETTLED = {
+    "status_code": "200",
+    "transaction_id": "tx-9",
+    "order_id": "C-1",
+    "gross_amount": "7000.00",
+    "currency": "IDR",
+    "payment_type": "gopay",
+    "transaction_status": "settlement",
+    "fraud_status": "accept",
+    "signature_key": "x" * 128,
+    "merchant_id": "G1",
+}
+
+
+class Receiver:
+    """A client app's callback endpoint on 127.0.0.1 that answers queued statuses."""
+
+    def __init__(self):
+        self.received: list[tuple[dict, bytes]] = []
+        self.answers: list[tuple[int, dict]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.received.append((dict(self.headers), body))
+                status, headers = receiver.answers.pop(0) if receiver.answers else (204, {})
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/midtrans-updates"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def env(env):
+    env["CALLBACK_ALLOWED_HOSTS"] = "127.0.0.1"
+    return env
+
+
+@pytest.fixture
+def hooked(cli, receiver):
+    """An app whose callbacks go to the receiver: its headers and signing secret."""
+    out = cli("apps", "create", "shop", "--name", "Shop", "--callback-url", receiver.url)
+    lines = out.output.strip().splitlines()
+    secret = next(line.split(": ", 1)[1] for line in lines if line.startswith("Signing secret:"))
+    assert secret.startswith("whsec_")
+    return {"X-App-Code": "shop", "X-Api-Key": lines[-1]}, secret
+
+
+def charge(client, headers, midtrans, order_id="C-1", amount=7000):
+    midtrans.upsert(
+        responses.POST,
+        "https://app.midtrans.test/snap/v1/transactions",
+        json={"token": "t", "redirect_url": "https://pay.example/t"},
+        status=201,
+    )
+    body = {"order_id": order_id, "amount": amount}
+    assert client.post("/charge", json=body, headers=headers).status_code == 201
+
+
+def deliver(app, at: datetime | None = None) -> int:
+    with app.app_context():
+        client = CallbackClient(app.extensions["callback_policy"])
+        return payments.deliver_due_callbacks(client=client, now=at)
+
+
+def events(app) -> list[CallbackEvent]:
+    with app.app_context():
+        rows = db.session.query(CallbackEvent).order_by(CallbackEvent.id).all()
+        for row in rows:
+            db.session.expunge(row)
+        return rows
+
+
+def test_each_state_change_reaches_the_app_signed_and_verifiable(
+    app, client, hooked, receiver, midtrans
+):
+    headers, secret = hooked
+    charge(client, headers, midtrans)
+    midtrans.add(responses.GET, status_url("shop-C-1"), json={**SETTLED, "order_id": "shop-C-1"})
+    client.get("/status/C-1", headers=headers)
+
+    assert deliver(app) == 1  # the second waits for the first (same order)
+    assert deliver(app) == 1
+
+    verifier = Webhook(secret)
+    bodies = [verifier.verify(body, hdrs) for hdrs, body in receiver.received]
+    assert [b["type"] for b in bodies] == ["transaction.updated"] * 2
+    assert [b["data"]["transaction_status"] for b in bodies] == ["pending", "settlement"]
+    data = bodies[1]["data"]
+    assert data["order_id"] == "C-1" and data["id"] == "tx-9"
+    assert "signature_key" not in data and "merchant_id" not in data
+    assert datetime.fromisoformat(bodies[1]["timestamp"]).tzinfo is not None
+    assert all(e.state == "delivered" for e in events(app))
+
+
+def test_a_failed_attempt_is_retried_with_the_same_id_and_bytes(
+    app, client, hooked, receiver, midtrans
+):
+    headers, secret = hooked
+    receiver.answers = [(500, {})]
+    charge(client, headers, midtrans)
+    now = datetime.now(UTC)
+
+    deliver(app, now)
+    (event,) = events(app)
+    assert event.state == "pending" and event.attempts == 1
+    assert timedelta(seconds=4) <= event.next_attempt_at - now <= timedelta(seconds=6)
+    assert deliver(app, now + timedelta(seconds=2)) == 0  # not due yet
+
+    deliver(app, now + timedelta(seconds=6))
+    (first_headers, first_body), (second_headers, second_body) = receiver.received
+    assert first_headers["webhook-id"] == second_headers["webhook-id"] == event.event_id
+    assert first_body == second_body
+    Webhook(secret).verify(second_body, second_headers)
+    assert events(app)[0].state == "delivered"
+    with app.app_context():
+        attempts = [(a.status_code, a.error) for a in db.session.query(CallbackAttempt)]
+    assert attempts == [(500, None), (204, None)]
+
+
+def test_events_of_one_order_are_delivered_in_order(app, client, hooked, receiver, midtrans):
+    headers, _ = hooked
+    receiver.answers = [(503, {})]
+    charge(client, headers, midtrans)
+    midtrans.add(responses.GET, status_url("shop-C-1"), json={**SETTLED, "order_id": "shop-C-1"})
+    client.get("/status/C-1", headers=headers)
+    now = datetime.now(UTC)
+
+    assert deliver(app, now) == 1  # pending fails; settlement must wait behind it
+    assert deliver(app, now + timedelta(seconds=1)) == 0
+    assert deliver(app, now + timedelta(seconds=10)) == 1
+    assert deliver(app, now + timedelta(seconds=11)) == 1
+    statuses = [json.loads(body)["data"]["transaction_status"] for _, body in receiver.received]
+    assert statuses == ["pending", "pending", "settlement"]
+
+
+def test_retry_after_is_honoured_on_429(app, client, hooked, receiver, midtrans):
+    headers, _ = hooked
+    receiver.answers = [(429, {"Retry-After": "120"})]
+    charge(client, headers, midtrans)
+    now = datetime.now(UTC)
+    deliver(app, now)
+    assert events(app)[0].next_attempt_at - now == timedelta(seconds=120)
+
+
+def test_410_disables_the_endpoint_and_recover_sends_again(
+    app, client, cli, hooked, receiver, midtrans
+):
+    headers, secret = hooked
+    receiver.answers = [(410, {})]
+    charge(client, headers, midtrans)
+    deliver(app)
+    assert events(app)[0].state == "failed"
+    with app.app_context():
+        shop = db.session.query(App).filter_by(code="shop").one()
+        assert shop.callback_disabled_at is not None and "410" in shop.callback_disabled_reason
+
+    charge(client, headers, midtrans, order_id="C-2")
+    assert deliver(app) == 0  # disabled: nothing is sent, but the event is kept
+    assert events(app)[1].state == "pending"
+
+    cli("apps", "set-callback", "shop", receiver.url)
+    out = cli("apps", "recover-callbacks", "shop", "--since", "2000-01-01T00:00:00Z")
+    assert "1 failed callbacks" in out.output
+    deliver(app)
+    deliver(app)
+    assert [e.state for e in events(app)] == ["delivered", "delivered"]
+    assert len(receiver.received) == 3
+
+
+def test_retries_end_after_the_schedule_and_the_event_is_kept_as_failed(
+    app, client, hooked, receiver, midtrans
+):
+    headers, _ = hooked
+    receiver.answers = [(500, {})] * 20
+    charge(client, headers, midtrans)
+    at = datetime.now(UTC)
+    last_try = at
+    for _ in range(10):
+        deliver(app, at)
+        last_try, at = at, events(app)[0].next_attempt_at or at
+    (event,) = events(app)
+    assert (event.state, event.attempts) == ("failed", 10)
+    # about 3 days of retries (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h, jittered)
+    assert timedelta(days=2.8) < last_try - event.created_at < timedelta(days=3.5)
+    resent = None
+    with app.app_context():
+        resent = payments.resend_event(event.id).event_id
+    receiver.answers = []
+    deliver(app)
+    assert events(app)[0].state == "delivered"
+    assert receiver.received[-1][0]["webhook-id"] == resent == event.event_id
+
+
+def test_an_endpoint_failing_for_five_days_is_disabled(app, client, hooked, receiver, midtrans):
+    headers, _ = hooked
+    receiver.answers = [(500, {})] * 5
+    charge(client, headers, midtrans)
+    now = datetime.now(UTC)
+    deliver(app, now)
+    with app.app_context():
+        event = db.session.query(CallbackEvent).one()
+        event.next_attempt_at = now + timedelta(days=5, seconds=1)
+        db.session.commit()
+    deliver(app, now + timedelta(days=5, seconds=1))
+    with app.app_context():
+        shop = db.session.query(App).filter_by(code="shop").one()
+        assert shop.callback_disabled_at is not None
+        assert "failing since" in shop.callback_disabled_reason
+
+
+def test_rotated_secret_signs_alongside_the_old_one_for_a_day(
+    app, client, cli, hooked, receiver, midtrans
+):
+    headers, old_secret = hooked
+    out = cli("apps", "rotate-secret", "shop").output.strip().splitlines()[-1]
+    new_secret = out.split(": ", 1)[1]
+    charge(client, headers, midtrans)
+    deliver(app)
+    hdrs, body = receiver.received[0]
+    assert len(hdrs["webhook-signature"].split(" ")) == 2
+    Webhook(old_secret).verify(body, hdrs)
+    Webhook(new_secret).verify(body, hdrs)
+
+
+def test_apps_without_a_callback_url_get_no_events(app, client, app_key, midtrans):
+    charge(client, app_key, midtrans)
+    assert events(app) == []
+
+
+# -- SSRF -------------------------------------------------------------------------------------
+
+
+class Canary:
+    """A listener that must never be reached: it counts connections."""
+
+    def __init__(self, host="127.0.0.1", family=socket.AF_INET):
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.bind((host, 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.hits = 0
+        self.stopped = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.hits += 1
+            conn.close()
+
+    def close(self):
+        self.stopped.set()
+        self.sock.close()
+
+
+@pytest.fixture
+def canary():
+    c = Canary()
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def canary6():
+    c = Canary("::1", socket.AF_INET6)
+    yield c
+    c.close()
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "http://127.0.0.1:{port}/",
+        "http://localhost:{port}/",
+        "http://[::1]:{port6}/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/",
+        "http://[::ffff:127.0.0.1]:{port}/",
+        "ftp://example.com/",
+    ],
+)
+def test_private_callback_urls_are_refused_when_set(build_app, tmp_path, canary, canary6, template):
+    from support import database_url
+
+    flask_app = build_app({"DATABASE_URL": database_url(tmp_path), "SECRET_KEY": "k" * 32})
+    url = template.format(port=canary.port, port6=canary6.port)
+    result = flask_app.test_cli_runner().invoke(
+        args=["apps", "create", "evil", "--name", "x", "--callback-url", url]
+    )
+    assert result.exit_code != 0
+    assert "private" in result.output or "http(s)" in result.output
+    with flask_app.app_context():
+        assert db.session.query(App).count() == 0
+    assert canary.hits == canary6.hits == 0
+
+
+def test_a_url_that_turns_private_is_refused_at_send_time(build_app, tmp_path, canary, midtrans):
+    """The URL passed the check when set; at send time it resolves to loopback."""
+    from support import database_url
+
+    flask_app = build_app(
+        {
+            "DATABASE_URL": database_url(tmp_path),
+            "SECRET_KEY": "k" * 32,
+            "MIDTRANS_SERVER_KEY": "SB-Mid-server-test",
+            "MIDTRANS_SNAP_BASE_URL": "https://app.midtrans.test/snap/v1",
+        }
+    )
+    runner = flask_app.test_cli_runner()
+    key = runner.invoke(args=["apps", "create", "shop", "--name", "S"]).output.split()[-1]
+    with flask_app.app_context():
+        shop = db.session.query(App).one()
+        shop.callback_url = f"http://localhost:{canary.port}/hook"
+        shop.signing_secret = "whsec_" + "A" * 44
+        db.session.commit()
+    charge(flask_app.test_client(), {"X-App-Code": "shop", "X-Api-Key": key}, midtrans)
+    deliver(flask_app)
+    with flask_app.app_context():
+        attempt = db.session.query(CallbackAttempt).one()
+        assert attempt.status_code is None and "refused" in attempt.error
+    assert canary.hits == 0
+
+
+def test_redirects_are_not_followed(app, client, hooked, receiver, canary, midtrans):
+    headers, _ = hooked
+    receiver.answers = [(302, {"Location": f"http://localhost:{canary.port}/steal"})]
+    charge(client, headers, midtrans)
+    deliver(app)
+    assert canary.hits == 0
+    assert events(app)[0].state == "pending"  # a redirect is a failure, retried later
