@@ -12,6 +12,7 @@ from .database import configure_engine
 from .extensions import db, migrate
 from .logs import configure_logging
 from .midtrans import Midtrans
+from .observability import init_observability
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_BODY_BYTES = 64 * 1024
@@ -52,6 +53,15 @@ def create_app(env: dict[str, str] | None = None) -> Flask:
     )
     with app.app_context():
         configure_engine(db.engine)
+
+    # Operations: request ids in every log line, /metrics, rate limits.
+    init_observability(
+        app,
+        metrics_token=settings.metrics_token,
+        per_app=settings.ratelimit_per_app,
+        login=settings.ratelimit_login,
+        storage=settings.ratelimit_storage_uri,
+    )
 
     # Browsers: CSRF (admin only), cookie flags, security headers on every response, i18n.
     from .admin import init_admin

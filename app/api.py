@@ -8,6 +8,7 @@ from . import payments
 from .auth import require_app
 from .errors import InvalidRequestError
 from .midtrans import Midtrans
+from .observability import client_app_key, limiter
 from .schemas import ChargeRequest
 
 bp = Blueprint("api", __name__)
@@ -26,7 +27,15 @@ def json_body():
     return body
 
 
+def per_app_limit() -> str:
+    return current_app.config["RATELIMIT_PER_APP"]
+
+
+app_limit = limiter.shared_limit(per_app_limit, scope="client-app", key_func=client_app_key)
+
+
 @bp.post("/charge")
+@app_limit
 @require_app
 def charge():
     app = g.client_app
@@ -43,6 +52,7 @@ def charge():
 
 
 @bp.get("/status/<path:order_id>")
+@app_limit
 @require_app
 def status(order_id: str):
     return jsonify(

@@ -52,6 +52,17 @@ def _number(env: dict[str, str], name: str, default: float) -> float:
     return value
 
 
+def _rate(env: dict[str, str], name: str, default: str) -> str:
+    from limits import parse_many
+
+    raw = env.get(name, "").strip() or default
+    try:
+        parse_many(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must look like '600 per minute' or '10/second'") from None
+    return raw
+
+
 @dataclass(frozen=True)
 class MidtransSettings:
     server_key: str = field(repr=False)
@@ -77,6 +88,10 @@ class Settings:
     log_file: str = ""
     log_format: str = "text"
     callback_allowed_hosts: str = ""
+    metrics_token: str = field(default="", repr=False)
+    ratelimit_per_app: str = "600 per minute"
+    ratelimit_login: str = "10 per minute"
+    ratelimit_storage_uri: str = "memory://"
     secret_key_is_ephemeral: bool = False
 
     @classmethod
@@ -141,5 +156,9 @@ class Settings:
             log_file=env.get("LOG_FILE", "").strip(),
             log_format=log_format,
             callback_allowed_hosts=env.get("CALLBACK_ALLOWED_HOSTS", "").strip(),
+            metrics_token=env.get("METRICS_TOKEN", "").strip(),
+            ratelimit_per_app=_rate(env, "RATELIMIT_PER_APP", "600 per minute"),
+            ratelimit_login=_rate(env, "RATELIMIT_LOGIN", "10 per minute"),
+            ratelimit_storage_uri=env.get("RATELIMIT_STORAGE_URI", "").strip() or "memory://",
             secret_key_is_ephemeral=ephemeral,
         )

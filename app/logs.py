@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import logging.handlers
@@ -19,6 +20,9 @@ _PATTERNS = [
 ]
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 class Redactor:
     """Masks secrets known at start-up and secret-shaped strings; escapes line breaks."""
 
@@ -30,10 +34,12 @@ class Redactor:
             text = text.replace(secret, "[REDACTED]")
         for pattern, replacement in _PATTERNS:
             text = pattern.sub(replacement, text)
-        return text.replace("\r", "\\r").replace("\n", "\\n")
+        return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 redactor = Redactor()
+# The id of the HTTP request being served (set by app/observability.py), "-" outside one.
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _base_factory = logging.getLogRecordFactory()
 
 
@@ -41,6 +47,7 @@ def _redacting_factory(*args, **kwargs) -> logging.LogRecord:
     """Every record is masked when it is made, so no handler (file, journal, test capture)
     ever sees a secret, whatever order handlers run in."""
     record = _base_factory(*args, **kwargs)
+    record.request_id = request_id_var.get()
     try:
         message = record.getMessage()
     except Exception:  # noqa: BLE001 - a bad format string must not hide the record
@@ -58,6 +65,7 @@ class JsonFormatter(logging.Formatter):
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
             "level": record.levelname,
             "logger": record.name,
+            "request_id": getattr(record, "request_id", "-"),
             "message": record.getMessage(),
         }
         if record.exc_text:
@@ -70,6 +78,7 @@ def configure_logging(settings: Settings) -> None:
     for handler in list(root.handlers):
         if getattr(handler, "_gateway", False):
             root.removeHandler(handler)
+            handler.close()
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
     if settings.log_file:
         handlers.append(
@@ -80,7 +89,7 @@ def configure_logging(settings: Settings) -> None:
     formatter = (
         JsonFormatter()
         if settings.log_format == "json"
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
     )
     redactor.secrets = [
         s for s in (settings.midtrans.server_key, settings.secret_key) if s and len(s) >= 8

@@ -34,6 +34,7 @@ from .errors import (
     MidtransTimeoutError,
     MidtransUnavailableError,
 )
+from .metrics import record_midtrans_call
 
 log = logging.getLogger(__name__)
 
@@ -199,12 +200,9 @@ class Midtrans:
             outcome, mapped = _map_api_error(operation, err)
             raise mapped from None
         finally:
-            log.info(
-                "midtrans %s %s in %.0f ms",
-                operation,
-                outcome,
-                (time.perf_counter() - started) * 1000,
-            )
+            elapsed = time.perf_counter() - started
+            record_midtrans_call(operation, outcome, elapsed)
+            log.info("midtrans %s %s in %.0f ms", operation, outcome, elapsed * 1000)
 
 
 class _NotFound(Exception):

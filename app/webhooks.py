@@ -10,6 +10,7 @@ from sqlalchemy.exc import DBAPIError
 from . import payments
 from .errors import ServiceUnavailableError, error_body
 from .extensions import db
+from .metrics import NOTIFICATIONS
 
 bp = Blueprint("webhooks", __name__)
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ def notification():
         raise ServiceUnavailableError(
             "the gateway could not store the notification; please retry"
         ) from None
+    NOTIFICATIONS.labels(str(receipt.outcome)).inc()
     if receipt.http_status >= 400:
         code = "invalid_signature" if receipt.http_status == 403 else "invalid_notification"
         return jsonify(error_body(code, receipt.reason or "rejected")), receipt.http_status

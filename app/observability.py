@@ -1,0 +1,149 @@
+"""Request ids, Prometheus metrics and rate limits: what ops need to run the gateway.
+
+- Every request gets an id (`X-Request-ID` accepted when sane, else made), returned in the
+  response and written in every log line of that request.
+- `GET /metrics` in Prometheus format, safe under several gunicorn workers (multiprocess mode
+  when `PROMETHEUS_MULTIPROC_DIR` is set, as `gunicorn.conf.py` does). Not public: answered to
+  loopback clients, or to `Authorization: Bearer <METRICS_TOKEN>`.
+- Rate limits per client app (`RATELIMIT_PER_APP`) and per IP on the admin login
+  (`RATELIMIT_LOGIN`), shared between hosts through `RATELIMIT_STORAGE_URI` (e.g. Redis).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import os
+import re
+import time
+import uuid
+
+from flask import Blueprint, Flask, Response, abort, g, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy import func, select
+
+from .extensions import db
+from .logs import request_id_var
+from .metrics import HTTP_LATENCY, HTTP_REQUESTS
+
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+
+bp = Blueprint("ops", __name__)
+
+limiter = Limiter(
+    key_func=get_remote_address,
+    default_limits=[],
+    headers_enabled=True,
+    strategy="moving-window",
+)
+
+
+def client_app_key() -> str:
+    """Rate-limit bucket of an API call: the app it claims to be, else the caller's address."""
+    code = request.headers.get("X-App-Code", "")
+    return f"app:{code[:64]}" if code else f"ip:{get_remote_address()}"
+
+
+class BacklogCollector:
+    """Backlogs read from the database at scrape time (the same for every worker)."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+
+    def collect(self):
+        from .models import CallbackEvent, CallbackState, Notification, Transaction
+
+        now = time.time()
+        with self.app.app_context():
+            from datetime import UTC, datetime
+
+            moment = datetime.fromtimestamp(now, UTC)
+            outbox = db.session.execute(
+                select(func.count()).where(CallbackEvent.state == CallbackState.PENDING)
+            ).scalar_one()
+            due = db.session.execute(
+                select(func.count()).where(
+                    Transaction.next_check_at.is_not(None), Transaction.next_check_at <= moment
+                )
+            ).scalar_one()
+            unconfirmed = db.session.execute(
+                select(func.count()).where(Notification.outcome == "unconfirmed")
+            ).scalar_one()
+            db.session.commit()
+        yield GaugeMetricFamily(
+            "gateway_outbox_pending", "Callback events waiting for delivery", value=outbox
+        )
+        yield GaugeMetricFamily(
+            "gateway_reconciliation_due", "Pending orders whose check is due", value=due
+        )
+        yield GaugeMetricFamily(
+            "gateway_notifications_unconfirmed",
+            "Notifications waiting for the status API",
+            value=unconfirmed,
+        )
+
+
+def _allowed_to_scrape(token: str) -> bool:
+    header = request.headers.get("Authorization", "")
+    if token and header.startswith("Bearer "):
+        return hmac.compare_digest(header[7:].encode(), token.encode())
+    try:
+        return ipaddress.ip_address(request.remote_addr or "").is_loopback and not token
+    except ValueError:
+        return False
+
+
+@bp.get("/metrics")
+def metrics():
+    from flask import current_app
+
+    if not _allowed_to_scrape(current_app.config.get("METRICS_TOKEN", "")):
+        abort(404)
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        from prometheus_client import REGISTRY
+
+        registry = REGISTRY
+    body = generate_latest(registry)
+    body += generate_latest(current_app.extensions["backlog_registry"])
+    return Response(body, mimetype=CONTENT_TYPE_LATEST)
+
+
+def init_observability(app: Flask, *, metrics_token: str, per_app: str, login: str, storage: str):
+    app.config["METRICS_TOKEN"] = metrics_token
+    backlog = CollectorRegistry()
+    backlog.register(BacklogCollector(app))
+    app.extensions["backlog_registry"] = backlog
+    app.config["RATELIMIT_STORAGE_URI"] = storage
+    app.config["RATELIMIT_PER_APP"] = per_app
+    app.config["RATELIMIT_LOGIN"] = login
+    limiter.init_app(app)
+
+    @app.before_request
+    def _start():
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        g.request_token = request_id_var.set(g.request_id)
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _finish(response):
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        HTTP_REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
+        if "started" in g:
+            HTTP_LATENCY.labels(endpoint).observe(time.perf_counter() - g.started)
+        return response
+
+    @app.teardown_request
+    def _forget(_exc):
+        token = g.pop("request_token", None)
+        if token is not None:
+            request_id_var.reset(token)
+
+    app.register_blueprint(bp)
