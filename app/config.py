@@ -88,6 +88,7 @@ class Settings:
     log_file: str = ""
     log_format: str = "text"
     callback_allowed_hosts: str = ""
+    callback_timeout: float = 15.0
     metrics_token: str = field(default="", repr=False)
     ratelimit_per_app: str = "600 per minute"
     ratelimit_login: str = "10 per minute"
@@ -156,6 +157,7 @@ class Settings:
             log_file=env.get("LOG_FILE", "").strip(),
             log_format=log_format,
             callback_allowed_hosts=env.get("CALLBACK_ALLOWED_HOSTS", "").strip(),
+            callback_timeout=_number(env, "CALLBACK_TIMEOUT", 15.0),
             metrics_token=env.get("METRICS_TOKEN", "").strip(),
             ratelimit_per_app=_rate(env, "RATELIMIT_PER_APP", "600 per minute"),
             ratelimit_login=_rate(env, "RATELIMIT_LOGIN", "10 per minute"),

@@ -23,7 +23,10 @@ log = logging.getLogger(__name__)
 
 def jobs(app: Flask) -> list[tuple[str, Callable[[], int]]]:
     midtrans = app.extensions["midtrans"]
-    callbacks = CallbackClient(app.extensions["callback_policy"])
+    callbacks = CallbackClient(
+        app.extensions["callback_policy"],
+        timeout=app.extensions["settings"].callback_timeout,
+    )
     return [
         ("confirm notifications", lambda: payments.confirm_due_notifications(midtrans=midtrans)),
         ("reconcile orders", lambda: payments.reconcile_due_orders(midtrans=midtrans)),
