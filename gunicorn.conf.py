@@ -62,7 +62,9 @@ keepalive = 5
 # or referer: nothing that could hold an X-Api-Key, an Authorization header or a token.
 accesslog = "-"
 errorlog = "-"
-access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
+access_log_format = (
+    '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s" %({x-request-id}o)s'
+)
 
 # No runtime control socket: its default path ($XDG_RUNTIME_DIR or ~/.gunicorn/gunicorn.ctl) is
 # shared by every gunicorn of the same user, so a second instance would take it over. systemd
@@ -71,3 +73,25 @@ control_socket_disable = True
 
 # forwarded_allow_ips stays at gunicorn's default (127.0.0.1 and ::1, or the
 # FORWARDED_ALLOW_IPS variable): only a proxy on this machine may set X-Forwarded-*.
+
+
+# Prometheus metrics add up across workers through files in PROMETHEUS_MULTIPROC_DIR (the
+# systemd unit sets it under /run); without it, a private folder is made for this master.
+# It is emptied at start so counters of a previous run are not added twice.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gateway-metrics-")
+
+
+def on_starting(server):
+    folder = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
