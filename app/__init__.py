@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .callbacks import AddressPolicy
 from .config import Settings
@@ -45,6 +46,12 @@ def create_app(env: dict[str, str] | None = None) -> Flask:
     app.extensions["settings"] = settings
     app.extensions["midtrans"] = Midtrans(settings.midtrans)
     app.extensions["callback_policy"] = AddressPolicy.parse(settings.callback_allowed_hosts)
+
+    if settings.proxy_hops:
+        # Behind nginx: trust that many proxies for the client address, scheme and host.
+        # Never set it without a proxy in front, or clients could forge their address.
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     # Extensions.
     db.init_app(app)

@@ -52,6 +52,13 @@ def _number(env: dict[str, str], name: str, default: float) -> float:
     return value
 
 
+def _hops(env: dict[str, str]) -> int:
+    raw = env.get("PROXY_FIX_HOPS", "").strip() or "0"
+    if not raw.isdigit() or int(raw) > 5:
+        raise ConfigError("PROXY_FIX_HOPS must be a whole number from 0 to 5")
+    return int(raw)
+
+
 def _rate(env: dict[str, str], name: str, default: str) -> str:
     from limits import parse_many
 
@@ -89,6 +96,7 @@ class Settings:
     log_format: str = "text"
     callback_allowed_hosts: str = ""
     callback_timeout: float = 15.0
+    proxy_hops: int = 0
     metrics_token: str = field(default="", repr=False)
     ratelimit_per_app: str = "600 per minute"
     ratelimit_login: str = "10 per minute"
@@ -158,6 +166,7 @@ class Settings:
             log_format=log_format,
             callback_allowed_hosts=env.get("CALLBACK_ALLOWED_HOSTS", "").strip(),
             callback_timeout=_number(env, "CALLBACK_TIMEOUT", 15.0),
+            proxy_hops=_hops(env),
             metrics_token=env.get("METRICS_TOKEN", "").strip(),
             ratelimit_per_app=_rate(env, "RATELIMIT_PER_APP", "600 per minute"),
             ratelimit_login=_rate(env, "RATELIMIT_LOGIN", "10 per minute"),

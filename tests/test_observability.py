@@ -120,3 +120,12 @@ def test_limits_are_shared_between_hosts_through_redis(env, build_app, midtrans)
     b = host_b.test_client().post("/charge", json={"order_id": "B", "amount": 1}, headers=headers)
     c = host_a.test_client().post("/charge", json={"order_id": "C", "amount": 1}, headers=headers)
     assert [a.status_code, b.status_code, c.status_code] == [201, 201, 429]
+
+
+def test_proxy_fix_only_when_configured(env, build_app):
+    forwarded = {"X-Forwarded-For": "198.51.100.7", "X-Forwarded-Proto": "https"}
+    plain = build_app(env).test_client()
+    assert plain.get("/metrics", headers=forwarded).status_code == 200  # still loopback
+    env["PROXY_FIX_HOPS"] = "1"
+    proxied = build_app(env, reset=False).test_client()
+    assert proxied.get("/metrics", headers=forwarded).status_code == 404  # the real client
