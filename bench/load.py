@@ -97,7 +97,7 @@ def openloop(
     return _run_child(argv, {**os.environ, "PYTHONPATH": str(REPO)})
 
 
-def drain(server: Process, timeout: float = 20) -> None:
+def drain(server: Process, timeout: float = 10) -> None:
     """Wait until the server has finished what the load generator left queued (requests wrk
     stopped waiting for are still served), so it does not spill into the next phase."""
     deadline = time.monotonic() + timeout

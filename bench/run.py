@@ -81,7 +81,10 @@ def start_stack(workdir: Path, *, floor: bool = True) -> Stack:
     env = gateway_env(workdir, gw_port, stack.simulator_url)
     stack.headers = prepare_gateway(env, workdir, APP_CODE)
     stack.workers, stack.threads = gunicorn_sizing(env, workdir)
-    stack.servers["gateway"] = start_gunicorn("gateway", env, workdir)
+    # BENCH_GATEWAY_APP (e.g. bench.trial:app) serves a variant of the gateway, to measure a
+    # proposed change without touching app/.
+    variant = [os.environ["BENCH_GATEWAY_APP"]] if os.environ.get("BENCH_GATEWAY_APP") else []
+    stack.servers["gateway"] = start_gunicorn("gateway", env, workdir, *variant)
     stack.processes.append(stack.servers["gateway"])
     if floor:
         floor_env = clean_env(GUNICORN_BIND=f"127.0.0.1:{floor_port}")
