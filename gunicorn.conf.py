@@ -78,10 +78,12 @@ control_socket_disable = True
 # Prometheus metrics add up across workers through files in PROMETHEUS_MULTIPROC_DIR (the
 # systemd unit sets it under /run); without it, a private folder is made for this master.
 # It is emptied at start so counters of a previous run are not added twice.
+_private_metrics_dir = None
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     import tempfile
 
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gateway-metrics-")
+    _private_metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _private_metrics_dir
 
 
 def on_starting(server):
@@ -95,3 +97,11 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """Remove the private metrics folder made above (never one that was configured)."""
+    if _private_metrics_dir:
+        import shutil
+
+        shutil.rmtree(_private_metrics_dir, ignore_errors=True)

@@ -3,7 +3,8 @@
 On a fresh clone (no MIDTRANS_SERVER_KEY anywhere) it:
   1. writes `.env` with a random SECRET_KEY (an existing `.env` is never overwritten; one that
      lacks a SECRET_KEY gets one appended),
-  2. creates or migrates the database (`flask --app wsgi db upgrade`),
+  2. creates or migrates the database (`flask --app wsgi db upgrade`); with the simulator and
+     no DATABASE_URL it is instance/simulator.db, so pretend orders never mix with real ones,
   3. creates an admin `admin` and a client app `demo` when they are missing, and keeps their
      secrets in `instance/demo-credentials.txt` (mode 0600), since the gateway shows a key once,
   4. starts the Midtrans simulator, the gateway under gunicorn (gunicorn.conf.py) and, when the
@@ -35,6 +36,7 @@ from dotenv import dotenv_values
 REPO = Path(__file__).resolve().parent.parent
 ENV_FILE = REPO / ".env"
 CREDENTIALS_FILE = REPO / "instance" / "demo-credentials.txt"
+SIMULATOR_DATABASE = REPO / "instance" / "simulator.db"
 PYTHON = sys.executable
 
 # The simulator is a local stand-in for Midtrans; its key guards nothing real.
@@ -82,7 +84,7 @@ def main() -> int:
     check_port_free(port, "PORT")
     if use_simulator:
         check_port_free(simulator_port, "SIMULATOR_PORT")
-    env = gateway_env(port, simulator_url if use_simulator else None)
+    env = gateway_env(settings, port, simulator_url if use_simulator else None)
 
     migrate(env)
     credentials = read_credentials()
@@ -145,7 +147,7 @@ def is_production(settings: dict[str, str]) -> bool:
     return settings.get("MIDTRANS_IS_PRODUCTION", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def gateway_env(port: int, simulator_url: str | None) -> dict[str, str]:
+def gateway_env(settings: dict[str, str], port: int, simulator_url: str | None) -> dict[str, str]:
     """The environment of every child: the caller's, plus the wiring to the simulator."""
     env = dict(os.environ)
     env["GUNICORN_BIND"] = f"127.0.0.1:{port}"
@@ -159,6 +161,10 @@ def gateway_env(port: int, simulator_url: str | None) -> dict[str, str]:
         )
         # Let a demo client app on this machine receive payment callbacks.
         env.setdefault("CALLBACK_ALLOWED_HOSTS", "127.0.0.1,::1,localhost")
+        # Orders made against the simulator exist nowhere else: keep them out of the database
+        # the gateway uses with real Midtrans (unless DATABASE_URL says otherwise).
+        if not settings.get("DATABASE_URL", "").strip():
+            env["DATABASE_URL"] = f"sqlite:///{SIMULATOR_DATABASE}"
     return env
 
 
@@ -341,6 +347,10 @@ def print_banner(
     ]
     if simulator_url:
         lines.append(f"  Simulator:  {simulator_url}/_sim/")
+    if simulator_url and not settings.get("DATABASE_URL", "").strip():
+        lines.append(
+            f"  Database:   {SIMULATOR_DATABASE.relative_to(REPO)} (simulator orders only)"
+        )
     lines += [
         f"  Admin:      {gateway_url}/admin/  (user {ADMIN_USERNAME}, password {admin_password})",
         "",

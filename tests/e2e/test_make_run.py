@@ -19,7 +19,7 @@ import pytest
 import requests
 from e2e.servers import REPO, clean_env, free_port
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = pytest.mark.timeout(150)
 
 NOT_COPIED = shutil.ignore_patterns(
     ".git", ".venv", "instance", ".env", "__pycache__", ".ruff_cache", ".pytest_cache", "bench"
@@ -53,7 +53,7 @@ class MakeRun:
     def output(self) -> str:
         return "".join(self.lines)
 
-    def wait_for(self, pattern: str, timeout: float = 45) -> re.Match:
+    def wait_for(self, pattern: str, timeout: float = 75) -> re.Match:
         deadline = time.monotonic() + timeout
         while not (found := re.search(pattern, self.output(), re.MULTILINE)):
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -130,6 +130,9 @@ def test_make_run_serves_a_working_demo_and_stops_cleanly(fresh_clone):
     env_file = fresh_clone / ".env"
     assert env_file.stat().st_mode & 0o777 == 0o600
     assert re.search(r"^SECRET_KEY=[0-9a-f]{64}$", env_file.read_text(), re.MULTILINE)
+    # Pretend orders live in their own database, apart from the one used with real Midtrans.
+    assert (fresh_clone / "instance" / "simulator.db").exists()
+    assert not (fresh_clone / "instance" / "gateway.db").exists()
     credentials = fresh_clone / "instance" / "demo-credentials.txt"
     assert credentials.stat().st_mode & 0o777 == 0o600
     assert key in credentials.read_text() and admin_password in credentials.read_text()

@@ -8,6 +8,7 @@ HTML and submitted the way a browser would.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 import uuid
@@ -294,7 +295,7 @@ def test_midtrans_hanging_gives_504_in_time_then_the_retry_gets_a_working_link(
     wait_for_status(gateway, order_id, "settlement")
 
 
-# -- logs --------------------------------------------------------------------------------------
+# -- metrics and logs ------------------------------------------------------------------------
 
 
 def test_access_log_shows_requests_without_keys_or_query_strings(gateway):
@@ -313,3 +314,26 @@ def test_access_log_shows_requests_without_keys_or_query_strings(gateway):
     assert '"POST /charge HTTP/1.1" 201' in log
     for secret in (gateway.headers["X-Api-Key"], "query-secret-123", "header-secret-456"):
         assert secret not in log
+
+
+def charges_counted(metrics: str) -> float:
+    found = re.search(
+        r'^gateway_http_requests_total\{endpoint="/charge",method="POST",status="201"\} (\S+)$',
+        metrics,
+        re.MULTILINE,
+    )
+    return float(found.group(1)) if found else 0.0
+
+
+def test_metrics_add_up_across_gunicorn_workers(gateway):
+    before = charges_counted(requests.get(f"{gateway.gateway_url}/metrics", timeout=10).text)
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(lambda n: charge(gateway, new_order_id(f"m{n}")), range(20)))
+    assert [a.status_code for a in answers] == [201] * 20
+
+    # Each scrape opens a new connection, so both workers answer some: all must agree.
+    seen = {
+        charges_counted(requests.get(f"{gateway.gateway_url}/metrics", timeout=10).text)
+        for _ in range(10)
+    }
+    assert seen == {before + 20}

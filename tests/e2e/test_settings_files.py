@@ -65,7 +65,8 @@ def effective_gunicorn_config(**env: str) -> dict[str, str]:
     done = subprocess.run(
         [sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py"), "--print-config"],
         cwd=REPO,
-        env={**clean_env(), **env},
+        # A folder given, so that printing the configuration makes no temporary one.
+        env={**clean_env(), "PROMETHEUS_MULTIPROC_DIR": "/nonexistent/metrics", **env},
         capture_output=True,
         text=True,
         timeout=30,
