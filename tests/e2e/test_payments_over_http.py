@@ -7,7 +7,6 @@ HTML and submitted the way a browser would.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
@@ -211,15 +210,6 @@ def test_identical_charges_at_once_create_one_snap_transaction(gateway):
     assert retry.json()["token"] == created[0].json()["token"]
 
 
-# Known bug, reported to the gateway's owner: app/auth.py `_touch` runs its UPDATE in a deferred
-# SQLite transaction, which fails at once with "database is locked" when another worker writes
-# first (SQLITE_BUSY_SNAPSHOT ignores the busy timeout). Fix: call `begin_write()` instead of
-# `db.session.commit()` before the UPDATE; then remove this marker.
-@pytest.mark.xfail(
-    not os.environ.get("TEST_DATABASE_URL"),
-    reason="app/auth.py _touch: 'database is locked' under concurrent first use on SQLite",
-    strict=False,
-)
 def test_fifty_different_charges_at_once_all_succeed(gateway):
     """A newly created app's first burst: every request also records the app's first use."""
     headers = create_client_app(gateway.env, gateway.workdir, f"burst{uuid.uuid4().hex[:6]}")
