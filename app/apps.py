@@ -1,11 +1,145 @@
-"""Client apps' callback endpoints: the rules shared by the CLI and the dashboard."""
+"""Client apps: the rules shared by the command line and the dashboard.
+
+Creating, editing, rotating and disabling apps, and their callback endpoints. Keys and signing
+secrets are returned once, to be shown once; only a key's hash is stored.
+"""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from .auth import check_imported_key, generate_api_key, hash_api_key, key_hint
 from .callbacks import AddressPolicy, UnsafeCallbackURL, new_signing_secret
-from .errors import InvalidRequestError
+from .errors import InvalidRequestError, NotFoundError
+from .extensions import db
 from .models import App
 from .payments import enable_endpoint, rotate_signing_secret
+
+APP_CODE_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+PREFIX_RE = re.compile(r"^[A-Za-z0-9\-_~.]{0,40}$")
+
+
+@dataclass(frozen=True)
+class NewKey:
+    app: App
+    key: str  # shown once, never stored
+    signing_secret: str | None = None  # shown once, when a callback URL was set
+
+
+def snapshot(app: App) -> dict[str, Any]:
+    """What the audit log keeps of an app (never the key or its hash)."""
+    return {
+        "code": app.code,
+        "name": app.name,
+        "order_prefix": app.order_prefix,
+        "active": app.active,
+        "key_hint": app.key_hint,
+    }
+
+
+def get_app_or_raise(app_id: int) -> App:
+    app = db.session.get(App, app_id)
+    if app is None:
+        raise NotFoundError(f"no app {app_id}")
+    return app
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not 1 <= len(name) <= 200:
+        raise InvalidRequestError("the name must be 1 to 200 characters", field="name")
+    return name
+
+
+def _check_prefix(prefix: str, *, app_id: int | None) -> str:
+    if not PREFIX_RE.match(prefix):
+        raise InvalidRequestError(
+            "the order prefix may only contain letters, digits and - _ ~ . (max 40)",
+            field="order_prefix",
+        )
+    # Two apps with one prefix could block each other's order ids at Midtrans.
+    query = select(App.code).where(App.order_prefix == prefix)
+    if app_id is not None:
+        query = query.where(App.id != app_id)
+    other = db.session.execute(query).scalar()
+    if other is not None:
+        raise InvalidRequestError(
+            f"app {other} already uses this order prefix", field="order_prefix"
+        )
+    return prefix
+
+
+def create_client_app(
+    *,
+    code: str,
+    name: str,
+    order_prefix: str | None,
+    api_key: str | None = None,
+    callback_url: str | None = None,
+    policy: AddressPolicy | None = None,
+    production: bool = False,
+) -> NewKey:
+    """Create an app; `order_prefix` None means the default `<code>-`; `api_key` imports a key
+    a client already uses (from an older gateway) instead of making one."""
+    code = code.strip()
+    if not APP_CODE_RE.match(code):
+        raise InvalidRequestError(
+            "the code may only contain letters, digits, - and _ (max 64)", field="code"
+        )
+    if db.session.execute(select(App.id).where(App.code == code)).first():
+        raise InvalidRequestError(f"an app with code {code} already exists", field="code")
+    name = _check_name(name)
+    prefix = _check_prefix(f"{code}-" if order_prefix is None else order_prefix, app_id=None)
+    if api_key is not None:
+        try:
+            check_imported_key(api_key)
+        except ValueError as err:
+            raise InvalidRequestError(str(err), field="api_key") from None
+    key = api_key or generate_api_key()
+    app = App(
+        code=code,
+        name=name,
+        key_hash=hash_api_key(key),
+        key_hint=key_hint(key),
+        order_prefix=prefix,
+    )
+    secret = None
+    if callback_url:
+        secret = set_callback_url(
+            app, callback_url, policy=policy or AddressPolicy(), production=production
+        )
+    db.session.add(app)
+    db.session.commit()
+    return NewKey(app, key, secret)
+
+
+def rotate_key(app_id: int) -> NewKey:
+    """A new key; the old one stops working at once."""
+    app = get_app_or_raise(app_id)
+    key = generate_api_key()
+    app.key_hash, app.key_hint = hash_api_key(key), key_hint(key)
+    db.session.commit()
+    return NewKey(app, key)
+
+
+def set_active(app_id: int, active: bool) -> App:
+    app = get_app_or_raise(app_id)
+    app.active = active
+    db.session.commit()
+    return app
+
+
+def edit_app(app_id: int, *, name: str, order_prefix: str) -> App:
+    """Rename, or change the prefix of future orders (existing orders keep theirs)."""
+    app = get_app_or_raise(app_id)
+    name, prefix = _check_name(name), _check_prefix(order_prefix, app_id=app.id)
+    app.name, app.order_prefix = name, prefix
+    db.session.commit()
+    return app
 
 
 def set_callback_url(

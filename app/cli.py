@@ -14,15 +14,13 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
-from .apps import rotate_callback_secret, set_callback_url
-from .auth import check_imported_key, generate_api_key, hash_api_key, hash_password, key_hint
-from .errors import InvalidRequestError
+from . import apps
+from .auth import hash_password
+from .errors import GatewayError
 from .extensions import db
 from .models import Admin, App
 from .payments import recover_failed
 
-APP_CODE_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
-PREFIX_RE = re.compile(r"^[A-Za-z0-9\-_~.]{0,40}$")
 MIN_PASSWORD = 12
 
 apps_cli = AppGroup("apps", help="Manage client apps and their API keys.")
@@ -49,93 +47,43 @@ def create_app_command(
     code: str, name: str, api_key: str | None, order_prefix: str | None, callback_url: str | None
 ):
     """Create a client app; prints its API key last, once."""
-    if not APP_CODE_RE.match(code):
-        raise click.ClickException("CODE may only contain letters, digits, - and _ (max 64)")
-    prefix = f"{code}-" if order_prefix is None else order_prefix
-    if not PREFIX_RE.match(prefix):
-        raise click.ClickException(
-            "--order-prefix may only contain letters, digits and - _ ~ . (max 40)"
-        )
-    if db.session.execute(select(App.id).where(App.code == code)).first():
-        raise click.ClickException(f"an app with code {code!r} already exists")
-    if api_key is not None:
-        try:
-            check_imported_key(api_key)
-        except ValueError as err:
-            raise click.ClickException(str(err)) from None
-    key = api_key or generate_api_key()
-    app = App(
+    settings = current_app.extensions["settings"]
+    new = _run(
+        apps.create_client_app,
         code=code,
         name=name,
-        key_hash=hash_api_key(key),
-        key_hint=key_hint(key),
-        order_prefix=prefix,
+        order_prefix=order_prefix,
+        api_key=api_key,
+        callback_url=callback_url,
+        policy=current_app.extensions["callback_policy"],
+        production=settings.midtrans.is_production,
     )
-    secret = _set_callback(app, callback_url) if callback_url else None
-    db.session.add(app)
-    db.session.commit()
-    click.echo(f"Created app {code} ({name}); Midtrans order prefix: {prefix!r}")
-    if secret:
+    click.echo(f"Created app {code} ({name}); Midtrans order prefix: {new.app.order_prefix!r}")
+    if new.signing_secret:
         click.echo(f"Callbacks go to {callback_url}; verify them with this secret:")
-        click.echo(f"Signing secret: {secret}")
+        click.echo(f"Signing secret: {new.signing_secret}")
     click.echo("API key (shown only now; send it as X-Api-Key):")
-    click.echo(key)
+    click.echo(new.key)
+
+
+def _run(operation, *args, **kwargs):
+    """Call an app-management rule; its refusal becomes a clear command-line error."""
+    try:
+        return operation(*args, **kwargs)
+    except GatewayError as err:
+        db.session.rollback()
+        raise click.ClickException(err.message) from None
 
 
 def _set_callback(app: App, url: str) -> str | None:
     settings = current_app.extensions["settings"]
-    try:
-        return set_callback_url(
-            app,
-            url,
-            policy=current_app.extensions["callback_policy"],
-            production=settings.midtrans.is_production,
-        )
-    except InvalidRequestError as err:
-        raise click.ClickException(err.message) from None
-
-
-@apps_cli.command("set-callback")
-@click.argument("code")
-@click.argument("url")
-def set_callback(code: str, url: str):
-    """Send this app's payment updates to URL ('' stops them); re-enables a disabled one."""
-    app = _get_app_or_fail(code)
-    secret = _set_callback(app, url)
-    db.session.commit()
-    if not url:
-        click.echo(f"Callbacks of {code} stopped.")
-        return
-    click.echo(f"Callbacks of {code} go to {url}.")
-    if secret:
-        click.echo(f"Signing secret: {secret}")
-
-
-@apps_cli.command("rotate-secret")
-@click.argument("code")
-def rotate_secret(code: str):
-    """New signing secret; the old one keeps signing for 24 hours. Prints the new one last."""
-    app = _get_app_or_fail(code)
-    secret = rotate_callback_secret(app)
-    db.session.commit()
-    click.echo(f"New signing secret for {code} (the old one signs too for 24 hours):")
-    click.echo(f"Signing secret: {secret}")
-
-
-@apps_cli.command("recover-callbacks")
-@click.argument("code")
-@click.option("--since", required=True, help="ISO date-time, e.g. 2026-11-20T00:00:00Z.")
-def recover_callbacks(code: str, since: str):
-    """Send again every failed callback of the app created since a time."""
-    app = _get_app_or_fail(code)
-    try:
-        moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.ClickException("--since must be an ISO date-time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    count = recover_failed(app.id, moment)
-    click.echo(f"{count} failed callbacks of {code} queued again.")
+    return _run(
+        apps.set_callback_url,
+        app,
+        url,
+        policy=current_app.extensions["callback_policy"],
+        production=settings.midtrans.is_production,
+    )
 
 
 @apps_cli.command("list")
@@ -159,9 +107,7 @@ def list_apps():
 @click.argument("code")
 def disable_app(code: str):
     """Refuse every request of this app (its orders are kept)."""
-    app = _get_app_or_fail(code)
-    app.active = False
-    db.session.commit()
+    _run(apps.set_active, _get_app_or_fail(code).id, False)
     click.echo(f"App {code} disabled: its requests now get 401.")
 
 
@@ -169,9 +115,7 @@ def disable_app(code: str):
 @click.argument("code")
 def enable_app(code: str):
     """Accept this app's requests again."""
-    app = _get_app_or_fail(code)
-    app.active = True
-    db.session.commit()
+    _run(apps.set_active, _get_app_or_fail(code).id, True)
     click.echo(f"App {code} enabled.")
 
 
@@ -179,12 +123,52 @@ def enable_app(code: str):
 @click.argument("code")
 def rotate_key(code: str):
     """Replace the app's API key; the old one stops working at once. Prints the new key last."""
-    app = _get_app_or_fail(code)
-    key = generate_api_key()
-    app.key_hash, app.key_hint = hash_api_key(key), key_hint(key)
-    db.session.commit()
+    new = _run(apps.rotate_key, _get_app_or_fail(code).id)
     click.echo(f"New API key for {code} (the old one no longer works; shown only now):")
-    click.echo(key)
+    click.echo(new.key)
+
+
+@apps_cli.command("set-callback")
+@click.argument("code")
+@click.argument("url")
+def set_callback(code: str, url: str):
+    """Send this app's payment updates to URL ('' stops them); re-enables a disabled one."""
+    app = _get_app_or_fail(code)
+    secret = _set_callback(app, url)
+    db.session.commit()
+    if not url:
+        click.echo(f"Callbacks of {code} stopped.")
+        return
+    click.echo(f"Callbacks of {code} go to {url}.")
+    if secret:
+        click.echo(f"Signing secret: {secret}")
+
+
+@apps_cli.command("rotate-secret")
+@click.argument("code")
+def rotate_secret(code: str):
+    """New signing secret; the old one keeps signing for 24 hours. Prints the new one last."""
+    app = _get_app_or_fail(code)
+    secret = apps.rotate_callback_secret(app)
+    db.session.commit()
+    click.echo(f"New signing secret for {code} (the old one signs too for 24 hours):")
+    click.echo(f"Signing secret: {secret}")
+
+
+@apps_cli.command("recover-callbacks")
+@click.argument("code")
+@click.option("--since", required=True, help="ISO date-time, e.g. 2026-11-20T00:00:00Z.")
+def recover_callbacks(code: str, since: str):
+    """Send again every failed callback of the app created since a time."""
+    app = _get_app_or_fail(code)
+    try:
+        moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.ClickException("--since must be an ISO date-time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    count = recover_failed(app.id, moment)
+    click.echo(f"{count} failed callbacks of {code} queued again.")
 
 
 @admins_cli.command("create")

@@ -1,18 +1,21 @@
 """Database engine behaviour that the rest of the code relies on.
 
 SQLite: WAL (readers never block the writer), a busy timeout (writers queue instead of failing),
-foreign keys on, and every transaction begins IMMEDIATE: it takes the write lock up front, so
-several gunicorn workers queue on the busy timeout instead of failing with "database is
-locked" when a read snapshot cannot be upgraded to a write (SQLITE_BUSY_SNAPSHOT ignores the
-busy timeout, so a deferred transaction that reads and then writes fails under concurrency,
-even a lone UPDATE). Hot read-only paths opt out with `begin_read()`: their plain BEGIN never
-waits for a writer. Transactions are kept short: none is held open across a call to Midtrans
-or a client app.
+foreign keys on, and every transaction begins IMMEDIATE unless it was opened with
+`begin_read()`: it takes the write lock up front, so several gunicorn workers queue on the busy
+timeout instead of failing with "database is locked" when a read snapshot cannot be upgraded to
+a write (SQLITE_BUSY_SNAPSHOT ignores the busy timeout, so a deferred transaction that writes
+fails under concurrency, even a lone UPDATE). Hot read-only paths use `begin_read()`: a plain
+BEGIN that never waits for a writer. Sessions do not expire objects on commit (see
+extensions.py), so reading an attribute after a commit opens no transaction, and none is held
+across a call to Midtrans or a client app; row locks re-read with `populate_existing`.
 
 PostgreSQL needs none of this: row locks (`SELECT ... FOR UPDATE`) do the same job there.
 """
 
 from __future__ import annotations
+
+import logging
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -21,6 +24,8 @@ from .extensions import db
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 _READ_ONLY = "gateway_sqlite_read_only"
+_DML = {"INSERT", "UPDATE", "DELETE", "REPLAC"}
+log = logging.getLogger(__name__)
 
 
 def configure_engine(engine: Engine) -> None:
@@ -40,8 +45,20 @@ def configure_engine(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
-        read_only = connection.get_execution_options().get(_READ_ONLY)
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        write = not connection.get_execution_options().get(_READ_ONLY)
+        connection.info["gateway_write"] = write
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _check_write(connection, _cursor, statement, _params, _context, _many):
+        if (
+            connection.in_transaction()
+            and not connection.info.get("gateway_write")
+            and statement.lstrip()[:6].upper() in _DML
+        ):
+            log.error(
+                "write in a begin_read() transaction (risks 'database is locked'): %.60s", statement
+            )
 
 
 def _fresh_transaction(**options) -> None:
@@ -62,5 +79,6 @@ def begin_write() -> None:
 
 def begin_read() -> None:
     """Start a fresh transaction that only reads, so on SQLite it never waits for writers.
-    A write in it would risk "database is locked": commit and `begin_write()` first."""
+    A write in it would risk "database is locked" (and is logged): commit and `begin_write()`
+    first."""
     _fresh_transaction(**{_READ_ONLY: True})

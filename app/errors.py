@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -128,15 +128,22 @@ def register_error_handlers(app: Flask) -> None:
     def _http_error(err: HTTPException):
         status = err.code or 500
         if _wants_html():
-            return render_template("errors/error.html", status=status, error=err), status
-        messages = {
-            404: "no such endpoint",
-            405: f"method {request.method} is not allowed here",
-            413: "request body is larger than 64 KiB",
-        }
-        body = error_body(HTTP_CODES.get(status, "http_error"), messages.get(status, err.name))
-        response = jsonify(body)
-        response.status_code = status
+            response = current_app.make_response(
+                (
+                    render_template("admin/error.html", status=status, message=err.description),
+                    status,
+                )
+            )
+        else:
+            messages = {
+                404: "no such endpoint",
+                405: f"method {request.method} is not allowed here",
+                413: "request body is larger than 64 KiB",
+                429: "too many requests; retry after the time in Retry-After",
+            }
+            body = error_body(HTTP_CODES.get(status, "http_error"), messages.get(status, err.name))
+            response = jsonify(body)
+            response.status_code = status
         for name, value in err.get_headers() or []:
             if name.lower() in {"retry-after", "allow"}:
                 response.headers[name] = value
@@ -146,7 +153,8 @@ def register_error_handlers(app: Flask) -> None:
     def _unexpected(err: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
         if _wants_html():
-            return render_template("errors/error.html", status=500, error=None), 500
+            message = "Something went wrong on our side; it has been logged."
+            return render_template("admin/error.html", status=500, message=message), 500
         response = jsonify(error_body("internal_error", "internal server error"))
         response.status_code = 500
         return response

@@ -19,5 +19,8 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-db = SQLAlchemy(model_class=Base)
+# Objects keep their values after a commit: reading one then opens no new transaction (which on
+# SQLite would take the write lock, possibly across a call to Midtrans). Code that needs fresh
+# values locks the row with `with_for_update()` and `populate_existing`.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -45,33 +46,26 @@ class _TimeoutSession(requests.Session):
     def __init__(self, timeout: float):
         super().__init__()
         self.timeout = timeout
+        # Reading proxy settings and ~/.netrc from the environment on every call is costly;
+        # do it only when a proxy is configured.
+        self.trust_env = any(
+            os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY")
+        )
 
     def request(self, *args, **kwargs):
         kwargs.setdefault("timeout", self.timeout)
         return super().request(*args, **kwargs)
 
-    @staticmethod
-    def bounded(session: _TimeoutSession, timeout: float):
-        """The same keep-alive session, with a shorter timeout for one client."""
 
-        class _Bounded:
-            def request(self, *args, **kwargs):
-                kwargs.setdefault("timeout", min(timeout, session.timeout))
-                return session.request(*args, **kwargs)
+class _Bounded:
+    """The same keep-alive session, with a shorter timeout for one client."""
 
-        return _Bounded()
+    def __init__(self, session: _TimeoutSession, timeout: float):
+        self.session, self.timeout = session, timeout
 
-
-_local = threading.local()
-
-
-def _session(timeout: float) -> _TimeoutSession:
-    """One keep-alive session per thread (requests.Session is not thread-safe)."""
-    session = getattr(_local, "session", None)
-    if session is None:
-        session = _local.session = _TimeoutSession(timeout)
-    session.timeout = timeout
-    return session
+    def request(self, *args, **kwargs):
+        kwargs.setdefault("timeout", min(self.timeout, self.session.timeout))
+        return self.session.request(*args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -92,41 +86,49 @@ class Midtrans:
 
     def __init__(self, settings: MidtransSettings):
         self.settings = settings
+        # Clients are built once per thread and kept (building one per call cost about a
+        # third of a /charge); a thread never shares its clients or its session.
+        self._local = threading.local()
 
     # -- building clients ------------------------------------------------------------------
 
-    def _configure(self, client, headers: dict[str, str] | None = None):
+    def _client(self, kind: str, timeout: float | None = None):
+        clients = getattr(self._local, "clients", None)
+        if clients is None:
+            clients = self._local.clients = {}
+            self._local.session = _TimeoutSession(self.settings.timeout)
+        key = (kind, timeout)
+        if key not in clients:
+            clients[key] = self._build(kind, timeout)
+        return clients[key]
+
+    def _build(self, kind: str, timeout: float | None):
+        headers = {}
+        if kind == "snap" and self.settings.notification_url:
+            headers["X-Override-Notification"] = self.settings.notification_url
+        cls = midtransclient.Snap if kind == "snap" else midtransclient.CoreApi
+        client = cls(
+            is_production=self.settings.is_production,
+            server_key=self.settings.server_key,
+            client_key=self.settings.client_key,
+            custom_headers={},
+            proxies={},
+        )
         config = client.api_config
         # Fresh dicts: midtransclient's defaults are shared between every instance.
-        config.custom_headers = dict(headers or {})
+        config.custom_headers = headers
         config.proxies = {}
         config.CORE_SANDBOX_BASE_URL = config.CORE_PRODUCTION_BASE_URL = self.settings.api_base_url
         config.SNAP_SANDBOX_BASE_URL = config.SNAP_PRODUCTION_BASE_URL = self.settings.snap_base_url
-        client.http_client.http_client = _session(self.settings.timeout)
+        session = self._local.session
+        client.http_client.http_client = session if timeout is None else _Bounded(session, timeout)
         return client
 
     def _snap(self) -> midtransclient.Snap:
-        headers = {}
-        if self.settings.notification_url:
-            headers["X-Override-Notification"] = self.settings.notification_url
-        client = midtransclient.Snap(
-            is_production=self.settings.is_production,
-            server_key=self.settings.server_key,
-            client_key=self.settings.client_key,
-            custom_headers={},
-            proxies={},
-        )
-        return self._configure(client, headers)
+        return self._client("snap")
 
-    def _core(self) -> midtransclient.CoreApi:
-        client = midtransclient.CoreApi(
-            is_production=self.settings.is_production,
-            server_key=self.settings.server_key,
-            client_key=self.settings.client_key,
-            custom_headers={},
-            proxies={},
-        )
-        return self._configure(client)
+    def _core(self, timeout: float | None = None) -> midtransclient.CoreApi:
+        return self._client("core", timeout)
 
     # -- calls -----------------------------------------------------------------------------
 
@@ -147,11 +149,7 @@ class Midtrans:
         None is the normal answer for a fresh order. `timeout` shortens MIDTRANS_TIMEOUT for
         callers that must answer quickly (the notification endpoint).
         """
-        core = self._core()
-        if timeout is not None:
-            core.http_client.http_client = _TimeoutSession.bounded(
-                core.http_client.http_client, timeout
-            )
+        core = self._core(timeout)
         try:
             return self._call("status", lambda: core.transactions.status(order_or_transaction_id))
         except _NotFound:
@@ -169,8 +167,13 @@ class Midtrans:
     def signature_matches(
         self, *, order_id: str, status_code: str, gross_amount: str, signature: str
     ) -> bool:
-        expected = signature_for(order_id, status_code, gross_amount, self.settings.server_key)
-        return hmac.compare_digest(expected, signature.lower())
+        try:
+            expected = signature_for(order_id, status_code, gross_amount, self.settings.server_key)
+        except UnicodeEncodeError:  # a lone surrogate: no notification Midtrans signed
+            return False
+        # As bytes: compare_digest refuses str with non-ASCII characters (a forged signature).
+        presented = signature.lower().encode("utf-8", "surrogatepass")
+        return hmac.compare_digest(expected.encode("ascii"), presented)
 
     # -- error mapping ---------------------------------------------------------------------
 
@@ -202,7 +205,13 @@ class Midtrans:
         finally:
             elapsed = time.perf_counter() - started
             record_midtrans_call(operation, outcome, elapsed)
-            log.info("midtrans %s %s in %.0f ms", operation, outcome, elapsed * 1000)
+            log.log(
+                logging.DEBUG if outcome in {"ok", "not_found"} else logging.WARNING,
+                "midtrans %s %s in %.0f ms",
+                operation,
+                outcome,
+                elapsed * 1000,
+            )
 
 
 class _NotFound(Exception):
@@ -220,7 +229,7 @@ def _map_api_error(operation: str, err: midtransclient.MidtransAPIError) -> tupl
 
     if code == 401 or http == 401:
         return "auth_failed", MidtransAuthError()
-    if code == 404 and operation != "snap_create":
+    if code == 404 and operation == "status":
         return "not_found", _NotFound()
     if code >= 500:
         return "server_error", MidtransUnavailableError(f"Midtrans answered with an error ({code})")

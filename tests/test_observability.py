@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import uuid
 
@@ -14,7 +15,7 @@ BODY = {"order_id": "O-1", "amount": 1000}
 
 
 def test_request_id_is_made_returned_and_in_every_log_line(client, app_key, midtrans, caplog):
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG)
     snap_ok(midtrans)
     resp = client.post("/charge", json=BODY, headers=app_key)
     request_id = resp.headers["X-Request-ID"]
@@ -129,3 +130,16 @@ def test_proxy_fix_only_when_configured(env, build_app):
     env["PROXY_FIX_HOPS"] = "1"
     proxied = build_app(env, reset=False).test_client()
     assert proxied.get("/metrics", headers=forwarded).status_code == 404  # the real client
+
+
+def test_login_attempts_are_limited_per_ip(env, build_app):
+    env["RATELIMIT_LOGIN"] = "3 per minute"
+    client = build_app(env).test_client()
+    page = client.get("/admin/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    form = {"csrf_token": token, "username": "nobody", "password": "wrong password"}
+    answers = [client.post("/admin/login", data=form) for _ in range(4)]
+    assert [a.status_code for a in answers[:3]] == [401, 401, 401]
+    assert answers[3].status_code == 429
+    assert int(answers[3].headers["Retry-After"]) > 0
+    assert answers[3].mimetype == "text/html"

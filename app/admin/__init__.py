@@ -1,6 +1,6 @@
 """The admin dashboard at /admin: app keys, transactions, notifications, audit log.
 
-Views stay thin: they check the form, call `app.payments` or `app.admin.apps`, write the
+Views stay thin: they check the form, call `app.payments` or `app.apps`, write the
 audit entry and render. Every request except the login page needs a live server-side session;
 every POST needs a CSRF token.
 """

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import math
 
-from flask import flash, g, redirect, render_template, request, session, url_for
+from flask import current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from flask_limiter.util import get_remote_address
 from sqlalchemy import select
 
 from ..auth import hash_password, verify_password
 from ..extensions import db
 from ..models import Admin
+from ..observability import limiter
 from . import audit, bp, safe_next
 from .forms import AdminCreateForm, LanguageForm, LoginForm, PasswordChangeForm
 from .i18n import LANGUAGES
 from .sessions import check_credentials, end_other_sessions, end_session, start_session
 
 
+def _login_limit() -> str:
+    return current_app.config["RATELIMIT_LOGIN"]
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"], key_func=get_remote_address)
 def login():
     if g.admin is not None:
         return redirect(url_for("admin.overview"))

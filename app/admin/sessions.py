@@ -99,7 +99,10 @@ def _count_failure(username: str) -> timedelta | None:
 def _add_failure(username: str) -> timedelta | None:
     begin_write()
     throttle = db.session.execute(
-        select(LoginThrottle).where(LoginThrottle.username == username).with_for_update()
+        select(LoginThrottle)
+        .where(LoginThrottle.username == username)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if throttle is None:
         throttle = LoginThrottle(username=username, failures=0)

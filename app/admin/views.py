@@ -22,11 +22,11 @@ from flask import (
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from .. import apps as app_service
 from .. import payments
 from ..errors import GatewayError, NotFoundError
 from ..extensions import db
 from ..models import NotificationOutcome, Transaction, TransactionEvent, TxStatus
-from . import apps as app_service
 from . import audit, bp, queries
 from .audit import ACTIONS
 from .forms import (

@@ -93,6 +93,7 @@ def _reserve(
             select(Transaction)
             .where(Transaction.app_id == app.id, Transaction.order_id == charge.order_id)
             .with_for_update()
+            .execution_options(populate_existing=True)
         ).scalar_one_or_none()
         if txn is None:
             txn = Transaction(

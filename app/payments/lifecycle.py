@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ..database import begin_write
+from ..database import begin_read, begin_write
 from ..extensions import db
 from ..models import EventSource, Transaction, TransactionEvent, TxStatus
 from .outbox import enqueue_update
@@ -104,7 +104,10 @@ def can_move(current: str, new: str, *, current_fraud: str | None, new_fraud: st
 
 def locked_transaction(txn_id: int) -> Transaction:
     return db.session.execute(
-        select(Transaction).where(Transaction.id == txn_id).with_for_update()
+        select(Transaction)
+        .where(Transaction.id == txn_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one()
 
 
@@ -165,6 +168,21 @@ def _flag(txn: Transaction, reason: str, *, source: EventSource, notification_id
     )
 
 
+def _nothing_to_apply(txn_id: int, answer: dict[str, Any]) -> bool:
+    """True when Midtrans repeats what the order already holds: then no write (and on SQLite
+    no write lock) is needed, which is the common case of `GET /status` and duplicates."""
+    begin_read()
+    txn = db.session.get(Transaction, txn_id, populate_existing=True)
+    kept = {k: v for k, v in answer.items() if k not in PRIVATE_FIELDS}
+    same = (
+        txn.midtrans_response == kept
+        and txn.status == answer.get("transaction_status")
+        and txn.fraud_status == answer.get("fraud_status")
+    )
+    db.session.commit()
+    return same
+
+
 def apply_midtrans_status(
     txn_id: int,
     answer: dict[str, Any],
@@ -177,6 +195,8 @@ def apply_midtrans_status(
     An answer about another order, or for another amount, is flagged for an admin and never
     applied: a client that ships goods on a wrong "settlement" loses money.
     """
+    if _nothing_to_apply(txn_id, answer):
+        return db.session.get(Transaction, txn_id), Applied.UNCHANGED
     begin_write()
     txn = locked_transaction(txn_id)
     new = str(answer.get("transaction_status") or "")

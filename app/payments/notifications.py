@@ -155,7 +155,7 @@ def confirm_notification(
 ) -> Receipt:
     """Ask the status API what is true now and apply it; keep it for later if Midtrans is
     unreachable. Safe to call again for the same notification (the worker does)."""
-    note = db.session.get(Notification, note_id)
+    note = db.session.get(Notification, note_id, populate_existing=True)
     txn = note.transaction
     db.session.commit()
     if _amount_differs(note, txn):
@@ -189,7 +189,7 @@ def _finish(
     note_id: int, outcome: NotificationOutcome, reason: str | None, *, flag_txn: int | None = None
 ) -> Receipt:
     begin_write()
-    note = db.session.get(Notification, note_id)
+    note = db.session.get(Notification, note_id, populate_existing=True)
     note.outcome, note.reason = outcome, reason
     note.processed_at = datetime.now(UTC)
     note.next_attempt_at = note.claimed_until = None
@@ -203,7 +203,7 @@ def _finish(
 
 def _postpone(note_id: int, reason: str) -> Receipt:
     begin_write()
-    note = db.session.get(Notification, note_id)
+    note = db.session.get(Notification, note_id, populate_existing=True)
     now = datetime.now(UTC)
     note.attempts += 1
     note.reason = reason

@@ -137,7 +137,7 @@ def _next_delay(attempts: int, retry_after: float | None) -> timedelta | None:
 def deliver_event(event_id: int, *, client: CallbackClient, now: datetime | None = None) -> str:
     """Make one attempt at a claimed event and record it; the event's state afterwards."""
     now = now or datetime.now(UTC)
-    event = db.session.get(CallbackEvent, event_id)
+    event = db.session.get(CallbackEvent, event_id, populate_existing=True)
     app = event.app
     url, msg_id, body = app.callback_url, event.event_id, event.payload.encode("utf-8")
     keys = _secrets_in_use(app, now)
@@ -147,10 +147,16 @@ def deliver_event(event_id: int, *, client: CallbackClient, now: datetime | None
 
     begin_write()
     event = db.session.execute(
-        select(CallbackEvent).where(CallbackEvent.id == event_id).with_for_update()
+        select(CallbackEvent)
+        .where(CallbackEvent.id == event_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one()
     app = db.session.execute(
-        select(App).where(App.id == event.app_id).with_for_update()
+        select(App)
+        .where(App.id == event.app_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one()
     db.session.add(
         CallbackAttempt(
@@ -216,7 +222,10 @@ def resend_event(event_id: int) -> CallbackEvent:
     """Queue one event again, now, with the same webhook-id and bytes."""
     begin_write()
     event = db.session.execute(
-        select(CallbackEvent).where(CallbackEvent.id == event_id).with_for_update()
+        select(CallbackEvent)
+        .where(CallbackEvent.id == event_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one()
     event.state, event.claimed_until = CallbackState.PENDING, None
     event.next_attempt_at = datetime.now(UTC)

@@ -98,7 +98,7 @@ def _payment_deadline(txn: Transaction, answer: dict | None) -> datetime | None:
 
 def reconcile_order(txn_id: int, *, midtrans: Midtrans, now: datetime) -> str:
     """Ask Midtrans about one claimed order and apply its answer; what happened, in a word."""
-    txn = db.session.get(Transaction, txn_id)
+    txn = db.session.get(Transaction, txn_id, populate_existing=True)
     ident = txn.midtrans_order_id
     db.session.commit()
     try:

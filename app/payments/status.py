@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from ..database import begin_read
 from ..errors import GatewayError, InvalidRequestError, MidtransAuthError, NotFoundError
 from ..extensions import db
 from ..midtrans import Midtrans
@@ -30,8 +31,9 @@ def get_transaction_or_raise(*, app: App, order_id: str) -> Transaction:
 def refresh_status(*, app: App, order_id: str, midtrans: Midtrans) -> dict[str, Any]:
     """The order's status live from Midtrans, applied to the row; the row's own when Midtrans
     cannot be reached (`live: false`)."""
+    begin_read()
     txn = get_transaction_or_raise(app=app, order_id=order_id)
-    db.session.commit()  # no read transaction held open across the Midtrans call
+    db.session.commit()  # no transaction held open across the Midtrans call
     try:
         answer = midtrans.get_status(txn.midtrans_order_id)
     except GatewayError as err:
@@ -45,7 +47,7 @@ def refresh_status(*, app: App, order_id: str, midtrans: Midtrans) -> dict[str, 
 
 
 def get_transaction_by_id_or_raise(txn_id: int) -> Transaction:
-    txn = db.session.get(Transaction, txn_id)
+    txn = db.session.get(Transaction, txn_id, populate_existing=True)
     if txn is None:
         raise NotFoundError(f"no transaction {txn_id}")
     return txn
