@@ -80,11 +80,12 @@ def create_app(env: dict[str, str] | None = None) -> Flask:
     )
 
     # Blueprints: one per caller.
-    from . import admin, api, health, webhooks
+    from . import admin, api, health, openapi, webhooks
 
     app.register_blueprint(api.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(admin.bp)
 
     # Errors: JSON everywhere outside /admin.

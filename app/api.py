@@ -21,7 +21,10 @@ def midtrans() -> Midtrans:
 def json_body():
     if not request.get_data(cache=True):
         raise InvalidRequestError("request body must be a JSON object")
-    body = request.get_json(force=True, silent=True)
+    try:
+        body = request.get_json(force=True, silent=True)
+    except RecursionError:  # nested deeper than the JSON decoder goes: not a charge either
+        body = None
     if body is None:
         raise InvalidRequestError("request body is not valid JSON")
     return body

@@ -19,9 +19,17 @@ ORDER_ID_MAX = 50
 ORDER_ID_RE = re.compile(r"^[A-Za-z0-9\-_~.]+$")
 AMOUNT_MAX = 9_999_999_999_999
 ITEM_NAME_MAX = 50
+EMAIL_MAX = 255
+PHONE_MAX = 19
+OPTION_STRING_MAX = 255
+START_TIME_MAX = 40
+FINISH_URL_MAX = 1000
+EXPIRY_DURATION_MAX = 999_999  # even in days, a date Python (and Midtrans) can still represent
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 PHONE_RE = re.compile(r"^\+?[0-9][0-9 \-()]{3,18}$")
 EXPIRY_UNITS = {"second", "seconds", "minute", "minutes", "hour", "hours", "day", "days"}
+CARD_TRANSACTION_TYPES = ("authorize", "authorize_capture")
+FINISH_URL_SCHEMES = ("https://", "http://")
 
 CUSTOMER_TEXT_FIELDS = {"first_name": 255, "last_name": 255}
 ADDRESS_FIELDS = {
@@ -132,7 +140,7 @@ def parse_order_id(value: Any, *, prefix: str) -> str:
         )
     if not value:
         raise InvalidRequestError("order_id must not be empty", field="order_id")
-    if not ORDER_ID_RE.match(value) or set(value) == {"."}:
+    if not ORDER_ID_RE.fullmatch(value) or set(value) == {"."}:
         raise InvalidRequestError(
             "order_id may only contain letters, digits and - _ ~ . (no spaces or slashes)",
             field="order_id",
@@ -199,15 +207,15 @@ def _parse_items(value: Any, amount: int) -> list[dict]:
 
 
 def _parse_email(value: Any, name: str) -> str:
-    email = _string(value, name, max_len=255)
-    if not EMAIL_RE.match(email):
+    email = _string(value, name, max_len=EMAIL_MAX)
+    if not EMAIL_RE.fullmatch(email):
         raise InvalidRequestError(f"{name} is not a valid email address", field=name)
     return email
 
 
 def _parse_phone(value: Any, name: str) -> str:
-    phone = _string(value, name, max_len=19)
-    if not PHONE_RE.match(phone):
+    phone = _string(value, name, max_len=PHONE_MAX)
+    if not PHONE_RE.fullmatch(phone):
         raise InvalidRequestError(
             f"{name} must be 5 to 19 digits (spaces, dashes and a leading + allowed)", field=name
         )
@@ -251,9 +259,10 @@ def _parse_customer(value: Any) -> dict:
 def _parse_expiry(value: Any, name: str, *, needs_unit: bool) -> dict:
     expiry = _object(value, name)
     duration = expiry.get("duration")
-    if not _is_int(duration) or duration < 1:
+    if not _is_int(duration) or not 1 <= duration <= EXPIRY_DURATION_MAX:
         raise InvalidRequestError(
-            f"{name}.duration must be an integer of at least 1", field=f"{name}.duration"
+            f"{name}.duration must be an integer from 1 to {EXPIRY_DURATION_MAX}",
+            field=f"{name}.duration",
         )
     unit = expiry.get("unit")
     if (needs_unit or unit is not None) and unit not in EXPIRY_UNITS:
@@ -261,7 +270,7 @@ def _parse_expiry(value: Any, name: str, *, needs_unit: bool) -> dict:
             f"{name}.unit must be one of second, minute, hour, day", field=f"{name}.unit"
         )
     if expiry.get("start_time") is not None:
-        _string(expiry["start_time"], f"{name}.start_time", max_len=40)
+        _string(expiry["start_time"], f"{name}.start_time", max_len=START_TIME_MAX)
     return expiry
 
 
@@ -272,7 +281,7 @@ def _parse_options(body: dict) -> dict:
             options[key] = _object(body[key], key)
     for key in STRING_OPTIONS:
         if body.get(key) is not None:
-            options[key] = _string(body[key], key, max_len=255)
+            options[key] = _string(body[key], key, max_len=OPTION_STRING_MAX)
     if body.get("enabled_payments") is not None:
         methods = body["enabled_payments"]
         if (
@@ -293,7 +302,7 @@ def _parse_options(body: dict) -> dict:
                     f"credit_card.{key} must be {_type_name(kind())}",
                     field=f"credit_card.{key}",
                 )
-        if card.get("type") is not None and card["type"] not in {"authorize", "authorize_capture"}:
+        if card.get("type") is not None and card["type"] not in CARD_TRANSACTION_TYPES:
             raise InvalidRequestError(
                 "credit_card.type must be authorize or authorize_capture", field="credit_card.type"
             )
@@ -303,8 +312,8 @@ def _parse_options(body: dict) -> dict:
         _parse_expiry(options["page_expiry"], "page_expiry", needs_unit=False)
     callbacks = options.get("callbacks")
     if callbacks is not None and callbacks.get("finish") is not None:
-        finish = _string(callbacks["finish"], "callbacks.finish", max_len=1000)
-        if not finish.startswith(("https://", "http://")):
+        finish = _string(callbacks["finish"], "callbacks.finish", max_len=FINISH_URL_MAX)
+        if not finish.startswith(FINISH_URL_SCHEMES):
             raise InvalidRequestError(
                 "callbacks.finish must be an http(s) URL", field="callbacks.finish"
             )
@@ -370,3 +379,123 @@ class ChargeRequest:
             customer_details=data.get("customer_details"),
             options={k: v for k, v in data.items() if k not in known},
         )
+
+
+# JSON Schema of the `POST /charge` body, built from the same tables and limits the parser
+# uses, so the published API reference (app/openapi.py) cannot drift from what is enforced.
+# What JSON Schema cannot say (item totals, the order prefix) is said in descriptions.
+NOT_BLANK = r"\S"
+_JSON_TYPES = {bool: "boolean", str: "string", dict: "object", list: "array"}
+
+
+def _text_schema(max_len: int, *, blank: bool = False, nullable: bool = True) -> dict:
+    schema: dict[str, Any] = {"type": ["string", "null"] if nullable else "string"}
+    schema["maxLength"] = max_len
+    if not blank:
+        schema["pattern"] = NOT_BLANK
+    return schema
+
+
+def _nullable_object(properties: dict, **extra: Any) -> dict:
+    return {"type": ["object", "null"], "properties": properties, **extra}
+
+
+def _expiry_schema(*, needs_unit: bool) -> dict:
+    units = sorted(EXPIRY_UNITS)
+    return _nullable_object(
+        {
+            "duration": {"type": "integer", "minimum": 1, "maximum": EXPIRY_DURATION_MAX},
+            "unit": {"enum": units} if needs_unit else {"enum": [*units, None]},
+            "start_time": _text_schema(START_TIME_MAX),
+        },
+        required=["duration", "unit"] if needs_unit else ["duration"],
+    )
+
+
+def charge_request_schema() -> dict:
+    email = {"type": ["string", "null"], "maxLength": EMAIL_MAX, "pattern": EMAIL_RE.pattern}
+    phone = {"type": ["string", "null"], "maxLength": PHONE_MAX, "pattern": PHONE_RE.pattern}
+    address = _nullable_object(
+        {
+            key: email
+            if key == "email"
+            else phone
+            if key == "phone"
+            else _text_schema(n, blank=True)
+            for key, n in ADDRESS_FIELDS.items()
+        }
+    )
+    item = {
+        "type": "object",
+        "required": ["price", "quantity", "name"],
+        "properties": {
+            "price": {"type": "integer", "minimum": -AMOUNT_MAX, "maximum": AMOUNT_MAX},
+            "quantity": {"type": "integer", "minimum": 1},
+            "name": _text_schema(ITEM_NAME_MAX, nullable=False),
+            **{key: _text_schema(n) for key, n in ITEM_TEXT_FIELDS.items()},
+        },
+    }
+    customer = _nullable_object(
+        {
+            **{key: _text_schema(n, blank=True) for key, n in CUSTOMER_TEXT_FIELDS.items()},
+            "email": email,
+            "phone": phone,
+            "billing_address": address,
+            "shipping_address": address,
+        }
+    )
+    options: dict[str, Any] = {key: {"type": ["object", "null"]} for key in OBJECT_OPTIONS}
+    options.update({key: _text_schema(OPTION_STRING_MAX) for key in STRING_OPTIONS})
+    options["credit_card"] = _nullable_object(
+        {
+            **{
+                key: {"type": [_JSON_TYPES[kind], "null"]}
+                for key, kind in CREDIT_CARD_TYPES.items()
+            },
+            "type": {"enum": [*CARD_TRANSACTION_TYPES, None]},
+        }
+    )
+    options["expiry"] = _expiry_schema(needs_unit=True)
+    options["page_expiry"] = _expiry_schema(needs_unit=False)
+    finish = "^(?:" + "|".join(re.escape(s) for s in FINISH_URL_SCHEMES) + ")"
+    options["callbacks"] = _nullable_object(
+        {"finish": {"type": ["string", "null"], "maxLength": FINISH_URL_MAX, "pattern": finish}}
+    )
+    options["enabled_payments"] = {
+        "type": ["array", "null"],
+        "minItems": 1,
+        "items": {"type": "string", "minLength": 1},
+    }
+    return {
+        "type": "object",
+        "required": ["order_id", "amount"],
+        "properties": {
+            "order_id": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": ORDER_ID_MAX,
+                "pattern": ORDER_ID_RE.pattern,
+                "not": {"pattern": r"^\.+$"},
+                "description": (
+                    f"Your order id. Midtrans sees the app's order prefix followed by it, and "
+                    f"allows {ORDER_ID_MAX} characters in all: with the default prefix "
+                    f"`<app code>-` the limit here is {ORDER_ID_MAX} minus the prefix's length."
+                ),
+            },
+            "amount": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": AMOUNT_MAX,
+                "description": "Whole rupiah as a JSON integer: no decimal point, no string.",
+            },
+            "item_details": {
+                "type": ["array", "null"],
+                "minItems": 1,
+                "items": item,
+                "description": "`price` x `quantity` summed over the items must equal `amount`.",
+            },
+            "customer_details": customer,
+            **options,
+        },
+        "description": "Unknown fields are ignored. Snap options are passed to Midtrans as given.",
+    }

@@ -1,0 +1,466 @@
+"""Blueprint "openapi": the API reference, `GET /openapi.json` (OpenAPI 3.1) and `GET /docs`.
+
+The document is built from the code's own models, so it cannot drift from what is enforced:
+the charge body from `schemas.charge_request_schema()` (the parser's tables and limits), the
+error codes of each status from the `GatewayError` hierarchy and the HTTP error table in
+`errors`, order statuses and notification outcomes from the models' enums, the notification's
+required fields from the code that checks them. `tests/test_openapi.py` runs schemathesis
+against the running app with this document, and checks that every public route is in it.
+"""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, jsonify, render_template
+
+from . import midtrans as _midtrans  # noqa: F401 - its GatewayError subclasses count too
+from .errors import HTTP_CODES, GatewayError
+from .models import NotificationOutcome, TxStatus
+from .payments.lifecycle import PRIVATE_FIELDS
+from .payments.notifications import SIGNED_FIELDS
+from .schemas import charge_request_schema
+
+bp = Blueprint("openapi", __name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+JSON = "application/json"
+
+# The body and header of a Midtrans notification the gateway reads (it checks each is a
+# non-empty string; the signature covers the first three).
+NOTIFICATION_REQUIRED = (*SIGNED_FIELDS, "transaction_status")
+# The webhook answers a rejected notification with these codes (see app/webhooks.py).
+NOTIFICATION_ERRORS = {400: "invalid_notification", 403: "invalid_signature"}
+
+# When each status is answered, as the contract (SPEC.md) puts it.
+STATUS_MEANING = {
+    400: "The body is not a JSON object, a field is missing or invalid, or Midtrans rejected "
+    "the details (`midtrans_rejected`). `details.field` names the field.",
+    401: "Missing or wrong `X-App-Code` / `X-Api-Key`, or the app is disabled.",
+    403: "The notification's `signature_key` does not match.",
+    404: "Unknown endpoint, or an order this app never created.",
+    409: "The order_id is already used with different details (`order_conflict`), or its "
+    "payment link is being created by another request (`charge_in_progress`, with "
+    "`Retry-After`).",
+    413: "The body is larger than 64 KiB.",
+    429: "Rate limit of this app exceeded; retry after `Retry-After` seconds.",
+    502: "Midtrans answered with an error or garbage, or rejected the gateway's server key.",
+    503: "The gateway cannot serve this now (e.g. its database is unreachable); retry.",
+    504: "Midtrans did not answer within `MIDTRANS_TIMEOUT`.",
+}
+
+
+def error_codes_by_status() -> dict[int, list[str]]:
+    """Every error code the gateway can answer with, grouped by HTTP status."""
+    codes: dict[int, set[str]] = defaultdict(set)
+    pending = [GatewayError]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls is not GatewayError:
+            codes[cls.status].add(cls.code)
+    for status, code in HTTP_CODES.items():
+        codes[status].add(code)
+    return {status: sorted(found) for status, found in sorted(codes.items())}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _error_response(status: int, codes: list[str]) -> dict:
+    schema = {
+        "allOf": [
+            _ref("Error"),
+            {"properties": {"error": {"properties": {"code": {"enum": codes}}}}},
+        ]
+    }
+    response: dict[str, Any] = {
+        "description": STATUS_MEANING[status],
+        "content": {JSON: {"schema": schema}},
+    }
+    if status == 429:
+        response["headers"] = {
+            "Retry-After": {
+                "description": "Seconds to wait before the next call.",
+                "required": True,
+                "schema": {"type": "string", "pattern": "^[0-9]+$"},
+            }
+        }
+    if status == 409:
+        response["headers"] = {
+            "Retry-After": {
+                "description": "With `charge_in_progress`: seconds to wait before retrying.",
+                "schema": {"type": "string", "pattern": "^[0-9]+$"},
+            }
+        }
+    return response
+
+
+def _errors(*statuses: int) -> dict[str, dict]:
+    codes = error_codes_by_status()
+    return {str(status): _error_response(status, codes[status]) for status in statuses}
+
+
+def _json(description: str, schema: dict, **extra: Any) -> dict:
+    return {"description": description, "content": {JSON: {"schema": schema}}, **extra}
+
+
+def _schemas() -> dict[str, dict]:
+    text_or_null = {"type": ["string", "null"]}
+    all_codes = sorted(
+        {c for found in error_codes_by_status().values() for c in found}
+        | set(NOTIFICATION_ERRORS.values())
+        | {"http_error", "internal_error"}
+    )
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "additionalProperties": False,
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "code": {"type": "string", "enum": all_codes},
+                        "message": {"type": "string"},
+                        "details": {
+                            "type": "object",
+                            "properties": {
+                                "field": {"type": "string"},
+                                "midtrans_messages": {"type": "array", "items": {"type": "string"}},
+                                "midtrans_status_code": {"type": "string"},
+                            },
+                        },
+                    },
+                }
+            },
+            "example": {
+                "error": {
+                    "code": "invalid_request",
+                    "message": "amount must be a whole number of rupiah",
+                    "details": {"field": "amount"},
+                }
+            },
+        },
+        "ChargeRequest": charge_request_schema(),
+        "Charge": {
+            "type": "object",
+            "required": ["token", "redirect_url", "order_id"],
+            "properties": {
+                "token": {"type": "string", "description": "Snap token (for Snap.js)."},
+                "redirect_url": {
+                    "type": "string",
+                    "format": "uri",
+                    "description": "The payment page to send the customer to.",
+                },
+                "order_id": {"type": "string", "description": "Your order id, as sent."},
+            },
+        },
+        "Status": {
+            "type": "object",
+            "description": (
+                "Midtrans's answer about the order, with the client's order id and the status "
+                "this gateway holds. Payment instructions Midtrans returns (`va_numbers`, "
+                "`permata_va_number`, `bill_key`, `biller_code`, `actions`, `expiry_time`, ...) "
+                "are passed on; "
+                + " and ".join(f"`{name}`" for name in sorted(PRIVATE_FIELDS))
+                + " never are. Status meaning: `settlement` / `capture` = paid, `pending` = "
+                "waiting, `expire` = expired, `cancel` / `deny` = failed."
+            ),
+            "required": [
+                "order_id",
+                "id",
+                "transaction_status",
+                "fraud_status",
+                "payment_type",
+                "gross_amount",
+                "currency",
+                "transaction_time",
+                "live",
+            ],
+            "properties": {
+                "order_id": {"type": "string"},
+                "id": {**text_or_null, "description": "Midtrans's transaction id."},
+                "transaction_status": {"enum": [str(s) for s in TxStatus]},
+                "fraud_status": text_or_null,
+                "status_code": text_or_null,
+                "status_message": text_or_null,
+                "payment_type": text_or_null,
+                "gross_amount": {"type": "string", "examples": ["150000.00"]},
+                "currency": {"type": "string", "examples": ["IDR"]},
+                "transaction_time": text_or_null,
+                "expiry_time": text_or_null,
+                "redirect_url": text_or_null,
+                "token": text_or_null,
+                "live": {
+                    "type": "boolean",
+                    "description": "false: Midtrans could not be reached; this is the last "
+                    "status the gateway knows.",
+                },
+                **{name: {"not": {}} for name in sorted(PRIVATE_FIELDS)},
+            },
+        },
+        "Notification": {
+            "type": "object",
+            "description": "Midtrans's HTTP notification, as Midtrans sends it.",
+            "required": list(NOTIFICATION_REQUIRED),
+            "properties": {
+                **{name: {"type": "string", "minLength": 1} for name in NOTIFICATION_REQUIRED},
+                "transaction_id": {"type": "string"},
+                "payment_type": {"type": "string"},
+                "fraud_status": {"type": "string"},
+            },
+        },
+        "NotificationReceipt": {
+            "type": "object",
+            "required": ["status", "outcome"],
+            "properties": {
+                "status": {"const": "ok"},
+                "outcome": {"enum": [str(o) for o in NotificationOutcome]},
+            },
+        },
+        "Readiness": {
+            "type": "object",
+            "required": ["status", "checks"],
+            "properties": {
+                "status": {"enum": ["ready", "not ready"]},
+                "checks": {
+                    "type": "object",
+                    "properties": {
+                        "database": {"enum": ["ok", "unreachable"]},
+                        "midtrans_server_key": {"enum": ["ok", "missing"]},
+                    },
+                },
+            },
+        },
+    }
+
+
+def _version() -> str:
+    try:
+        return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "0"
+
+
+APP_AUTH = [{"appCode": [], "apiKey": []}]
+
+
+def _paths() -> dict[str, dict]:
+    notification_errors = {
+        str(status): _error_response(status, [code]) for status, code in NOTIFICATION_ERRORS.items()
+    }
+    return {
+        "/charge": {
+            "post": {
+                "operationId": "createCharge",
+                "tags": ["client API"],
+                "summary": "Create a Snap transaction (a payment link)",
+                "description": (
+                    "Repeating the identical request for the same order answers the same token "
+                    "and URL again (201, `Idempotent-Replayed: true`) without a second Midtrans "
+                    "call; the same order_id with different details is 409. A retry after a "
+                    "failed or timed-out Midtrans call gets a usable payment link."
+                ),
+                "security": APP_AUTH,
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": _ref("ChargeRequest")}},
+                },
+                "responses": {
+                    "201": _json(
+                        "The payment link.",
+                        _ref("Charge"),
+                        headers={
+                            "Idempotent-Replayed": {
+                                "description": "`true` when this repeats an earlier request.",
+                                "schema": {"const": "true"},
+                            }
+                        },
+                        links={
+                            "GetStatus": {
+                                "operationId": "getStatus",
+                                "parameters": {"order_id": "$response.body#/order_id"},
+                            }
+                        },
+                    ),
+                    **_errors(400, 401, 409, 413, 429, 502, 504),
+                },
+            }
+        },
+        "/status/{order_id}": {
+            "get": {
+                "operationId": "getStatus",
+                "tags": ["client API"],
+                "summary": "An order's status, live from Midtrans",
+                "description": (
+                    "Before the customer has chosen a payment method the status is `pending`. "
+                    "When Midtrans cannot be reached the answer comes from the gateway's own "
+                    'records with `"live": false` (still 200). Another app\'s order is 404.'
+                ),
+                "security": APP_AUTH,
+                "parameters": [
+                    {
+                        "name": "order_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "minLength": 1},
+                    }
+                ],
+                "responses": {
+                    "200": _json("The order's status.", _ref("Status")),
+                    **_errors(401, 404, 429),
+                },
+            }
+        },
+        "/notification": {
+            "post": {
+                "operationId": "receiveNotification",
+                "tags": ["Midtrans"],
+                "summary": "Midtrans HTTP notification (set this URL in the Midtrans dashboard)",
+                "description": (
+                    "Verified by `signature_key = sha512(order_id + status_code + gross_amount "
+                    "+ server_key)`. The status applied is the one Midtrans's status API "
+                    "confirms; a stale notification never moves an order backwards. Every "
+                    "notification is stored as received."
+                ),
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": _ref("Notification")}},
+                },
+                "responses": {
+                    "200": _json(
+                        "Verified and stored (also for duplicates and unknown orders).",
+                        _ref("NotificationReceipt"),
+                    ),
+                    **notification_errors,
+                    **_errors(413, 503),
+                },
+            }
+        },
+        "/healthz": {
+            "get": {
+                "operationId": "healthz",
+                "tags": ["operations"],
+                "summary": "Liveness: 200 while the process serves",
+                "responses": {
+                    "200": _json(
+                        "Serving.",
+                        {
+                            "type": "object",
+                            "required": ["status"],
+                            "properties": {"status": {"const": "ok"}},
+                        },
+                    )
+                },
+            }
+        },
+        "/readyz": {
+            "get": {
+                "operationId": "readyz",
+                "tags": ["operations"],
+                "summary": "Readiness: database reachable and configuration complete",
+                "responses": {
+                    "200": _json("Ready.", _ref("Readiness")),
+                    "503": _json("Not ready; `checks` says why.", _ref("Readiness")),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "operationId": "metrics",
+                "tags": ["operations"],
+                "summary": "Prometheus metrics (loopback clients, or `Authorization: Bearer`)",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    "404": _error_response(404, ["not_found"]),
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "tags": ["documentation"],
+                "summary": "This document",
+                "responses": {"200": _json("OpenAPI 3.1.", {"type": "object"})},
+            }
+        },
+        "/docs": {
+            "get": {
+                "operationId": "docs",
+                "tags": ["documentation"],
+                "summary": "This document, readable in a browser",
+                "responses": {
+                    "200": {
+                        "description": "HTML page.",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+    }
+
+
+@functools.cache
+def build_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of everything outside /admin."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "midtrans-gateway",
+            "version": _version(),
+            "description": (
+                "A self-hosted payment gateway in front of Midtrans. Client apps call "
+                "`POST /charge` and `GET /status/{order_id}` with their app code "
+                "(`X-App-Code`) and API key (`X-Api-Key`), created by the gateway's admin "
+                "(`flask --app wsgi apps create CODE --name NAME`). Every error is JSON: "
+                '`{"error": {"code", "message", "details"}}`.'
+            ),
+        },
+        "tags": [
+            {"name": "client API", "description": "For client apps (billing systems, shops)."},
+            {"name": "Midtrans", "description": "Called by Midtrans."},
+            {"name": "operations", "description": "Probes and metrics for ops."},
+            {"name": "documentation"},
+        ],
+        "paths": _paths(),
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {
+                "appCode": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-App-Code",
+                    "description": "The app's code.",
+                },
+                "apiKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Api-Key",
+                    "description": "The app's API key (shown once when the app is created).",
+                },
+            },
+        },
+    }
+
+
+@bp.get("/openapi.json")
+def openapi_json():
+    return jsonify(build_document())
+
+
+@bp.get("/docs")
+def docs():
+    # Swagger UI from /static/docs (vendored, no CDN); its start-up script is a static file,
+    # as the Content-Security-Policy allows no inline script.
+    return render_template("docs.html")
