@@ -78,7 +78,12 @@ def begin_write() -> None:
 
 
 def begin_read() -> None:
-    """Start a fresh transaction that only reads, so on SQLite it never waits for writers.
-    A write in it would risk "database is locked" (and is logged): commit and `begin_write()`
-    first."""
+    """Start a transaction that only reads, so on SQLite it never waits for writers (a
+    read-only one already open is kept). A write in it would risk "database is locked" (and is
+    logged): commit and `begin_write()` first."""
+    session = db.session()
+    if session.in_transaction() and not (session.new or session.dirty or session.deleted):
+        connection = session.connection()
+        if connection.get_execution_options().get(_READ_ONLY):
+            return
     _fresh_transaction(**{_READ_ONLY: True})

@@ -33,11 +33,13 @@ REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
 
 bp = Blueprint("ops", __name__)
 
+# Only decorated routes are limited (the API per app, the login per IP). A sliding-window
+# counter is nearly as fair as a moving window and costs one counter per window, not a log.
 limiter = Limiter(
     key_func=get_remote_address,
     default_limits=[],
     headers_enabled=True,
-    strategy="moving-window",
+    strategy="sliding-window-counter",
 )
 
 
