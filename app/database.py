@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
 
 from .extensions import db
@@ -87,3 +87,14 @@ def begin_read() -> None:
         if connection.get_execution_options().get(_READ_ONLY):
             return
     _fresh_transaction(**{_READ_ONLY: True})
+
+
+def lock_row(model, row_id: int):
+    """The row, locked for this write transaction and read afresh (another worker may have
+    changed it since this session last saw it); None when there is no such row."""
+    return db.session.execute(
+        select(model)
+        .where(model.id == row_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()

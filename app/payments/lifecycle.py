@@ -9,9 +9,7 @@ import logging
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import select
-
-from ..database import begin_read, begin_write
+from ..database import begin_read, begin_write, lock_row
 from ..extensions import db
 from ..models import EventSource, Transaction, TransactionEvent, TxStatus
 from .outbox import enqueue_update
@@ -103,12 +101,7 @@ def can_move(current: str, new: str, *, current_fraud: str | None, new_fraud: st
 
 
 def locked_transaction(txn_id: int) -> Transaction:
-    return db.session.execute(
-        select(Transaction)
-        .where(Transaction.id == txn_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
+    return lock_row(Transaction, txn_id)
 
 
 class Applied(enum.StrEnum):

@@ -21,7 +21,7 @@ from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import aliased
 
 from ..callbacks import CallbackClient
-from ..database import begin_write
+from ..database import begin_write, lock_row
 from ..extensions import db
 from ..models import App, CallbackAttempt, CallbackEvent, CallbackState, Transaction
 
@@ -146,18 +146,8 @@ def deliver_event(event_id: int, *, client: CallbackClient, now: datetime | None
     result = client.deliver(url, msg_id=msg_id, body=body, secrets_in_use=keys)
 
     begin_write()
-    event = db.session.execute(
-        select(CallbackEvent)
-        .where(CallbackEvent.id == event_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
-    app = db.session.execute(
-        select(App)
-        .where(App.id == event.app_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
+    event = lock_row(CallbackEvent, event_id)
+    app = lock_row(App, event.app_id)
     db.session.add(
         CallbackAttempt(
             callback_event_id=event.id,
@@ -221,12 +211,7 @@ def deliver_due_callbacks(*, client: CallbackClient, now: datetime | None = None
 def resend_event(event_id: int) -> CallbackEvent:
     """Queue one event again, now, with the same webhook-id and bytes."""
     begin_write()
-    event = db.session.execute(
-        select(CallbackEvent)
-        .where(CallbackEvent.id == event_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
+    event = lock_row(CallbackEvent, event_id)
     event.state, event.claimed_until = CallbackState.PENDING, None
     event.next_attempt_at = datetime.now(UTC)
     db.session.commit()
