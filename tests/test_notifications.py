@@ -282,3 +282,18 @@ def test_database_failure_is_503_so_midtrans_retries(client, order, midtrans):
     resp = post(client, SETTLEMENT)
     assert resp.status_code == 503
     assert resp.json["error"]["code"] == "service_unavailable"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        json.dumps({**SETTLEMENT, "order_id": "ORDER\u0000-1"}).encode(),
+        b'{"order_id": "A\x00"}',
+        b"[" * 30_000 + b"]" * 30_000,
+    ],
+    ids=["escaped NUL", "raw NUL", "deep nesting"],
+)
+def test_hostile_bodies_are_stored_and_refused_never_a_5xx(client, order, raw):
+    resp = post(client, raw)
+    assert resp.status_code in {400, 403}
+    assert notifications(client) == [("rejected", False)]

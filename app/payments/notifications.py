@@ -73,8 +73,8 @@ class Receipt:
 def _parse(raw: bytes) -> tuple[dict, str | None]:
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return {}, "body is not JSON"
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return {}, "body is not JSON (or nested too deeply)"
     if not isinstance(body, dict):
         return {}, "body is not a JSON object"
     for name in (*SIGNED_FIELDS, "transaction_status"):
@@ -83,16 +83,21 @@ def _parse(raw: bytes) -> tuple[dict, str | None]:
     return body, None
 
 
+def _storable(text: str) -> str:
+    """PostgreSQL text cannot hold NUL: keep it visible as an escape instead."""
+    return text.replace("\x00", "\\u0000")
+
+
 def _text(body: dict, name: str, limit: int) -> str | None:
     value = body.get(name)
-    return value[:limit] if isinstance(value, str) else None
+    return _storable(value)[:limit] if isinstance(value, str) else None
 
 
 def receive_notification(*, raw: bytes, remote_addr: str | None, midtrans: Midtrans) -> Receipt:
     """Store the notification, verify it, and apply what the status API confirms."""
     body, problem = _parse(raw)
     note = Notification(
-        body=raw[:MAX_STORED_BODY].decode("utf-8", "replace"),
+        body=_storable(raw[:MAX_STORED_BODY].decode("utf-8", "replace")),
         remote_addr=(remote_addr or "")[:64] or None,
         order_id=_text(body, "order_id", 255),
         midtrans_transaction_id=_text(body, "transaction_id", 255),
