@@ -78,4 +78,4 @@ def _gateway_error(err: GatewayError):
     return render_template("admin/error.html", status=err.status, message=err.message), err.status
 
 
-from . import account, views  # noqa: E402,F401  (routes)
+from . import account, callbacks, views  # noqa: E402,F401  (routes)

@@ -36,5 +36,21 @@ def pretty_json(raw) -> str:
     return json.dumps(raw, indent=2, ensure_ascii=False, sort_keys=True)
 
 
+def callback_status(payload: str) -> str | None:
+    """The order status a callback body reports (`data.transaction_status`), if readable."""
+    try:
+        data = json.loads(payload).get("data") or {}
+    except (ValueError, AttributeError):
+        return None
+    status = data.get("transaction_status") if isinstance(data, dict) else None
+    return status if isinstance(status, str) else None
+
+
 def register_filters(app: Flask) -> None:
-    app.jinja_env.filters.update(rupiah=rupiah, wib=wib, percent=percent, pretty_json=pretty_json)
+    app.jinja_env.filters.update(
+        rupiah=rupiah,
+        wib=wib,
+        percent=percent,
+        pretty_json=pretty_json,
+        callback_status=callback_status,
+    )

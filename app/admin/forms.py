@@ -7,6 +7,7 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
+    DateTimeLocalField,
     HiddenField,
     IntegerField,
     PasswordField,
@@ -18,6 +19,10 @@ from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optio
 from ..cli import MIN_PASSWORD
 
 USERNAME_RE = r"^[A-Za-z0-9_.@\-]{1,80}$"
+
+
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
 
 
 class LoginForm(FlaskForm):
@@ -53,7 +58,12 @@ class AppCreateForm(FlaskForm):
         description=_l("Prepended to order ids at Midtrans. Empty: the code and a dash."),
     )
     no_prefix = BooleanField(_l("No prefix (an app moved from an older gateway)"))
-    # The callbacks issue adds `callback_url` here (and to AppEditForm).
+    callback_url = StringField(
+        _l("Callback URL"),
+        validators=[Optional(), Length(max=2000)],
+        filters=[_strip],
+        description=_l("Optional. Payment updates are POSTed here, signed (Standard Webhooks)."),
+    )
 
 
 class AppEditForm(FlaskForm):
@@ -62,6 +72,18 @@ class AppEditForm(FlaskForm):
         _l("Order prefix"),
         validators=[Length(max=40)],
         description=_l("Applies to new orders only; existing orders keep their Midtrans id."),
+    )
+    callback_url = StringField(
+        _l("Callback URL"),
+        validators=[Optional(), Length(max=2000)],
+        filters=[_strip],
+        description=_l("Payment updates are POSTed here, signed. Empty: no callbacks."),
+    )
+
+
+class CallbackRecoverForm(FlaskForm):
+    since = DateTimeLocalField(
+        _l("Failed since (WIB)"), format="%Y-%m-%dT%H:%M", validators=[DataRequired()]
     )
 
 

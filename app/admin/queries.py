@@ -13,9 +13,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
 
 from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import selectinload
 
 from ..extensions import db
-from ..models import App, Notification, Transaction, TxStatus, utcnow
+from ..models import (
+    App,
+    CallbackAttempt,
+    CallbackEvent,
+    CallbackState,
+    Notification,
+    Transaction,
+    TxStatus,
+    utcnow,
+)
 from .models import AuditEntry
 
 WIB = timezone(timedelta(hours=7), "WIB")
@@ -32,6 +42,13 @@ def wib_midnight(day: date) -> datetime:
 
 def today_wib() -> date:
     return utcnow().astimezone(WIB).date()
+
+
+def wib_to_utc(moment: datetime) -> datetime:
+    """A time typed in Jakarta (a datetime-local input, naive) as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=WIB)
+    return moment.astimezone(UTC)
 
 
 # -- overview --------------------------------------------------------------------------------
@@ -331,3 +348,61 @@ def audit_page(action: str | None, page: int) -> Page:
         query = query.where(AuditEntry.action == action)
         count = count.where(AuditEntry.action == action)
     return paginate(query.order_by(AuditEntry.id.desc()), count, page)
+
+
+# -- callbacks to client apps ----------------------------------------------------------------
+
+
+def _callback_filter(query: Select, app_id: int, state: str | None, q: str) -> Select:
+    query = query.where(CallbackEvent.app_id == app_id)
+    if state:
+        query = query.where(CallbackEvent.state == state)
+    if q:
+        pattern = "%" + _escape_like(q) + "%"
+        query = query.join(Transaction, Transaction.id == CallbackEvent.transaction_id).where(
+            or_(CallbackEvent.event_id == q, Transaction.order_id.like(pattern, escape="\\"))
+        )
+    return query
+
+
+def callback_events_page(app_id: int, *, state: str | None, q: str, page: int) -> Page:
+    """An app's callback events, newest first, with their orders loaded."""
+    query = (
+        _callback_filter(select(CallbackEvent), app_id, state, q)
+        .options(selectinload(CallbackEvent.transaction))
+        .order_by(CallbackEvent.created_at.desc(), CallbackEvent.id.desc())
+    )
+    count = _callback_filter(select(func.count(CallbackEvent.id)), app_id, state, q)
+    return paginate(query, count, page)
+
+
+def callback_counts(app_id: int) -> dict[str, int]:
+    """How many events of the app are in each state (every state present, zero or not)."""
+    rows = db.session.execute(
+        select(CallbackEvent.state, func.count())
+        .where(CallbackEvent.app_id == app_id)
+        .group_by(CallbackEvent.state)
+    ).all()
+    counts = {state.value: 0 for state in CallbackState}
+    counts.update({state: int(count) for state, count in rows})
+    return counts
+
+
+def callback_events_of(txn: Transaction) -> list[CallbackEvent]:
+    return list(
+        db.session.execute(
+            select(CallbackEvent)
+            .where(CallbackEvent.transaction_id == txn.id)
+            .order_by(CallbackEvent.id)
+        ).scalars()
+    )
+
+
+def callback_attempts(event_id: int) -> list[CallbackAttempt]:
+    return list(
+        db.session.execute(
+            select(CallbackAttempt)
+            .where(CallbackAttempt.callback_event_id == event_id)
+            .order_by(CallbackAttempt.id)
+        ).scalars()
+    )

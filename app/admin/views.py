@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from flask import (
     Response,
@@ -27,7 +27,7 @@ from .. import payments
 from ..errors import GatewayError, NotFoundError
 from ..extensions import db
 from ..models import NotificationOutcome, Transaction, TransactionEvent, TxStatus
-from . import audit, bp, queries
+from . import audit, bp, callbacks, queries
 from .audit import ACTIONS
 from .forms import (
     AppCreateForm,
@@ -70,7 +70,13 @@ def apps():
 
 def _show_key(new_key: app_service.NewKey, *, created: bool) -> Response:
     response = current_app.make_response(
-        render_template("admin/app_key.html", app=new_key.app, key=new_key.key, created=created)
+        render_template(
+            "admin/app_key.html",
+            app=new_key.app,
+            key=new_key.key,
+            created=created,
+            signing_secret=new_key.signing_secret,
+        )
     )
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -85,7 +91,11 @@ def app_new():
             prefix = ""
         try:
             new_key = app_service.create_client_app(
-                code=form.code.data, name=form.name.data, order_prefix=prefix
+                code=form.code.data,
+                name=form.name.data,
+                order_prefix=prefix,
+                callback_url=form.callback_url.data or None,
+                **callbacks.policy_kwargs(),
             )
         except GatewayError as err:
             db.session.rollback()
@@ -94,7 +104,7 @@ def app_new():
             audit.record(
                 "app_create",
                 target=f"app:{new_key.app.code}",
-                after=app_service.snapshot(new_key.app),
+                after=callbacks.snapshot(new_key.app),
             )
             return _show_key(new_key, created=True)
     return render_template("admin/app_form.html", form=form, app=None), 400 if form.errors else 200
@@ -113,24 +123,58 @@ def app_edit(app_id: int):
     client_app = app_service.get_app_or_raise(app_id)
     form = AppEditForm(obj=client_app)
     if form.validate_on_submit():
-        before = app_service.snapshot(client_app)
-        try:
-            app_service.edit_app(app_id, name=form.name.data, order_prefix=form.order_prefix.data)
-        except GatewayError as err:
-            db.session.rollback()
-            _field_error(form, err)
-        else:
-            audit.record(
-                "app_edit",
-                target=f"app:{client_app.code}",
-                before=before,
-                after=app_service.snapshot(client_app),
-            )
-            flash(_("App %(code)s was saved.", code=client_app.code), "success")
-            return redirect(url_for("admin.apps"))
+        saved = _save_app(app_id, form)
+        if saved is not None:
+            return saved
     return render_template(
-        "admin/app_form.html", form=form, app=client_app, confirm_form=ConfirmedActionForm()
+        "admin/app_form.html",
+        form=form,
+        app=client_app,
+        confirm_form=ConfirmedActionForm(formdata=None),
+        action_form=ConfirmForm(formdata=None),
+        now=datetime.now(UTC),
     ), 400 if form.errors else 200
+
+
+def _save_app(app_id: int, form: AppEditForm) -> Response | None:
+    """Name, prefix and callback URL in one write: a refused URL changes nothing else. The
+    URL is set only when it changed, so saving a name never re-enables a disabled endpoint."""
+    client_app = callbacks.lock_app(app_id)
+    before = callbacks.snapshot(client_app)
+    new_url = form.callback_url.data or None
+    url_changed = new_url != client_app.callback_url
+    secret = None
+    try:
+        if url_changed:
+            secret = app_service.set_callback_url(client_app, new_url, **callbacks.policy_kwargs())
+        app_service.edit_app(app_id, name=form.name.data, order_prefix=form.order_prefix.data)
+    except GatewayError as err:
+        db.session.rollback()
+        _field_error(form, err)
+        return None
+    after = callbacks.snapshot(client_app)
+    target = f"app:{client_app.code}"
+    details_changed = any(before[k] != after[k] for k in ("name", "order_prefix"))
+    if details_changed or not url_changed:
+        audit.record("app_edit", target=target, before=before, after=after)
+    if url_changed:
+        detail = "callbacks stopped" if new_url is None else "callback URL set"
+        if secret:
+            detail += "; new signing secret shown once"
+        audit.record(
+            "app_callback_url",
+            target=target,
+            before={"callback_url": before["callback_url"]},
+            after={"callback_url": new_url},
+            detail=detail,
+        )
+    if secret:
+        return callbacks.show_secret(client_app, secret, rotated=False)
+    if url_changed and new_url is None:
+        flash(_("App %(code)s was saved; its callbacks are stopped.", code=client_app.code), "info")
+    else:
+        flash(_("App %(code)s was saved.", code=client_app.code), "success")
+    return redirect(url_for("admin.apps"))
 
 
 @bp.post("/apps/<int:app_id>/rotate")
@@ -237,6 +281,7 @@ def transaction(txn_id: int):
         txn=txn,
         events=events,
         notifications=queries.notifications_of(txn),
+        callback_events=queries.callback_events_of(txn),
         sync_form=ConfirmForm(formdata=None),
         confirm_form=ConfirmedActionForm(formdata=None),
         refund_form=refund_form,
@@ -347,6 +392,8 @@ def audit_log():
 SECTIONS = {
     "app_new": "apps",
     "app_edit": "apps",
+    "callback_log": "apps",
+    "callback_event": "apps",
     "transaction": "transactions",
     "account": "admins",
 }

@@ -15,9 +15,12 @@ from pathlib import Path
 import pytest
 import requests
 import responses
-from admin.dashboard import PASSWORD, settled
+from admin.dashboard import PASSWORD, Receiver, settled
 from support import API_BASE, snap_ok, status_url
 from werkzeug.serving import make_server
+
+from app import payments
+from app.callbacks import CallbackClient
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parents[1] / "screenshots"
@@ -176,6 +179,112 @@ def test_an_admin_manages_a_payment_in_the_browser(browser, live_gateway, midtra
     page.click("text=Keluar")
     page.goto(f"{base}/admin/")
     assert "/admin/login" in page.url
+
+    assert not problems, f"browser console errors (CSP violations?): {problems}"
+    context.close()
+
+
+@pytest.fixture
+def env(env):
+    env["CALLBACK_ALLOWED_HOSTS"] = "127.0.0.1"  # the receiver below listens on loopback
+    return env
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def test_an_admin_follows_callbacks_in_the_browser(browser, live_gateway, midtrans, app, receiver):
+    """Create an app with a callback URL, copy its signing secret, see the endpoint disabled by
+    a 410 with its reason, re-enable it, resend the failed event from the delivery log."""
+    from standardwebhooks import Webhook
+
+    SHOTS.mkdir(exist_ok=True)
+    base = live_gateway
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900},
+        locale="en-US",
+        permissions=["clipboard-read", "clipboard-write"],
+    )
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+
+    def shot(name: str) -> None:
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+    def deliver() -> int:
+        with app.app_context():
+            client = CallbackClient(app.extensions["callback_policy"])
+            return payments.deliver_due_callbacks(client=client)
+
+    page.goto(f"{base}/admin/login")
+    page.fill("#username", "root")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit].primary")
+    page.wait_for_url(f"{base}/admin/")
+
+    # Create an app with a callback URL: its key and its signing secret, each copied.
+    page.goto(f"{base}/admin/apps/new")
+    page.fill("#code", "hooks")
+    page.fill("#name", "Hooked Shop")
+    page.fill("#callback_url", receiver.url)
+    page.click("text=Create app and show its key")
+    key = page.locator("#api-key").inner_text().strip()
+    secret = page.locator("#signing-secret").inner_text().strip()
+    assert secret.startswith("whsec_")
+    page.click("[data-copy='#signing-secret']")
+    page.wait_for_selector("button.copied")
+    assert page.evaluate("navigator.clipboard.readText()") == secret
+    shot("15-app-created-with-callbacks")
+
+    # A charge; the client's endpoint answers 410 Gone: callbacks are disabled, with the reason.
+    snap_ok(midtrans, token="tok-hooks")
+    resp = requests.post(
+        f"{base}/charge",
+        json={"order_id": "H-1", "amount": 99000},
+        headers={"X-App-Code": "hooks", "X-Api-Key": key},
+        timeout=10,
+    )
+    assert resp.status_code == 201, resp.text
+    receiver.answers = [410]
+    assert deliver() == 1
+    page.goto(f"{base}/admin/apps")
+    row = page.locator("tbody tr", has_text="hooks")
+    assert "410 Gone" in row.inner_text()
+    assert row.locator(".badge-bad").inner_text() == "disabled"
+    shot("16-apps-callbacks-disabled")
+
+    # The delivery log shows the failed event; re-enable, then resend it.
+    row.locator("a", has_text="Delivery log").click()
+    assert "failed" in page.locator("table.callback-log").inner_text()
+    shot("17-delivery-log-failed")
+    page.click(".callback-disabled-banner >> text=Re-enable callbacks")
+    assert "enabled again" in page.locator(".flash-success").inner_text()
+    page.locator("table.callback-log a", has_text="Attempts").first.click()
+    assert "gone for good" in page.locator("table.attempts").inner_text()
+    page.click("button:has-text('Resend')")
+    assert "queued again" in page.locator(".flash-success").inner_text()
+    assert deliver() == 1
+    page.reload()
+    attempts = page.locator("table.attempts tbody tr")
+    assert attempts.count() == 2 and "204" in attempts.nth(1).inner_text()
+    shot("18-callback-event")
+    headers, body = receiver.received[-1]
+    assert Webhook(secret).verify(body, headers)["data"]["order_id"] == "H-1"
+    assert receiver.received[0][0]["webhook-id"] == headers["webhook-id"]
+
+    page.goto(f"{base}/admin/apps")
+    page.locator("tbody tr", has_text="hooks").locator("a", has_text="Delivery log").click()
+    assert "delivered" in page.locator("table.callback-log").inner_text()
+    shot("19-delivery-log")
+    page.goto(f"{base}/admin/apps")
+    page.locator("tbody tr", has_text="hooks").locator("a", has_text="Edit").click()
+    shot("20-app-callbacks")
 
     assert not problems, f"browser console errors (CSP violations?): {problems}"
     context.close()

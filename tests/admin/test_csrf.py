@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from admin.dashboard import PASSWORD
+from admin.dashboard import table_snapshot as snapshot
 from sqlalchemy import select
 
 from app.admin.models import AdminSession
@@ -36,18 +37,6 @@ FORMS = {
         {"current": PASSWORD, "new": "y" * 20, "repeat": "y" * 20},
     ),
 }
-
-
-def snapshot(app) -> dict:
-    """Every row of every table, but the session's last-seen time (reading pages moves it)."""
-    with app.app_context():
-        tables = {}
-        for table in db.metadata.sorted_tables:
-            columns = [c for c in table.columns if c.name != "last_seen_at"]
-            rows = db.session.execute(select(*columns).order_by(*table.primary_key.columns))
-            tables[table.name] = [tuple(r) for r in rows]
-        db.session.commit()
-        return tables
 
 
 @pytest.fixture
