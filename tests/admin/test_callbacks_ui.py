@@ -478,3 +478,11 @@ def test_every_new_post_works_with_its_token_and_is_audited(admin_client, app, w
     audit_page = text(admin_client.get("/admin/audit"))
     for action in actions:
         assert f'<option value="{action}"' in audit_page
+
+
+def test_the_callback_pages_speak_indonesian(admin_client, world):
+    headers = {"Accept-Language": "id"}
+    app_page = text(admin_client.get("/admin/apps/{app}".format(**world), headers=headers))
+    assert "Aktifkan kembali callback" in app_page and "Rotasi secret penanda tangan" in app_page
+    log = text(admin_client.get("/admin/apps/{app}/callbacks".format(**world), headers=headers))
+    assert "Kirim ulang semua yang gagal sejak itu" in log and "Percobaan" in log
