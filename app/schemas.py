@@ -25,7 +25,12 @@ OPTION_STRING_MAX = 255
 START_TIME_MAX = 40
 FINISH_URL_MAX = 1000
 EXPIRY_DURATION_MAX = 999_999  # even in days, a date Python (and Midtrans) can still represent
-EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+# Spaces and control characters, spelled out: Python's `\s` and JSON Schema's (ECMA) `\s` differ,
+# and the published schema must accept exactly what the parser accepts.
+SPACE = r"\x00-\x20\x7f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+NOT_BLANK = f"[^{SPACE}]"
+NOT_BLANK_RE = re.compile(NOT_BLANK)
+EMAIL_RE = re.compile(f"^[^@{SPACE}]{{1,64}}@[^@{SPACE}]+\\.[^@{SPACE}]{{2,}}$")
 PHONE_RE = re.compile(r"^\+?[0-9][0-9 \-()]{3,18}$")
 EXPIRY_UNITS = {"second", "seconds", "minute", "minutes", "hour", "hours", "day", "days"}
 CARD_TRANSACTION_TYPES = ("authorize", "authorize_capture")
@@ -98,7 +103,7 @@ def _is_int(value: Any) -> bool:
 def _string(value: Any, name: str, *, max_len: int, required: bool = True) -> str:
     if not isinstance(value, str):
         raise InvalidRequestError(f"{name} must be a string, not {_type_name(value)}", field=name)
-    if required and not value.strip():
+    if required and not NOT_BLANK_RE.search(value):
         raise InvalidRequestError(f"{name} must not be empty", field=name)
     if len(value) > max_len:
         raise InvalidRequestError(f"{name} must be at most {max_len} characters", field=name)
@@ -384,7 +389,6 @@ class ChargeRequest:
 # JSON Schema of the `POST /charge` body, built from the same tables and limits the parser
 # uses, so the published API reference (app/openapi.py) cannot drift from what is enforced.
 # What JSON Schema cannot say (item totals, the order prefix) is said in descriptions.
-NOT_BLANK = r"\S"
 _JSON_TYPES = {bool: "boolean", str: "string", dict: "object", list: "array"}
 
 
