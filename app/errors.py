@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 class GatewayError(Exception):
     status = 500
     code = "internal_error"
+    public = True  # answered by the client API (and so listed in /openapi.json)
 
     def __init__(self, message: str, *, details: dict | None = None, headers: dict | None = None):
         super().__init__(message)
@@ -54,6 +55,14 @@ class OrderConflictError(GatewayError):
 
 class ChargeInProgressError(GatewayError):
     status, code = 409, "charge_in_progress"
+
+
+class BusyError(GatewayError):
+    """Something else is working on the same thing right now (e.g. a worker delivering a
+    callback an admin wants to resend). Dashboard only."""
+
+    status, code = 409, "busy"
+    public = False
 
 
 class MidtransRejectedError(GatewayError):

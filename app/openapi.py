@@ -61,7 +61,7 @@ def error_codes_by_status() -> dict[int, list[str]]:
     while pending:
         cls = pending.pop()
         pending.extend(cls.__subclasses__())
-        if cls is not GatewayError:
+        if cls is not GatewayError and cls.public:
             codes[cls.status].add(cls.code)
     for status, code in HTTP_CODES.items():
         codes[status].add(code)

@@ -375,3 +375,16 @@ def test_redirects_are_not_followed(app, client, hooked, receiver, canary, midtr
     deliver(app)
     assert canary.hits == 0
     assert events(app)[0].state == "pending"  # a redirect is a failure, retried later
+
+
+def test_resend_waits_while_a_worker_is_delivering(app, client, hooked, receiver, midtrans):
+    from app.errors import BusyError
+
+    headers, _ = hooked
+    charge(client, headers, midtrans)
+    with app.app_context():
+        event = db.session.query(CallbackEvent).one()
+        event.claimed_until = datetime.now(UTC) + timedelta(minutes=1)
+        db.session.commit()
+        with pytest.raises(BusyError):
+            payments.resend_event(event.id)

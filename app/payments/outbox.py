@@ -22,6 +22,7 @@ from sqlalchemy.orm import aliased
 
 from ..callbacks import CallbackClient
 from ..database import begin_write, lock_row
+from ..errors import BusyError, NotFoundError
 from ..extensions import db
 from ..models import App, CallbackAttempt, CallbackEvent, CallbackState, Transaction
 
@@ -209,11 +210,19 @@ def deliver_due_callbacks(*, client: CallbackClient, now: datetime | None = None
 
 
 def resend_event(event_id: int) -> CallbackEvent:
-    """Queue one event again, now, with the same webhook-id and bytes."""
+    """Queue one event again, now, with the same webhook-id and bytes (not while a worker is
+    delivering it: that would send it twice at once)."""
     begin_write()
     event = lock_row(CallbackEvent, event_id)
+    now = datetime.now(UTC)
+    if event is None:
+        db.session.rollback()
+        raise NotFoundError(f"no callback event {event_id}")
+    if event.claimed_until is not None and event.claimed_until > now:
+        db.session.rollback()
+        raise BusyError("a worker is delivering this event right now; retry shortly")
     event.state, event.claimed_until = CallbackState.PENDING, None
-    event.next_attempt_at = datetime.now(UTC)
+    event.next_attempt_at = now
     db.session.commit()
     return event
 
