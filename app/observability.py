@@ -15,12 +15,14 @@ import hmac
 import ipaddress
 import os
 import re
+import threading
 import time
 import uuid
 
 from flask import Blueprint, Flask, Response, abort, g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from limits.storage import MemoryStorage
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
@@ -33,13 +35,53 @@ REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
 
 bp = Blueprint("ops", __name__)
 
+
+class ThreadSafeMemoryStorage(MemoryStorage):
+    """limits' in-memory storage, safe under gunicorn's threads.
+
+    MemoryStorage (limits 5.8) restarts its expiry timer without a lock, so two threads may
+    start the same timer ("threads can only be started once", a 500 under load). Counting
+    under one lock per process costs microseconds.
+    """
+
+    STORAGE_SCHEME = ["gateway-memory"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._gateway_lock = threading.RLock()
+
+    def incr(self, *args, **kwargs):
+        with self._gateway_lock:
+            return super().incr(*args, **kwargs)
+
+    def decr(self, *args, **kwargs):
+        with self._gateway_lock:
+            return super().decr(*args, **kwargs)
+
+    def acquire_entry(self, *args, **kwargs):
+        with self._gateway_lock:
+            return super().acquire_entry(*args, **kwargs)
+
+    def acquire_sliding_window_entry(self, *args, **kwargs):
+        with self._gateway_lock:
+            return super().acquire_sliding_window_entry(*args, **kwargs)
+
+
+def storage_uri(setting: str) -> str:
+    """`memory://` means the thread-safe in-memory storage above."""
+    return "gateway-memory://" if setting.startswith("memory://") else setting
+
+
 # Only decorated routes are limited (the API per app, the login per IP). A sliding-window
 # counter is nearly as fair as a moving window and costs one counter per window, not a log.
+# If the shared storage (Redis) fails, requests are let through and the error is logged: a
+# rate limit must never stop payments.
 limiter = Limiter(
     key_func=get_remote_address,
     default_limits=[],
     headers_enabled=True,
     strategy="sliding-window-counter",
+    swallow_errors=True,
 )
 
 
@@ -121,7 +163,7 @@ def init_observability(app: Flask, *, metrics_token: str, per_app: str, login: s
     backlog = CollectorRegistry()
     backlog.register(BacklogCollector(app))
     app.extensions["backlog_registry"] = backlog
-    app.config["RATELIMIT_STORAGE_URI"] = storage
+    app.config["RATELIMIT_STORAGE_URI"] = storage_uri(storage)
     app.config["RATELIMIT_PER_APP"] = per_app
     app.config["RATELIMIT_LOGIN"] = login
     limiter.init_app(app)
