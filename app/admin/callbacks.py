@@ -11,11 +11,10 @@ from typing import Any
 from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from sqlalchemy import select
 
 from .. import apps as app_service
 from .. import payments
-from ..database import begin_write
+from ..database import begin_write, lock_row
 from ..errors import GatewayError
 from ..extensions import db
 from ..models import App, CallbackEvent, CallbackState
@@ -38,12 +37,7 @@ def lock_app(app_id: int) -> App:
     """Start a write unit and lock the app's row, read afresh (another admin or the worker may
     have changed it since the page was read)."""
     begin_write()
-    client_app = db.session.execute(
-        select(App)
-        .where(App.id == app_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+    client_app = lock_row(App, app_id)
     if client_app is None:
         db.session.rollback()
         abort(404)
