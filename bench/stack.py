@@ -16,7 +16,7 @@ import requests
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-SERVER_KEY = "SB-Mid-server-bench-simulator"
+SERVER_KEY = "SB-Mid-server-bench"
 SECRET_KEY = "bench-secret-key-0123456789abcdef0123456789"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -40,7 +40,7 @@ SIMULATOR_DATABASE = REPO / "instance" / "simulator.db"
 PYTHON = sys.executable
 
 # The simulator is a local stand-in for Midtrans; its key guards nothing real.
-SIMULATOR_KEY = "SB-Mid-server-local-simulator"
+SIMULATOR_KEY = "SB-Mid-server-local"
 ADMIN_USERNAME = "admin"
 DEMO_APP = "demo"
 READY_TIMEOUT = 60

@@ -44,7 +44,7 @@ pytestmark = pytest.mark.timeout(300)
 ORDERS = 40
 PARALLEL_ORDERS = 6
 SEED = int(os.environ.get("CHAOS_SEED", "6"))
-SERVER_KEY = "SB-Mid-server-e2e-simulator"  # e2e.servers.SIMULATOR_KEY
+SERVER_KEY = "SB-Mid-server-e2e"  # e2e.servers.SIMULATOR_KEY
 FAIL_SHARE, HANG_SHARE = 0.30, 0.10
 MAX_FAILURES_PER_EVENT = 3
 # The gateway's delivery timeout is the setting CALLBACK_TIMEOUT (default 15 s). Where the

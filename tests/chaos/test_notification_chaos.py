@@ -38,8 +38,8 @@ ORDERS = 200
 PARALLEL_LIFECYCLES = 16
 BURST = 10
 SEED = int(os.environ.get("CHAOS_SEED", "4"))
-SERVER_KEY = "SB-Mid-server-e2e-simulator"  # e2e.servers.SIMULATOR_KEY
-ATTACKER_KEY = "SB-Mid-server-someone-else"
+SERVER_KEY = "SB-Mid-server-e2e"  # e2e.servers.SIMULATOR_KEY
+ATTACKER_KEY = "SB-Mid-server-other"
 
 # The true final state of each order, and how often it is drawn.
 FINALS = {"settlement": 30, "deny": 15, "expire": 15, "cancel": 15, "refund": 25}

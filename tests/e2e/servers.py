@@ -20,7 +20,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 REPO = Path(__file__).resolve().parents[2]
-SIMULATOR_KEY = "SB-Mid-server-e2e-simulator"
+SIMULATOR_KEY = "SB-Mid-server-e2e"
 SECRET_KEY = "e2e-secret-key-0123456789abcdef0123"
 
 # Settings a developer's shell (or a `.env` written by `make run`) may hold that must not leak

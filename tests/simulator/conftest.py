@@ -16,7 +16,7 @@ import requests
 
 from simulator import create_app
 
-SERVER_KEY = "SB-Mid-server-simulator-tests"
+SERVER_KEY = "SB-Mid-server-simtest"
 REPO = Path(__file__).resolve().parents[2]
 
 
