@@ -64,21 +64,39 @@ def live_gateway(app, midtrans, admin_user):
     thread.join(5)
 
 
-def test_an_admin_manages_a_payment_in_the_browser(browser, live_gateway, midtrans):
-    SHOTS.mkdir(exist_ok=True)
-    base = live_gateway
-    context = browser.new_context(
-        viewport={"width": 1280, "height": 900},
-        locale="en-US",
-        permissions=["clipboard-read", "clipboard-write"],
-    )
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
+class Screen:
+    """A browser page that records console errors (a CSP violation is one) and screenshots."""
 
-    def shot(name: str) -> None:
-        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    def __init__(self, browser):
+        SHOTS.mkdir(exist_ok=True)
+        self.context = browser.new_context(
+            viewport={"width": 1280, "height": 900},
+            locale="en-US",
+            permissions=["clipboard-read", "clipboard-write"],
+        )
+        self.page = self.context.new_page()
+        self.problems: list[str] = []
+        self.page.on(
+            "console", lambda m: self.problems.append(m.text) if m.type == "error" else None
+        )
+        self.page.on("pageerror", lambda e: self.problems.append(str(e)))
+
+    def shot(self, name: str) -> None:
+        self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def screen(browser):
+    """The page a test drives; it fails if the browser logged an error on any page."""
+    current = Screen(browser)
+    yield current
+    current.context.close()
+    assert not current.problems, f"browser console errors (CSP violations?): {current.problems}"
+
+
+def test_an_admin_manages_a_payment_in_the_browser(screen, live_gateway, midtrans):
+    base = live_gateway
+    page, shot = screen.page, screen.shot
 
     # Log in.
     page.goto(f"{base}/admin/")
@@ -180,9 +198,6 @@ def test_an_admin_manages_a_payment_in_the_browser(browser, live_gateway, midtra
     page.goto(f"{base}/admin/")
     assert "/admin/login" in page.url
 
-    assert not problems, f"browser console errors (CSP violations?): {problems}"
-    context.close()
-
 
 @pytest.fixture
 def env(env):
@@ -197,25 +212,13 @@ def receiver():
     r.close()
 
 
-def test_an_admin_follows_callbacks_in_the_browser(browser, live_gateway, midtrans, app, receiver):
+def test_an_admin_follows_callbacks_in_the_browser(screen, live_gateway, midtrans, app, receiver):
     """Create an app with a callback URL, copy its signing secret, see the endpoint disabled by
     a 410 with its reason, re-enable it, resend the failed event from the delivery log."""
     from standardwebhooks import Webhook
 
-    SHOTS.mkdir(exist_ok=True)
     base = live_gateway
-    context = browser.new_context(
-        viewport={"width": 1280, "height": 900},
-        locale="en-US",
-        permissions=["clipboard-read", "clipboard-write"],
-    )
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-
-    def shot(name: str) -> None:
-        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    page, shot = screen.page, screen.shot
 
     def deliver() -> int:
         with app.app_context():
@@ -285,6 +288,3 @@ def test_an_admin_follows_callbacks_in_the_browser(browser, live_gateway, midtra
     page.goto(f"{base}/admin/apps")
     page.locator("tbody tr", has_text="hooks").locator("a", has_text="Edit").click()
     shot("20-app-callbacks")
-
-    assert not problems, f"browser console errors (CSP violations?): {problems}"
-    context.close()
