@@ -86,8 +86,9 @@ class Screen:
 
 
 @pytest.fixture
-def screen(browser):
-    """The page a test drives; it fails if the browser logged an error on any page."""
+def screen(browser, live_gateway):
+    """The page a test drives; it fails if the browser logged an error on any page. It is
+    closed before the gateway stops, so the shutdown itself is not seen as an error."""
     current = Screen(browser)
     yield current
     current.context.close()
