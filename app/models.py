@@ -17,6 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import false as sa_false
 from sqlalchemy.types import TypeDecorator
 
 from .extensions import db
@@ -163,6 +164,15 @@ class Transaction(db.Model):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     midtrans_response: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     flag: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # True while `status` is one the gateway set itself (an unpaid link it expired), not
+    # Midtrans's word: Midtrans's later answer still applies (flagged), never dropped.
+    status_by_gateway: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=sa_false()
+    )
+    # What Midtrans has refunded (and charged back) in all, and the fee Midtrans's fee
+    # imposition added to what the payer paid (None when none was added).
+    refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    customer_imposed_fee: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Reconciliation: when the worker next asks Midtrans, how often it has, and its claim.
     next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
