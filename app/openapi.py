@@ -23,6 +23,7 @@ from .errors import HTTP_CODES, GatewayError
 from .models import NotificationOutcome, TxStatus
 from .payments.lifecycle import PRIVATE_FIELDS
 from .payments.notifications import SIGNED_FIELDS
+from .payments.outcomes import OUTCOMES
 from .schemas import charge_request_schema
 
 bp = Blueprint("openapi", __name__)
@@ -171,8 +172,9 @@ def _schemas() -> dict[str, dict]:
                 "`permata_va_number`, `bill_key`, `biller_code`, `actions`, `expiry_time`, ...) "
                 "are passed on; "
                 + " and ".join(f"`{name}`" for name in sorted(PRIVATE_FIELDS))
-                + " never are. Status meaning: `settlement` / `capture` = paid, `pending` = "
-                "waiting, `expire` = expired, `cancel` / `deny` = failed."
+                + " never are. Act on `outcome` (fulfil only when it is `paid`), not on "
+                "`transaction_status`: a `capture` under `fraud_status` `challenge` is money "
+                "on hold, not a sale."
             ),
             "required": [
                 "order_id",
@@ -183,6 +185,10 @@ def _schemas() -> dict[str, dict]:
                 "gross_amount",
                 "currency",
                 "transaction_time",
+                "outcome",
+                "paid",
+                "amount",
+                "refunded_amount",
                 "live",
             ],
             "properties": {
@@ -199,6 +205,30 @@ def _schemas() -> dict[str, dict]:
                 "expiry_time": text_or_null,
                 "redirect_url": text_or_null,
                 "token": text_or_null,
+                "outcome": {
+                    "enum": OUTCOMES,
+                    "description": "What the payment means, derived from transaction_status "
+                    "and fraud_status: only `paid` may trigger fulfilment.",
+                },
+                "paid": {
+                    "type": "boolean",
+                    "description": "true when outcome is `paid`, or the order was paid before "
+                    "a partial refund or chargeback.",
+                },
+                "amount": {"type": "integer", "description": "The order's amount (rupiah)."},
+                "refunded_amount": {
+                    "type": "integer",
+                    "description": "What Midtrans has refunded or charged back in all.",
+                },
+                "original_amount": {
+                    "type": "integer",
+                    "description": "Present when Midtrans's fee imposition added a fee: the "
+                    "order's part of what the payer paid.",
+                },
+                "customer_imposed_fee": {
+                    "type": "integer",
+                    "description": "The fee Midtrans's fee imposition added to the payment.",
+                },
                 "live": {
                     "type": "boolean",
                     "description": "false: Midtrans could not be reached; this is the last "

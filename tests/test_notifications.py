@@ -36,7 +36,7 @@ ALL_SAMPLES = [
     SNAP_NOTIFICATION_SETTLEMENT,
 ]
 SETTLEMENT = SNAP_NOTIFICATION_SETTLEMENT
-TXN_STATUS_URL = f"{API_BASE}/v2/{SETTLEMENT['transaction_id']}/status"
+STATUS_URL = f"{API_BASE}/v2/{SETTLEMENT['order_id']}/status"  # by the signed order_id
 
 
 def signed(base: dict | None = None, *, server_key: str = FIXTURE_SERVER_KEY, **changes) -> dict:
@@ -99,7 +99,7 @@ def env(env):
 
 
 def test_settlement_is_confirmed_by_the_status_api_then_applied(client, order, midtrans):
-    midtrans.add(responses.GET, TXN_STATUS_URL, json=status_answer(SETTLEMENT))
+    midtrans.add(responses.GET, STATUS_URL, json=status_answer(SETTLEMENT))
 
     resp = post(client, SETTLEMENT)
 
@@ -135,7 +135,7 @@ FORGERIES = {
 
 @pytest.mark.parametrize("forged", FORGERIES.values(), ids=FORGERIES.keys())
 def test_forged_or_tampered_notifications_change_nothing(client, order, midtrans, forged):
-    midtrans.add(responses.GET, TXN_STATUS_URL, json=status_answer(SETTLEMENT))
+    midtrans.add(responses.GET, STATUS_URL, json=status_answer(SETTLEMENT))
 
     resp = post(client, forged)
 
@@ -150,7 +150,7 @@ def test_an_edited_transaction_status_is_not_trusted(client, order, midtrans):
     """The signature does not cover transaction_status: only the status API is believed."""
     midtrans.add(
         responses.GET,
-        TXN_STATUS_URL,
+        STATUS_URL,
         json=status_answer(SETTLEMENT, transaction_status="pending", status_code="201"),
     )
     forged = {**SETTLEMENT, "transaction_status": "refund"}  # status_code 200 still fits
@@ -181,7 +181,7 @@ def test_malformed_notifications_are_stored_as_rejected(client, order, raw):
 
 
 def test_duplicates_are_answered_200_and_applied_once(client, order, midtrans):
-    midtrans.add(responses.GET, TXN_STATUS_URL, json=status_answer(SETTLEMENT))
+    midtrans.add(responses.GET, STATUS_URL, json=status_answer(SETTLEMENT))
     answers = [post(client, SETTLEMENT) for _ in range(3)]
     assert [a.status_code for a in answers] == [200, 200, 200]
     assert notifications(client) == [("applied", True), ("unchanged", True), ("unchanged", True)]
@@ -191,7 +191,7 @@ def test_duplicates_are_answered_200_and_applied_once(client, order, midtrans):
 
 
 def test_a_late_pending_notification_never_moves_settlement_back(client, order, midtrans):
-    midtrans.add(responses.GET, TXN_STATUS_URL, json=status_answer(SETTLEMENT))
+    midtrans.add(responses.GET, STATUS_URL, json=status_answer(SETTLEMENT))
     post(client, SETTLEMENT)
     pending = signed(
         SNAP_NOTIFICATION_PENDING,
@@ -201,7 +201,7 @@ def test_a_late_pending_notification_never_moves_settlement_back(client, order, 
     )
     midtrans.replace(
         responses.GET,
-        TXN_STATUS_URL,
+        STATUS_URL,
         json=status_answer(SETTLEMENT, transaction_status="pending", status_code="201"),
     )
     assert post(client, pending).status_code == 200
@@ -210,7 +210,7 @@ def test_a_late_pending_notification_never_moves_settlement_back(client, order, 
 
 def test_new_unknown_fields_never_break_parsing(client, order, midtrans):
     body = signed(new_field={"nested": [1, 2]}, issuer="gopay", metadata={"x": 1}, acquirer="gopay")
-    midtrans.add(responses.GET, TXN_STATUS_URL, json=status_answer(SETTLEMENT))
+    midtrans.add(responses.GET, STATUS_URL, json=status_answer(SETTLEMENT))
     assert post(client, body).json["outcome"] == "applied"
 
 
@@ -227,7 +227,7 @@ def test_an_amount_mismatch_is_flagged_and_not_paid(client, app_key, midtrans):
     client.post(
         "/charge", json={"order_id": SETTLEMENT["order_id"], "amount": 1000}, headers=app_key
     )
-    midtrans.add(responses.GET, TXN_STATUS_URL, json=status_answer(SETTLEMENT))
+    midtrans.add(responses.GET, STATUS_URL, json=status_answer(SETTLEMENT))
     resp = post(client, SETTLEMENT)
     assert resp.status_code == 200
     assert resp.json["outcome"] == "flagged"
@@ -240,13 +240,13 @@ def test_an_amount_mismatch_is_flagged_and_not_paid(client, app_key, midtrans):
 def test_status_api_down_keeps_it_unconfirmed_for_the_worker(client, order, midtrans):
     from app.payments import confirm_notification
 
-    midtrans.add(responses.GET, TXN_STATUS_URL, body=requests.ConnectionError("down"))
+    midtrans.add(responses.GET, STATUS_URL, body=requests.ConnectionError("down"))
     resp = post(client, SETTLEMENT)
     assert resp.status_code == 200
     assert resp.json["outcome"] == "unconfirmed"
     assert txn_status(client) == "pending"
 
-    midtrans.replace(responses.GET, TXN_STATUS_URL, json=status_answer(SETTLEMENT))
+    midtrans.replace(responses.GET, STATUS_URL, json=status_answer(SETTLEMENT))
     app = client.application
     with app.app_context():
         note = db.session.query(Notification).one()
@@ -263,7 +263,7 @@ def test_expire_sample_with_status_code_202_is_accepted(client, app_key, midtran
         json={"order_id": SNAP_NOTIFICATION_EXPIRE["order_id"], "amount": 50000},
         headers=app_key,
     )
-    url = f"{API_BASE}/v2/{SNAP_NOTIFICATION_EXPIRE['transaction_id']}/status"
+    url = f"{API_BASE}/v2/{SNAP_NOTIFICATION_EXPIRE['order_id']}/status"
     midtrans.add(
         responses.GET, url, json=status_answer(SNAP_NOTIFICATION_EXPIRE, status_code="407")
     )

@@ -27,7 +27,7 @@ from .outbox import enqueue_update
 
 log = logging.getLogger(__name__)
 
-# Snap's token lifetime when the request sets no `expiry`.
+# Snap's token lifetime when the request sets neither `expiry` nor `page_expiry`.
 DEFAULT_LINK_LIFETIME = timedelta(hours=24)
 # The worker first asks Midtrans about a pending order this long after its link was made.
 FIRST_CHECK = timedelta(minutes=2)
@@ -73,13 +73,44 @@ def create_charge(*, app: App, charge: ChargeRequest, midtrans: Midtrans) -> Cha
     return ChargeResult(_link_created(txn.id, attempt, link), replayed=False)
 
 
-def link_lifetime(request_body: dict) -> timedelta:
-    """How long the Snap link can be paid: the request's `expiry`, else Snap's 24 hours."""
+def link_deadline(request_body: dict, created_at: datetime) -> datetime:
+    """When the Snap link can no longer lead to a payment (Snap's rules, seed 003 "Expiry").
+
+    The page lives for `page_expiry` when given. The payment's own `expiry` counts from its
+    `start_time` when given (an absolute end), else from the token's creation; without either,
+    the token lives 24 hours. The worker expires an order only after this, and only when
+    Midtrans has no transaction for it; a payment Midtrans reports later still wins.
+    """
     expiry = request_body.get("expiry")
-    if not isinstance(expiry, dict):
-        return DEFAULT_LINK_LIFETIME
-    unit = str(expiry.get("unit", "")).rstrip("s")
-    return timedelta(seconds=UNIT_SECONDS.get(unit, 60) * int(expiry.get("duration", 0)))
+    expiry = expiry if isinstance(expiry, dict) else None
+    page = _span(request_body.get("page_expiry"))
+    start = _start_time(expiry)
+    pay_span = _span(expiry)
+    pay_end = (start or created_at) + pay_span if pay_span is not None else None
+    if page is not None:
+        end = created_at + page
+        return min(end, pay_end) if start is not None and pay_end is not None else end
+    return pay_end if pay_end is not None else created_at + DEFAULT_LINK_LIFETIME
+
+
+def _span(expiry) -> timedelta | None:
+    """An `expiry`/`page_expiry` object's duration (unit defaults to minutes)."""
+    if not isinstance(expiry, dict) or not isinstance(expiry.get("duration"), int):
+        return None
+    unit = str(expiry.get("unit") or "minute").rstrip("s")
+    return timedelta(seconds=UNIT_SECONDS.get(unit, 60) * expiry["duration"])
+
+
+def _start_time(expiry: dict | None) -> datetime | None:
+    """`expiry.start_time` ("2026-11-26 18:11:08 +0700") as UTC; None when absent or unreadable
+    (Midtrans then counts from the token's creation)."""
+    text = (expiry or {}).get("start_time")
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.strptime(text.strip(), "%Y-%m-%d %H:%M:%S %z").astimezone(UTC)
+    except ValueError:
+        return None
 
 
 def _reserve(
@@ -192,8 +223,8 @@ def _link_created(txn_id: int, attempt: int, link) -> Transaction:
         txn.redirect_url = link.redirect_url
         txn.last_error = None
         txn.status = TxStatus.PENDING
-        # Counted from the start of the Snap call, which precedes the token's own clock.
-        txn.expires_at = txn.attempt_started_at + link_lifetime(txn.request_body)
+        # Counted from Snap's answer, which follows the token's own clock: never too early.
+        txn.expires_at = link_deadline(txn.request_body, datetime.now(UTC))
         txn.next_check_at = txn.attempt_started_at + FIRST_CHECK
         txn.check_count = 0
         db.session.add(

@@ -6,17 +6,26 @@ from __future__ import annotations
 
 import enum
 import logging
-from decimal import Decimal, InvalidOperation
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..database import begin_read, begin_write, lock_row
 from ..extensions import db
 from ..models import EventSource, Transaction, TransactionEvent, TxStatus
 from .outbox import enqueue_update
+from .outcomes import (
+    PARTLY_REVERSED,
+    check_amount,
+    is_paid,
+    needs_checking,
+    outcome_of,
+    refunded_total,
+)
 
 log = logging.getLogger(__name__)
 
-PAID = {TxStatus.CAPTURE, TxStatus.SETTLEMENT}
+# When the worker first asks about an order that is waiting on Midtrans again.
+RECHECK_SOON = timedelta(minutes=2)
 
 # The moves Midtrans makes from each status. Anything else is stale or a replay and is
 # ignored: pending never overwrites settlement; settlement may still be refunded, charged
@@ -110,13 +119,6 @@ class Applied(enum.StrEnum):
     FLAGGED = "flagged"
 
 
-def _amount_of(answer: dict[str, Any]) -> Decimal | None:
-    try:
-        return Decimal(str(answer.get("gross_amount")))
-    except (InvalidOperation, ValueError):
-        return None
-
-
 def record_change(
     txn: Transaction,
     new: str,
@@ -139,8 +141,10 @@ def record_change(
     )
     db.session.add(event)
     txn.status, txn.fraud_status = new, fraud_status
-    if new != TxStatus.PENDING and not (new == TxStatus.CAPTURE and fraud_status == "challenge"):
+    if not needs_checking(new, fraud_status):
         txn.next_check_at = None  # settled one way or the other: nothing left to reconcile
+    elif txn.next_check_at is None:
+        txn.next_check_at = datetime.now(UTC) + RECHECK_SOON  # waiting on Midtrans again
     enqueue_update(txn, status_view(txn, live=True))
     return event
 
@@ -186,7 +190,10 @@ def apply_midtrans_status(
     """Apply a status Midtrans confirmed, if it moves the order forward; log the change.
 
     An answer about another order, or for another amount, is flagged for an admin and never
-    applied: a client that ships goods on a wrong "settlement" loses money.
+    applied: a client that ships goods on a wrong "settlement" loses money. A fee Midtrans's
+    fee imposition added is not a mismatch when the order's part equals the order's amount.
+    Midtrans's word always beats a status the gateway set itself (a link it expired): that
+    correction is applied and flagged for a person, never dropped.
     """
     if _nothing_to_apply(txn_id, answer):
         return db.session.get(Transaction, txn_id), Applied.UNCHANGED
@@ -194,7 +201,6 @@ def apply_midtrans_status(
     txn = locked_transaction(txn_id)
     new = str(answer.get("transaction_status") or "")
     new_fraud = answer.get("fraud_status")
-    amount = _amount_of(answer)
     answered_for = answer.get("order_id")
     if answered_for is not None and answered_for != txn.midtrans_order_id:
         _flag(
@@ -208,24 +214,65 @@ def apply_midtrans_status(
     txn.midtrans_response = {k: v for k, v in answer.items() if k not in PRIVATE_FIELDS}
     txn.payment_type = answer.get("payment_type") or txn.payment_type
     txn.midtrans_transaction_id = answer.get("transaction_id") or txn.midtrans_transaction_id
-    if new and amount is not None and amount != txn.amount:
+    amount = check_amount(answer, txn.amount)
+    refunded = refunded_total(answer)
+    if new and amount.fee is not None:
+        txn.customer_imposed_fee = amount.fee
+    if new and not amount.fits:
         _flag(
             txn,
-            f"amount mismatch: Midtrans says {answer.get('gross_amount')!s:.30}, "
-            f"the order is {txn.amount}; {new} not applied",
+            f"amount mismatch: {amount.reason}; {new} not applied",
             source=source,
             notification_id=notification_id,
         )
         outcome = Applied.FLAGGED
-    elif new and can_move(txn.status, new, current_fraud=txn.fraud_status, new_fraud=new_fraud):
+    elif new and _moves(txn, new, new_fraud, refunded):
+        if new == TxStatus.REFUND and refunded is None:
+            refunded = txn.amount + (txn.customer_imposed_fee or 0)
+        if refunded is not None:
+            txn.refunded_amount = max(refunded, txn.refunded_amount or 0)
+        detail = _correction(txn, new, new_fraud)
         record_change(
-            txn, new, fraud_status=new_fraud, source=source, notification_id=notification_id
+            txn,
+            new,
+            fraud_status=new_fraud,
+            source=source,
+            notification_id=notification_id,
+            detail=detail,
         )
         outcome = Applied.CHANGED
     else:
         outcome = Applied.UNCHANGED
     db.session.commit()
     return txn, outcome
+
+
+def _moves(txn: Transaction, new: str, new_fraud: str | None, refunded: int | None) -> bool:
+    """Whether Midtrans saying `new` (with `refunded` given back in all) changes the order."""
+    if txn.status_by_gateway:
+        if new == txn.status:
+            txn.status_by_gateway = False  # Midtrans agrees: now it is its word
+            return False
+        return True
+    if new == txn.status and new in PARTLY_REVERSED:
+        # The same partial refund reported again (the refund's answer, then its
+        # notification) is no change; only a growing amount is a new one.
+        return refunded is not None and refunded > (txn.refunded_amount or 0)
+    return can_move(txn.status, new, current_fraud=txn.fraud_status, new_fraud=new_fraud)
+
+
+def _correction(txn: Transaction, new: str, new_fraud: str | None) -> str | None:
+    """When Midtrans overrides a status the gateway set itself: flag the order and say why."""
+    if not txn.status_by_gateway:
+        return None
+    txn.status_by_gateway = False
+    if is_paid(new, new_fraud):
+        reason = f"paid after the gateway expired it (Midtrans says {new})"
+    else:
+        reason = f"Midtrans says {new} after the gateway marked the order {txn.status}"
+    log.error("order %s flagged: %s", txn.midtrans_order_id, reason)
+    txn.flag = reason[:255]
+    return reason
 
 
 def status_view(
@@ -249,6 +296,7 @@ def status_view(
             "currency": source.get("currency") or "IDR",
             "redirect_url": txn.redirect_url,
             "token": txn.snap_token,
+            **money_view(txn),
             "live": live,
         }
     )
@@ -261,4 +309,18 @@ def status_view(
     if not live:
         view["status_message"] = "Midtrans could not be reached; this is the last known status"
     view.setdefault("transaction_time", None)
+    return view
+
+
+def money_view(txn: Transaction) -> dict[str, Any]:
+    """What the payment means (SPEC "What a payment means"), beside Midtrans's raw status."""
+    view = {
+        "outcome": str(outcome_of(txn.status, txn.fraud_status)),
+        "paid": is_paid(txn.status, txn.fraud_status),
+        "amount": txn.amount,
+        "refunded_amount": txn.refunded_amount or 0,
+    }
+    if txn.customer_imposed_fee:
+        view["original_amount"] = txn.amount
+        view["customer_imposed_fee"] = txn.customer_imposed_fee
     return view

@@ -13,7 +13,6 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import select
 
@@ -23,6 +22,7 @@ from ..extensions import db
 from ..midtrans import Midtrans
 from ..models import EventSource, Notification, NotificationOutcome, Transaction
 from .lifecycle import Applied, apply_midtrans_status, locked_transaction
+from .outcomes import check_amount
 
 log = logging.getLogger(__name__)
 
@@ -148,11 +148,16 @@ def receive_notification(*, raw: bytes, remote_addr: str | None, midtrans: Midtr
     return confirm_notification(note.id, midtrans=midtrans, timeout=INLINE_CONFIRM_TIMEOUT)
 
 
-def _amount_differs(note: Notification, txn: Transaction) -> bool:
+def _as_sent(note: Notification) -> dict:
+    """The notification's fields as Midtrans sent them (the signed gross_amount at least)."""
     try:
-        return Decimal(note.gross_amount or "") != txn.amount
-    except InvalidOperation:
-        return True
+        body = json.loads(note.body)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        body = {}
+    body["gross_amount"] = note.gross_amount
+    return body
 
 
 def confirm_notification(
@@ -163,15 +168,18 @@ def confirm_notification(
     note = db.session.get(Notification, note_id, populate_existing=True)
     txn = note.transaction
     db.session.commit()
-    if _amount_differs(note, txn):
+    amount = check_amount(_as_sent(note), txn.amount)
+    if not amount.fits:
         return _finish(
             note_id,
             NotificationOutcome.FLAGGED,
-            f"gross_amount {note.gross_amount} differs from the order's {txn.amount}",
+            f"amount mismatch: {amount.reason}",
             flag_txn=txn.id,
         )
     try:
-        answer = midtrans.get_status(note.midtrans_transaction_id or note.order_id, timeout=timeout)
+        # By the signed order_id: the transaction_id is not covered by the signature, so a
+        # replayed notification carrying another order's id must not pick what is confirmed.
+        answer = midtrans.get_status(txn.midtrans_order_id, timeout=timeout)
     except GatewayError as err:
         return _postpone(note_id, f"status API: {err.message}")
     if answer is None:

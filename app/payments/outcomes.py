@@ -118,9 +118,11 @@ def check_amount(body: dict[str, Any], order_amount: int) -> AmountCheck:
     order part (`original_amount`) equals it and the fee makes up the rest. Anything else is
     a mismatch a person must look at: a client that ships goods on a wrong amount loses money.
     """
+    if body.get("gross_amount") is None:
+        return AmountCheck(True)  # nothing stated (an action's answer): nothing to compare
     gross = rupiah(body.get("gross_amount"))
     if gross is None:
-        return AmountCheck(True)  # nothing stated (an action's answer): nothing to compare
+        return AmountCheck(False, reason=f"gross_amount {str(body['gross_amount'])[:30]!r}")
     if gross == order_amount:
         return AmountCheck(True)
     info = _gross_amount_info(body)
