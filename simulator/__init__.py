@@ -59,7 +59,18 @@ Control API (JSON, no auth)
   `hang_seconds`, `status_404_as_http` (answer unknown ids with a real HTTP 404), `duplicate`
   (send each notification twice), `reorder` (hold an order's notifications until its final one,
   then send them newest first; switching it off releases what is held), `time_factor`,
-  `notification_url`. `GET /_sim/config` shows them.
+  `notification_url`, `fee_imposition` (below). `GET /_sim/config` shows them.
+- Fee imposition (Midtrans passing its payment fee to the payer; off by default):
+  `POST /_sim/config {"fee_imposition": {"fee": 4440}}` (rupiah), `{"percent": 2}` (of the
+  order's amount, rounded half up) or both, with optional `"placement": "metadata"` (default:
+  `metadata.extra_info.gross_amount_info`) or `"top"` (`original_amount` and
+  `customer_imposed_payment_fee` beside gross_amount) and `"payment_types": [...]`; null is off.
+  It applies to payments whose method is chosen later: Snap orders when the customer picks one,
+  Core charges at charge time. gross_amount then includes the fee everywhere (signatures and the
+  refund limit too), and every body stating it carries the split. One Snap order gets its own
+  rule, beating the global one, with `POST /_sim/transactions/<order_id>/fee` or in the body of
+  the actions above, as `{"fee_imposition": rule or null for none}` or `{"fee": 4440}`, until
+  its method is chosen (409 after).
 - `GET /_sim/requests`: the API requests received (method, path, headers without
   Authorization, JSON body, time). `GET /_sim/notifications`: every notification attempt (url,
   body, attempt, status answered or error, time). Both keep the last 10,000.

@@ -2,6 +2,7 @@
 
 import uuid
 
+from .fees import breakdown
 from .methods import charge_message, method_fields
 from .signing import signature_key
 from .transactions import (
@@ -77,6 +78,7 @@ def refund_body(tx: Transaction, refund: Refund, message: str, *, merchant_id: s
 
 
 def _identity(tx: Transaction, merchant_id: str) -> dict:
+    """The fields every answer about a transaction shares, gross_amount's fee split included."""
     fields = {
         "transaction_id": tx.transaction_id,
         "order_id": tx.order_id,
@@ -92,6 +94,7 @@ def _identity(tx: Transaction, merchant_id: str) -> dict:
         fields["expiry_time"] = midtrans_time(tx.expires_at)
     if tx.settlement_time:
         fields["settlement_time"] = midtrans_time(tx.settlement_time)
+    fields.update(breakdown(tx))
     return fields
 
 

@@ -5,6 +5,7 @@ from flask import Blueprint, render_template, request
 
 from .api import simulator
 from .bodies import status_body
+from .fees import NO_FEE, parse_rule
 from .methods import BANKS, PAYMENT_TYPES
 from .store import DEFAULT_METHOD
 from .transactions import TransactionNotFound, TransitionNotAllowed
@@ -41,13 +42,17 @@ def dashboard():
 @bp.post("/transactions/<order_id>/<any(pay, fail, expire, cancel, choose):action>")
 def act(order_id, action):
     """Body (optional): {"payment_type", "bank", "fraud_status"}; an order without a method
-    gets that one (bank transfer BCA when none is given) before the action."""
+    gets that one (bank transfer BCA when none is given) before the action. A fee rule in the
+    body (as for `fee` below) is this order's own, fixed as its method is chosen."""
     sim = simulator()
     body = request.get_json(silent=True) or {}
     wanted = _method(body)
+    rule = _fee_rule(body)
     tx = sim.store.find_order(order_id)
     if wanted and tx.chosen and wanted[0] != tx.payment_type:
         raise TransitionNotAllowed(f"This order is already paid by {tx.payment_type}")
+    if rule is not None:
+        sim.store.set_fee_rule(order_id, rule)
     if action == "choose":
         tx = sim.store.choose(order_id, *(wanted or DEFAULT_METHOD))
     else:
@@ -57,6 +62,17 @@ def act(order_id, action):
         tx = sim.store.act(order_id, action, choose=wanted or DEFAULT_METHOD, **options)
     settings = sim.settings
     return status_body(tx, server_key=settings.server_key, merchant_id=settings.merchant_id)
+
+
+@bp.post("/transactions/<order_id>/fee")
+def set_fee(order_id):
+    """Body {"fee_imposition": rule or null for no fee} or {"fee": rupiah}: this order's own fee
+    imposition, beating the global one, for when its customer picks a method on the page."""
+    rule = _fee_rule(request.get_json(silent=True) or {})
+    if rule is None:
+        raise ValueError('send {"fee_imposition": {...} or null} or {"fee": rupiah}')
+    tx = simulator().store.set_fee_rule(order_id, rule)
+    return {"order_id": tx.order_id, "fee_imposition": tx.fee_rule}
 
 
 @bp.get("/transactions")
@@ -69,6 +85,7 @@ def transactions():
             "payment_type": tx.payment_type,
             "transaction_status": tx.transaction_status,
             "gross_amount": tx.gross_amount,
+            "customer_imposed_payment_fee": tx.imposed_fee,
             "notification_urls": tx.notification_urls,
         }
         for tx in simulator().store.all()
@@ -111,6 +128,18 @@ def reset():
     sim.requests.clear()
     sim.settings.reset()
     return {"reset": True}
+
+
+def _fee_rule(body: dict) -> dict | None:
+    """The order's own fee rule from `fee_imposition` (null: no fee even when the global one is
+    on) or its shorthand `"fee": rupiah`; None when the body sets neither."""
+    if "fee" in body and "fee_imposition" in body:
+        raise ValueError("send fee or fee_imposition, not both")
+    if "fee" in body:
+        return parse_rule({"fee": body["fee"]})
+    if "fee_imposition" in body:
+        return parse_rule(body["fee_imposition"]) or NO_FEE
+    return None
 
 
 def _method(body: dict) -> tuple[str, str | None] | None:

@@ -3,6 +3,8 @@
 import dataclasses
 import threading
 
+from .fees import parse_rule
+
 FAULTS = (None, 500, 503, "non_json", "hang")
 FAULT_SCOPES = ("snap", "core", "all")
 DEFAULT_SERVER_KEY = "SB-Mid-server-simulator"
@@ -14,6 +16,7 @@ class Settings:
 
     `fault_count` None means the fault hits every request until it is switched off; a number
     means only the next N requests in `fault_scope`, after which `fault` goes back to None.
+    `fee_imposition` is a fee rule (fees.py) for payments whose method is chosen from now on.
     """
 
     server_key: str = DEFAULT_SERVER_KEY
@@ -28,6 +31,7 @@ class Settings:
     status_404_as_http: bool = False
     duplicate: bool = False
     reorder: bool = False
+    fee_imposition: dict | None = None
 
     def __post_init__(self):
         self._lock = threading.Lock()
@@ -65,6 +69,8 @@ class Settings:
 
 
 def _check(name: str, value):
+    if name == "fee_imposition":
+        return parse_rule(value)
     if name == "fault":
         if value not in FAULTS or isinstance(value, bool):
             raise ValueError(f"fault must be one of {FAULTS}")

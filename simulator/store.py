@@ -8,7 +8,7 @@ import threading
 import uuid
 from datetime import datetime
 
-from . import transactions
+from . import fees, transactions
 from .bodies import notification_body
 from .methods import LIFETIMES, new_method
 from .notifier import Notifier
@@ -75,6 +75,18 @@ class Store:
             if tx.expires_at <= transactions.now():
                 raise TransitionNotAllowed("The payment page has expired")
             self._start_payment(tx, payment_type, bank)
+            return tx.snapshot()
+
+    def set_fee_rule(self, order_id: str, rule: dict) -> Transaction:
+        """Give one order its own fee rule (fees.NO_FEE for none), beating the global one; only
+        until its method is chosen, since Midtrans fixes the fee then."""
+        with self._lock:
+            tx = self._get_order(order_id)
+            if tx.chosen:
+                raise TransitionNotAllowed(
+                    "The fee is fixed when the payment method is chosen; this order has one"
+                )
+            tx.fee_rule = rule
             return tx.snapshot()
 
     def act(self, key: str, event: str, *, choose: tuple | None = None, **options) -> Transaction:
@@ -157,6 +169,7 @@ class Store:
         status: str = "pending",
         fraud_status: str = "accept",
     ) -> None:
+        self._impose_fee(tx, payment_type)
         transaction_id = str(uuid.uuid4())
         method = new_method(payment_type, bank, tx=tx, transaction_id=transaction_id)
         lifetime = LIFETIMES[payment_type]
@@ -171,6 +184,13 @@ class Store:
         )
         self._by_transaction_id[transaction_id] = tx
         self._notify(tx)
+
+    def _impose_fee(self, tx: Transaction, payment_type: str) -> None:
+        """The order's own fee rule, else the global one, as the payment starts."""
+        rule = tx.fee_rule if tx.fee_rule is not None else self._settings.fee_imposition
+        fee = fees.fee_for(rule, tx.gross_amount, payment_type)
+        if fee:
+            tx.impose_fee(fee, rule["placement"])
 
     def _notify(self, tx: Transaction) -> None:
         settings = self._settings

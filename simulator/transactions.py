@@ -57,6 +57,10 @@ class Transaction:
 
     `expires_at` is when an unpaid order dies: the Snap token expiry before a method is chosen,
     the payment's `expiry_time` after.
+
+    `gross_amount` is what the payer is asked for: the order's amount, plus `imposed_fee` once
+    a method is chosen under fee imposition (see fees.py). `fee_rule` is this order's own rule
+    from the control API; None follows the global setting.
     """
 
     order_id: str
@@ -76,10 +80,18 @@ class Transaction:
     transaction_time: datetime | None = None
     settlement_time: datetime | None = None
     refunds: list[Refund] = dataclasses.field(default_factory=list)
+    fee_rule: dict | None = None
+    imposed_fee: int = 0
+    fee_placement: str = "metadata"
 
     @property
     def chosen(self) -> bool:
         return self.payment_type is not None
+
+    @property
+    def original_amount(self) -> int:
+        """The order's own amount, without the fee the payer was charged on top."""
+        return self.gross_amount - self.imposed_fee
 
     @property
     def refunded_amount(self) -> int:
@@ -107,6 +119,12 @@ class Transaction:
         self.fraud_status = fraud_status
         self.transaction_time = now()
         self.expires_at = expires_at
+
+    def impose_fee(self, fee: int, placement: str) -> None:
+        """Pass Midtrans's payment fee to the payer; once, before the payment starts."""
+        self.gross_amount += fee
+        self.imposed_fee = fee
+        self.fee_placement = placement
 
 
 def status_code(tx: Transaction) -> str:
@@ -153,7 +171,8 @@ def apply(tx: Transaction, event: str) -> None:
 
 
 def refund(tx: Transaction, *, amount: int | None, refund_key: str | None, reason: str) -> Refund:
-    """Refund part or all of what is left; the same refund_key again returns the first refund."""
+    """Refund part or all of what is left of what was paid (an imposed fee included); the same
+    refund_key again returns the first refund."""
     for earlier in tx.refunds:
         if refund_key is not None and earlier.refund_key == refund_key:
             return earlier
