@@ -518,3 +518,36 @@ def test_the_final_outcome_is_midtrans_last_word(app, history):
             assert final.refunded_amount == last_extra
         assert final.customer_imposed_fee == (fee or None)
         db.session.commit()
+
+
+def test_a_refund_never_exceeds_what_is_left(client, shop, order, midtrans):
+    from app.errors import InvalidRequestError
+    from app.payments import refund_transaction
+
+    midtrans.add(responses.GET, STATUS_URL, json=_refunded(answer_of(SETTLEMENT), 50000))
+    client.get(f"/status/{ORDER}", headers=shop)
+    refunds = midtrans.add(responses.POST, f"{API_BASE}/v2/{ORDER}/refund", json={})
+    with client.application.app_context():
+        txn_id = db.session.query(Transaction).filter_by(order_id=ORDER).one().id
+        gateway = client.application.extensions["midtrans"]
+        with pytest.raises(InvalidRequestError, match=r"left to refund \(100000\)"):
+            refund_transaction(
+                txn_id, amount=100001, reason="r", refund_key="k-1", midtrans=gateway
+            )
+    assert refunds.call_count == 0
+
+
+def test_a_challenged_capture_cannot_be_refunded(client, shop, order, midtrans):
+    from app.errors import InvalidRequestError
+    from app.payments import refund_transaction
+
+    challenged = answer_of(
+        SETTLEMENT, transaction_status="capture", fraud_status="challenge", status_code="201"
+    )
+    midtrans.add(responses.GET, STATUS_URL, json=challenged)
+    client.get(f"/status/{ORDER}", headers=shop)
+    with client.application.app_context():
+        txn_id = db.session.query(Transaction).filter_by(order_id=ORDER).one().id
+        gateway = client.application.extensions["midtrans"]
+        with pytest.raises(InvalidRequestError, match="challenge"):
+            refund_transaction(txn_id, amount=1000, reason="r", refund_key="k", midtrans=gateway)

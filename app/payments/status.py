@@ -11,9 +11,10 @@ from ..database import begin_read
 from ..errors import GatewayError, InvalidRequestError, MidtransAuthError, NotFoundError
 from ..extensions import db
 from ..midtrans import Midtrans
-from ..models import App, EventSource, Transaction, TxStatus
+from ..models import App, EventSource, Transaction
 from ..schemas import parse_amount
 from .lifecycle import Applied, apply_midtrans_status, status_view
+from .outcomes import REFUNDABLE_OUTCOMES, outcome_of
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,11 @@ def expire_transaction(txn_id: int, *, midtrans: Midtrans):
     return _act_then_sync(txn_id, midtrans.expire, midtrans=midtrans)
 
 
+def refundable_amount(txn: Transaction) -> int:
+    """What is left to refund: what the payer paid (fee included) less what was given back."""
+    return txn.amount + (txn.customer_imposed_fee or 0) - (txn.refunded_amount or 0)
+
+
 def refund_transaction(
     txn_id: int, *, amount: int, reason: str, refund_key: str, midtrans: Midtrans
 ):
@@ -96,12 +102,16 @@ def refund_transaction(
     `refund_key` is made once per refund form, so a repeated click or a retried request sends
     the same key and Midtrans refunds only once."""
     txn = get_transaction_by_id_or_raise(txn_id)
-    if txn.status not in {TxStatus.SETTLEMENT, TxStatus.CAPTURE, TxStatus.PARTIAL_REFUND}:
-        raise InvalidRequestError(f"only a paid order can be refunded (this one is {txn.status})")
-    parse_amount(amount, "amount")
-    if amount > txn.amount:
+    if outcome_of(txn.status, txn.fraud_status) not in REFUNDABLE_OUTCOMES:
         raise InvalidRequestError(
-            f"a refund cannot exceed the order's amount ({txn.amount})", field="amount"
+            f"only a paid order can be refunded (this one is "
+            f"{outcome_of(txn.status, txn.fraud_status)})"
+        )
+    parse_amount(amount, "amount")
+    left = refundable_amount(txn)
+    if amount > left:
+        raise InvalidRequestError(
+            f"a refund cannot exceed what is left to refund ({left})", field="amount"
         )
     body = {"refund_key": refund_key[:50], "amount": amount, "reason": reason[:255]}
     return _act_then_sync(txn_id, lambda ident: midtrans.refund(ident, body), midtrans=midtrans)
