@@ -551,3 +551,33 @@ def test_a_challenged_capture_cannot_be_refunded(client, shop, order, midtrans):
         gateway = client.application.extensions["midtrans"]
         with pytest.raises(InvalidRequestError, match="challenge"):
             refund_transaction(txn_id, amount=1000, reason="r", refund_key="k", midtrans=gateway)
+
+
+@pytest.mark.parametrize(
+    ("status", "fraud", "charged_again"),
+    [
+        ("settlement", "accept", False),
+        ("pending", None, False),
+        ("capture", "challenge", False),
+        ("expire", None, True),
+        ("deny", None, True),
+    ],
+)
+def test_an_order_with_a_payment_at_midtrans_is_never_charged_again(
+    client, shop, order, midtrans, status, fraud, charged_again
+):
+    """An attempt nobody saw (abandoned mid-call) may still have a payment at Midtrans."""
+    with client.application.app_context():
+        txn = db.session.query(Transaction).filter_by(order_id=ORDER).one()
+        txn.link_state, txn.status, txn.fraud_status = LinkState.UNKNOWN, status, fraud
+        txn.midtrans_transaction_id = SETTLEMENT["transaction_id"]
+        db.session.commit()
+    snap_ok(midtrans, token="tok-again")
+
+    resp = client.post("/charge", json={"order_id": ORDER, "amount": 150000}, headers=shop)
+
+    if charged_again:
+        assert resp.status_code == 201 and resp.json["token"] == "tok-again"
+    else:
+        assert resp.status_code == 409
+        assert "already has a payment at Midtrans" in resp.json["error"]["message"]

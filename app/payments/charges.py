@@ -24,6 +24,7 @@ from ..models import App, EventSource, LinkState, Transaction, TransactionEvent,
 from ..schemas import ORDER_ID_MAX, ChargeRequest
 from .lifecycle import locked_transaction, status_view
 from .outbox import enqueue_update
+from .outcomes import Outcome, outcome_of
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +168,18 @@ def _reuse(
         raise ChargeInProgressError(
             f"a payment link for order_id {charge.order_id} is being created; retry shortly",
             headers={"Retry-After": "2"},
+        )
+    if txn.midtrans_transaction_id is not None and outcome_of(txn.status, txn.fraud_status) not in {
+        Outcome.EXPIRED,
+        Outcome.CANCELLED,
+        Outcome.FAILED,
+    }:
+        # Midtrans holds a live or paid payment for an attempt whose link nobody saw (an
+        # abandoned attempt the worker found): a new one could make the customer pay twice.
+        raise OrderConflictError(
+            f"order_id {charge.order_id} already has a payment at Midtrans "
+            f"({outcome_of(txn.status, txn.fraud_status)}); it is not charged again",
+            details={"field": "order_id"},
         )
     # The last attempt failed or its outcome is unknown; no link was ever shown, so the
     # request (even with corrected details) gets a new attempt.
