@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -58,6 +59,10 @@ EXPECTED_CODES = {
     "partial_chargeback": {"200"},
 }
 SIGNED_FIELDS = ("order_id", "status_code", "gross_amount", "signature_key")
+# What no database column takes: NUL (PostgreSQL refuses it) and lone surrogates (a JSON
+# escape such as "\ud800" decodes to one; no encoding can write it).
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,18 @@ def _parse(raw: bytes) -> tuple[dict, str | None]:
         return {}, "body is not JSON (or nested too deeply)"
     if not isinstance(body, dict):
         return {}, "body is not a JSON object"
+    # Midtrans writes valid Unicode; a lone surrogate (JSON "\ud800") is not text at all.
+    # An escaped pair (an emoji) decodes to one character and is not caught here.
+    pending: list = [body]
+    while pending:  # no recursion: the body may be nested as deep as the decoder allows
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, str) and LONE_SURROGATE.search(value):
+            return body, "body holds a lone surrogate escape (not valid Unicode)"
     for name in (*SIGNED_FIELDS, "transaction_status"):
         if not isinstance(body.get(name), str) or not body[name]:
             return body, f"{name} is missing or not a string"
@@ -84,8 +101,8 @@ def _parse(raw: bytes) -> tuple[dict, str | None]:
 
 
 def _storable(text: str) -> str:
-    """PostgreSQL text cannot hold NUL: keep it visible as an escape instead."""
-    return text.replace("\x00", "\\u0000")
+    """NUL and lone surrogates cannot be stored: keep them visible as escapes instead."""
+    return UNSTORABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _text(body: dict, name: str, limit: int) -> str | None:
