@@ -125,6 +125,17 @@ HTTP_CODES = {
 }
 
 
+def _body_read_errors() -> tuple[type[Exception], ...]:
+    """What gunicorn raises while the app reads a malformed body (a bad chunk size or chunk
+    extension, a chunk without its CRLF): a client error it leaves to the app. Empty when
+    gunicorn is not installed (the Flask test server raises none of these)."""
+    try:
+        from gunicorn.http.errors import ParseException
+    except ImportError:  # pragma: no cover - gunicorn is a requirement, but not of the app
+        return ()
+    return (ParseException,)
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(GatewayError)
     def _gateway_error(err: GatewayError):
@@ -157,6 +168,18 @@ def register_error_handlers(app: Flask) -> None:
             if name.lower() in {"retry-after", "allow"}:
                 response.headers[name] = value
         return response
+
+    def _unreadable_body(err: Exception):
+        log.warning("request body could not be read: %s", type(err).__name__)
+        message = "the request body is malformed (invalid chunked transfer encoding)"
+        if _wants_html():
+            return render_template("admin/error.html", status=400, message=message), 400
+        response = jsonify(error_body("invalid_request", message))
+        response.status_code = 400
+        return response
+
+    for error_class in _body_read_errors():
+        app.register_error_handler(error_class, _unreadable_body)
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception):
