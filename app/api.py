@@ -45,6 +45,10 @@ def charge():
     parsed = ChargeRequest.parse(json_body(), prefix=app.order_prefix)
     result = payments.create_charge(app=app, charge=parsed, midtrans=midtrans())
     txn = result.transaction
+    if txn.snap_token is None:
+        # No link to give: Midtrans already holds this order's payment (adopted, or rebuilt
+        # after a restore). The client gets its status, as GET /status would answer.
+        return jsonify(payments.status_view(txn, live=True)), 200
     response = jsonify(
         {"token": txn.snap_token, "redirect_url": txn.redirect_url, "order_id": txn.order_id}
     )

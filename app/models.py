@@ -93,6 +93,7 @@ class EventSource(enum.StrEnum):
     STATUS = "status"
     RECONCILIATION = "reconciliation"
     ADMIN = "admin"
+    RECOVERY = "recovery"  # rebuilt from Midtrans's word (the database had lost the order)
 
 
 class App(db.Model):

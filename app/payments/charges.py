@@ -16,15 +16,17 @@ from ..errors import (
     GatewayError,
     MidtransAuthError,
     MidtransRejectedError,
+    MidtransUnavailableError,
     OrderConflictError,
 )
 from ..extensions import db
 from ..midtrans import Midtrans
 from ..models import App, EventSource, LinkState, Transaction, TransactionEvent, TxStatus
 from ..schemas import ORDER_ID_MAX, ChargeRequest
-from .lifecycle import locked_transaction, status_view
+from .lifecycle import apply_midtrans_status, locked_transaction, status_view
 from .outbox import enqueue_update
 from .outcomes import Outcome, outcome_of
+from .recovery import RECOVERED
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,8 @@ DEFAULT_LINK_LIFETIME = timedelta(hours=24)
 FIRST_CHECK = timedelta(minutes=2)
 UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
+# New attempts with a fresh Midtrans order id after Midtrans said the id was taken.
+TAKEN_RETRIES = 1
 # Added to MIDTRANS_TIMEOUT: after that long a "creating" attempt has surely ended (crashed).
 ATTEMPT_GRACE = timedelta(seconds=30)
 
@@ -55,23 +59,77 @@ def create_charge(*, app: App, charge: ChargeRequest, midtrans: Midtrans) -> Cha
     request tries again, with a fresh Midtrans order id when Midtrans may hold the old one.
     """
     in_flight = timedelta(seconds=midtrans.settings.timeout) + ATTEMPT_GRACE
-    txn, attempt = _reserve(app, charge, in_flight=in_flight)
-    if attempt is None:
-        return ChargeResult(txn, replayed=True)
+    for _ in range(TAKEN_RETRIES + 1):
+        txn, attempt = _reserve(app, charge, in_flight=in_flight)
+        if attempt is None:
+            return ChargeResult(txn, replayed=True)
+        try:
+            link = midtrans.create_snap(charge.snap_payload(txn.midtrans_order_id))
+        except MidtransRejectedError as err:
+            if not _order_id_taken(err):
+                # Midtrans refused the details: no order exists there, the id may be reused.
+                _end_attempt(txn.id, attempt, LinkState.FAILED, error=err)
+                raise
+            adopted = _adopt_taken_order(txn.id, attempt, midtrans=midtrans, error=err)
+            if adopted is not None:
+                return ChargeResult(adopted, replayed=False)
+            continue  # the id is taken by an order nobody paid: a fresh one next time
+        except MidtransAuthError as err:
+            _end_attempt(txn.id, attempt, LinkState.FAILED, error=err)
+            raise
+        except GatewayError as err:
+            # Timeout, garbage or 5xx: Midtrans may have created an order nobody can see.
+            _end_attempt(txn.id, attempt, LinkState.UNKNOWN, error=err)
+            raise
+        except BaseException as err:
+            _end_attempt(txn.id, attempt, LinkState.UNKNOWN, error=err)
+            raise
+        return ChargeResult(_link_created(txn.id, attempt, link), replayed=False)
+    raise MidtransUnavailableError(
+        "Midtrans keeps saying the order id is taken; the next attempt uses a fresh one"
+    )
+
+
+def _order_id_taken(err: MidtransRejectedError) -> bool:
+    """Midtrans's 400 for an order id it has seen before ("... has already been taken",
+    "... sudah digunakan"): the database lost an attempt (a restore), or another attempt
+    is unaccounted for."""
+    return any("order_id" in m and ("taken" in m or "sudah digunakan" in m) for m in err.messages)
+
+
+def _adopt_taken_order(
+    txn_id: int, attempt: int, *, midtrans: Midtrans, error: MidtransRejectedError
+) -> Transaction | None:
+    """Midtrans already has an order under this id. With a payment there, the order is that
+    payment (the client sees its status, never a dead end); without one, the attempt ends
+    `unknown` so the next one uses a fresh Midtrans order id."""
+    txn = get_transaction_by_id(txn_id)
     try:
-        link = midtrans.create_snap(charge.snap_payload(txn.midtrans_order_id))
-    except (MidtransRejectedError, MidtransAuthError) as err:
-        # Midtrans refused it: no order exists there, the same id may be used again.
-        _end_attempt(txn.id, attempt, LinkState.FAILED, error=err)
+        answer = midtrans.get_status(txn.midtrans_order_id)
+    except GatewayError:
+        _end_attempt(txn_id, attempt, LinkState.UNKNOWN, error=error)
         raise
-    except GatewayError as err:
-        # Timeout, garbage or 5xx: Midtrans may have created an order nobody can see.
-        _end_attempt(txn.id, attempt, LinkState.UNKNOWN, error=err)
-        raise
-    except BaseException as err:
-        _end_attempt(txn.id, attempt, LinkState.UNKNOWN, error=err)
-        raise
-    return ChargeResult(_link_created(txn.id, attempt, link), replayed=False)
+    if answer is None:
+        _end_attempt(txn_id, attempt, LinkState.UNKNOWN, error=error)
+        return None
+    begin_write()
+    txn = locked_transaction(txn_id)
+    if txn.attempt == attempt and txn.link_state == LinkState.CREATING:
+        txn.link_state = LinkState.CREATED
+        txn.last_error = None
+        txn.flag = "adopted: Midtrans already held a payment under this order id"
+        db.session.add(
+            TransactionEvent(
+                transaction_id=txn.id,
+                from_status=None,
+                to_status=txn.status,
+                source=EventSource.CHARGE,
+                detail=f"{txn.flag} ({txn.midtrans_order_id})",
+            )
+        )
+    db.session.commit()
+    txn, _ = apply_midtrans_status(txn_id, answer, source=EventSource.CHARGE)
+    return txn
 
 
 def link_deadline(request_body: dict, created_at: datetime) -> datetime:
@@ -157,6 +215,15 @@ def _reuse(
 ) -> int | None:
     """Decide what a request for an order that already has a row does (row is locked)."""
     now = datetime.now(UTC)
+    if txn.request_fingerprint == RECOVERED:
+        # Rebuilt from Midtrans's word after a restore: the client's retry is that order.
+        if charge.amount != txn.amount:
+            raise OrderConflictError(
+                f"order_id {charge.order_id} was already paid at Midtrans for {txn.amount}",
+                details={"field": "amount"},
+            )
+        txn.request_fingerprint, txn.request_body = fingerprint, charge.as_dict()
+        return None
     if txn.link_state == LinkState.CREATED:
         if txn.request_fingerprint != fingerprint:
             raise OrderConflictError(
@@ -215,6 +282,12 @@ def _free_midtrans_order_id(base: str, *, fresh: bool = False) -> str:
         suffix = "~" + secrets.token_hex(3)
         candidate = base[: ORDER_ID_MAX - len(suffix)] + suffix
     raise RuntimeError("could not find a free Midtrans order id")
+
+
+def get_transaction_by_id(txn_id: int) -> Transaction:
+    txn = db.session.get(Transaction, txn_id, populate_existing=True)
+    db.session.commit()
+    return txn
 
 
 def _end_attempt(txn_id: int, attempt: int, state: LinkState, *, error: BaseException) -> None:

@@ -24,6 +24,7 @@ from ..midtrans import Midtrans
 from ..models import EventSource, Notification, NotificationOutcome, Transaction
 from .lifecycle import Applied, apply_midtrans_status, locked_transaction
 from .outcomes import check_amount
+from .recovery import RECOVERED_FLAG, claimed_by_an_app, recover_order
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ def receive_notification(*, raw: bytes, remote_addr: str | None, midtrans: Midtr
     txn = db.session.execute(
         select(Transaction).where(Transaction.midtrans_order_id == body["order_id"])
     ).scalar_one_or_none()
-    if txn is None:
+    if txn is None and not claimed_by_an_app(body["order_id"]):
         note.outcome = NotificationOutcome.UNMATCHED
         note.reason = "no order with this order_id at this gateway"
         note.processed_at = datetime.now(UTC)
@@ -159,7 +160,8 @@ def receive_notification(*, raw: bytes, remote_addr: str | None, midtrans: Midtr
         db.session.commit()
         log.warning("notification %s for unknown order %s", note.id, note.order_id)
         return Receipt(200, note.outcome, note.reason, note.id)
-    note.transaction_id = txn.id
+    # An unknown order an app's prefix claims is recovered from Midtrans when confirmed.
+    note.transaction_id = txn.id if txn is not None else None
     db.session.add(note)
     db.session.commit()
     return confirm_notification(note.id, midtrans=midtrans, timeout=INLINE_CONFIRM_TIMEOUT)
@@ -185,6 +187,8 @@ def confirm_notification(
     note = db.session.get(Notification, note_id, populate_existing=True)
     txn = note.transaction
     db.session.commit()
+    if txn is None:
+        return _recover(note, midtrans=midtrans, timeout=timeout)
     amount = check_amount(_as_sent(note), txn.amount)
     if not amount.fits:
         return _finish(
@@ -215,12 +219,36 @@ def confirm_notification(
     return _finish(note_id, outcome, reason)
 
 
+def _recover(note: Notification, *, midtrans: Midtrans, timeout: float | None) -> Receipt:
+    """A verified notification for an order the database does not hold (a restore from an
+    older backup): rebuild the order from the status API, or keep trying while Midtrans
+    cannot be asked. Answered only once the order, or the note to retry, is stored."""
+    try:
+        txn = recover_order(note.order_id, midtrans=midtrans, timeout=timeout)
+    except GatewayError as err:
+        return _postpone(note.id, f"unknown order, not recovered yet: {err.message}")
+    if txn is None:
+        return _finish(
+            note.id,
+            NotificationOutcome.UNMATCHED,
+            "no order with this order_id at this gateway, and none Midtrans can tell of",
+        )
+    return _finish(note.id, NotificationOutcome.APPLIED, RECOVERED_FLAG, attach_txn=txn.id)
+
+
 def _finish(
-    note_id: int, outcome: NotificationOutcome, reason: str | None, *, flag_txn: int | None = None
+    note_id: int,
+    outcome: NotificationOutcome,
+    reason: str | None,
+    *,
+    flag_txn: int | None = None,
+    attach_txn: int | None = None,
 ) -> Receipt:
     begin_write()
     note = db.session.get(Notification, note_id, populate_existing=True)
     note.outcome, note.reason = outcome, reason
+    if attach_txn is not None:
+        note.transaction_id = attach_txn
     note.processed_at = datetime.now(UTC)
     note.next_attempt_at = note.claimed_until = None
     if flag_txn is not None:

@@ -91,7 +91,7 @@ def rupiah(value: Any) -> Decimal | None:
     return amount if amount.is_finite() else None
 
 
-def _gross_amount_info(body: dict[str, Any]) -> dict[str, Any]:
+def gross_amount_info(body: dict[str, Any]) -> dict[str, Any]:
     """Where Midtrans puts fee imposition: `metadata.extra_info.gross_amount_info`, or
     `extra_info.gross_amount_info`, or the fields at the top level (some channels)."""
     for holder in (body.get("metadata"), body):
@@ -125,7 +125,7 @@ def check_amount(body: dict[str, Any], order_amount: int) -> AmountCheck:
         return AmountCheck(False, reason=f"gross_amount {str(body['gross_amount'])[:30]!r}")
     if gross == order_amount:
         return AmountCheck(True)
-    info = _gross_amount_info(body)
+    info = gross_amount_info(body)
     original = rupiah(info.get("original_amount"))
     fee = rupiah(info.get("customer_imposed_payment_fee"))
     if original is not None and original == order_amount:

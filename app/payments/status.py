@@ -20,11 +20,12 @@ log = logging.getLogger(__name__)
 
 
 def get_transaction_or_raise(*, app: App, order_id: str) -> Transaction:
-    """The app's order that has a payment link; another app's or an unknown one is 404."""
+    """The app's order that has a payment link or a payment at Midtrans; another app's or an
+    unknown one is 404."""
     txn = db.session.execute(
         select(Transaction).where(Transaction.app_id == app.id, Transaction.order_id == order_id)
     ).scalar_one_or_none()
-    if txn is None or txn.snap_token is None:
+    if txn is None or (txn.snap_token is None and txn.midtrans_transaction_id is None):
         raise NotFoundError(f"no order {order_id} for this app")
     return txn
 
