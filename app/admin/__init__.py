@@ -43,11 +43,13 @@ def init_admin(app: Flask, *, production: bool, translations: str) -> None:
 
 
 def safe_next(target: str | None, default: str) -> str:
-    """Only a path inside the dashboard: never another host (no open redirect)."""
-    if not target:
-        return default
+    """Only a path inside the dashboard: never another host (no open redirect), and nothing
+    a Location header cannot carry (a CR or LF there was a 500). Anything else: `default`."""
+    if not target or not target.isprintable() or "\\" in target:
+        return default  # isprintable: no control, format or line-separator character
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not parts.path.startswith("/admin") or "\\" in target:
+    inside = parts.path == "/admin" or parts.path.startswith("/admin/")
+    if parts.scheme or parts.netloc or not inside:
         return default
     return target
 
