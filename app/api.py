@@ -6,10 +6,10 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from . import payments
 from .auth import require_app
-from .errors import InvalidRequestError
+from .errors import InvalidRequestError, NotFoundError
 from .midtrans import Midtrans
 from .observability import client_app_key, limiter
-from .schemas import ChargeRequest
+from .schemas import ORDER_ID_MAX, ORDER_ID_RE, ChargeRequest
 
 bp = Blueprint("api", __name__)
 
@@ -62,6 +62,10 @@ def charge():
 @app_limit
 @require_app
 def status(order_id: str):
+    if len(order_id) > ORDER_ID_MAX or not ORDER_ID_RE.fullmatch(order_id):
+        # No order was ever created with such an id (/charge refuses it), so there is nothing
+        # to look up, and PostgreSQL would refuse a NUL in the query anyway.
+        raise NotFoundError("no order with this order_id for this app")
     return jsonify(
         payments.refresh_status(app=g.client_app, order_id=order_id, midtrans=midtrans())
     )
