@@ -59,7 +59,8 @@ def authenticate_app(code: str | None, key: str | None) -> App:
     """The active app these headers belong to; every failure is the same AuthenticationError."""
     app = None
     begin_read()
-    if code and len(code) <= 64:
+    # A code with a control character is no app's (PostgreSQL would refuse a NUL anyway).
+    if code and len(code) <= 64 and code.isprintable():
         app = db.session.execute(select(App).where(App.code == code)).scalar_one_or_none()
     stored = app.key_hash if app is not None else _DUMMY_HASH
     presented = hash_api_key(key or "")
