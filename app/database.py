@@ -16,9 +16,11 @@ PostgreSQL needs none of this: row locks (`SELECT ... FOR UPDATE`) do the same j
 from __future__ import annotations
 
 import logging
+import os
 
 from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError, OperationalError
 
 from .extensions import db
 
@@ -29,11 +31,36 @@ log = logging.getLogger(__name__)
 
 
 def configure_engine(engine: Engine) -> None:
+    @event.listens_for(engine, "handle_error")
+    def _discard_failed_connection(context):
+        """A connection that failed at the database level is never reused: the next request
+        gets a fresh one, so the gateway recovers by itself once the database does. (A
+        SQLite connection opened while the file was read-only stays read-only forever; one
+        that hit a full disk may keep a broken journal.) PostgreSQL's lost connections are
+        recognised by the driver already; this adds SQLite's."""
+        if (
+            engine.dialect.name == "sqlite"
+            and isinstance(context.sqlalchemy_exception, OperationalError)
+            and "locked" not in str(context.original_exception)  # busy: the connection is fine
+        ):
+            # Every pooled connection may be in the same state: none made before now is
+            # reused, so one failure after the fault clears is the last.
+            context.is_disconnect = True
+            context.invalidate_pool_on_disconnect = True
+
     if engine.dialect.name != "sqlite":
         return
 
+    database_file = (
+        engine.url.database if engine.url.database not in (None, "", ":memory:") else None
+    )
+
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):
+    def _on_connect(dbapi_connection, record):
+        # SQLite opens a file it cannot write read-only, silently, and such a connection
+        # stays read-only after the file is writable again: remember it, and trade it for a
+        # fresh one once the file can be written (reads meanwhile still work).
+        record.info["read_only"] = database_file is not None and not _writable(database_file)
         # Let SQLAlchemy's "begin" event emit BEGIN instead of pysqlite's implicit one.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -42,6 +69,11 @@ def configure_engine(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(_dbapi_connection, record, _proxy):
+        if record.info.get("read_only") and _writable(database_file):
+            raise DisconnectionError("opened read-only; the file is writable again")
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
@@ -59,6 +91,16 @@ def configure_engine(engine: Engine) -> None:
             log.error(
                 "write in a begin_read() transaction (risks 'database is locked'): %.60s", statement
             )
+
+
+def _writable(path: str) -> bool:
+    try:
+        os.close(os.open(path, os.O_RDWR))
+    except FileNotFoundError:
+        return True  # SQLite creates it
+    except OSError:
+        return False
+    return True
 
 
 def _fresh_transaction(**options) -> None:

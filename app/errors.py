@@ -11,10 +11,17 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app, jsonify, render_template, request
+import sqlalchemy.exc
+from flask import Flask, current_app, g, jsonify, render_template, request
+from sqlalchemy.exc import InterfaceError, OperationalError, PendingRollbackError
 from werkzeug.exceptions import HTTPException
 
+from .extensions import db
+
 log = logging.getLogger(__name__)
+
+# Seconds a client waits before retrying when the database is unavailable.
+DATABASE_RETRY_AFTER = "5"
 
 
 class GatewayError(Exception):
@@ -142,6 +149,8 @@ def register_error_handlers(app: Flask) -> None:
         response = jsonify(error_body(err.code, err.message, err.details))
         response.status_code = err.status
         response.headers.update(err.headers)
+        if "Retry-After" in err.headers:
+            g.retry_after = err.headers["Retry-After"]  # the gateway's own, kept as it is
         return response
 
     @app.errorhandler(HTTPException)
@@ -180,6 +189,34 @@ def register_error_handlers(app: Flask) -> None:
 
     for error_class in _body_read_errors():
         app.register_error_handler(error_class, _unreadable_body)
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(PendingRollbackError)
+    @app.errorhandler(sqlalchemy.exc.TimeoutError)
+    def _database_unavailable(err: Exception):
+        # The database is down, locked, read-only or full: nothing was changed (the
+        # transaction is rolled back), the client may retry. Never a 500.
+        db.session.rollback()
+        # The driver's own message only: SQLAlchemy's text repeats the statement's parameters.
+        cause = getattr(err, "orig", None) or err
+        log.error(
+            "database unavailable on %s %s: %s: %.200s",
+            request.method,
+            request.path,
+            type(cause).__name__,
+            str(cause) if cause is not err else "",
+        )
+        message = "the gateway's database is unavailable; nothing was changed, please retry"
+        if _wants_html():
+            response = current_app.make_response(
+                (render_template("admin/error.html", status=503, message=message), 503)
+            )
+        else:
+            response = jsonify(error_body(ServiceUnavailableError.code, message))
+            response.status_code = 503
+        response.headers["Retry-After"] = g.retry_after = DATABASE_RETRY_AFTER
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception):

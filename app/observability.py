@@ -166,6 +166,20 @@ def init_observability(app: Flask, *, metrics_token: str, per_app: str, login: s
     app.config["RATELIMIT_STORAGE_URI"] = storage_uri(storage)
     app.config["RATELIMIT_PER_APP"] = per_app
     app.config["RATELIMIT_LOGIN"] = login
+
+    # Registered before the limiter's, so it runs after it (Flask runs after_request hooks
+    # last-registered first): the limiter's window never stands in for the gateway's own
+    # Retry-After (a 409 "being created", a 503), and only answers that ask the client to
+    # wait carry one (not a 201).
+    @app.after_request
+    def _own_retry_after(response):
+        own = g.get("retry_after")
+        if own is not None:
+            response.headers["Retry-After"] = own
+        elif response.status_code != 429:
+            response.headers.pop("Retry-After", None)
+        return response
+
     limiter.init_app(app)
 
     @app.before_request

@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy.exc import DBAPIError
 
 from . import payments
-from .errors import ServiceUnavailableError, error_body
+from .errors import DATABASE_RETRY_AFTER, ServiceUnavailableError, error_body
 from .extensions import db
 from .metrics import NOTIFICATIONS
 
@@ -29,7 +29,8 @@ def notification():
         db.session.rollback()
         log.exception("notification not stored: database error")
         raise ServiceUnavailableError(
-            "the gateway could not store the notification; please retry"
+            "the gateway could not store the notification; please retry",
+            headers={"Retry-After": DATABASE_RETRY_AFTER},
         ) from None
     NOTIFICATIONS.labels(str(receipt.outcome)).inc()
     if receipt.http_status >= 400:
