@@ -158,6 +158,11 @@ class Transaction(db.Model):
     link_state: Mapped[str] = mapped_column(String(16), default=LinkState.CREATING)
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     attempt_started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The process making the attempt ("host:pid:start"), so a retry can tell a crashed
+    # attempt from one still in flight; and every Midtrans order id an attempt used, so no
+    # Snap order made for this order is ever unaccounted for.
+    attempt_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    midtrans_order_ids: Mapped[list | None] = mapped_column(JSON, nullable=True)
     snap_token: Mapped[str | None] = mapped_column(String(255), nullable=True)
     redirect_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     request_fingerprint: Mapped[str] = mapped_column(String(64))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -195,7 +197,9 @@ def _reserve(
                 request_body=charge.as_dict(),
                 link_state=LinkState.CREATING,
                 attempt=1,
+                attempt_owner=process_identity(),
             )
+            txn.midtrans_order_ids = [txn.midtrans_order_id]
             db.session.add(txn)
             try:
                 db.session.commit()
@@ -231,7 +235,11 @@ def _reuse(
                 details={"field": "order_id"},
             )
         return None
-    if txn.link_state == LinkState.CREATING and now - txn.attempt_started_at < in_flight:
+    if (
+        txn.link_state == LinkState.CREATING
+        and now - txn.attempt_started_at < in_flight
+        and not owner_gone(txn.attempt_owner)
+    ):
         raise ChargeInProgressError(
             f"a payment link for order_id {charge.order_id} is being created; retry shortly",
             headers={"Retry-After": "2"},
@@ -253,6 +261,7 @@ def _reuse(
     reuse_id = txn.link_state == LinkState.FAILED
     txn.attempt += 1
     txn.attempt_started_at = now
+    txn.attempt_owner = process_identity()
     txn.link_state = LinkState.CREATING
     txn.amount = charge.amount
     txn.request_fingerprint = fingerprint
@@ -261,7 +270,33 @@ def _reuse(
         txn.midtrans_order_id = _free_midtrans_order_id(
             txn.app.order_prefix + charge.order_id, fresh=True
         )
+        txn.midtrans_order_ids = [*(txn.midtrans_order_ids or []), txn.midtrans_order_id]
     return txn.attempt
+
+
+def process_identity() -> str:
+    """This process as "host:pid:start time": unique even when a pid is reused."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_start_time(pid)}"
+
+
+def _start_time(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "?"
+
+
+def owner_gone(owner: str | None) -> bool:
+    """True when the process that began an attempt is known to be dead (a gunicorn worker
+    killed mid-call), so a retry need not wait out MIDTRANS_TIMEOUT plus grace. Only a
+    process on this host can be checked; any other is presumed alive."""
+    host, _, rest = (owner or "").partition(":")
+    pid, _, started = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit() or started in ("", "?"):
+        return False
+    return _start_time(int(pid)) != started  # "?" when gone; another value when reused
 
 
 def _free_midtrans_order_id(base: str, *, fresh: bool = False) -> str:

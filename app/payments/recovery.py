@@ -114,6 +114,7 @@ def recover_order(
             request_body={},
             link_state=LinkState.CREATED,
             status=TxStatus.PENDING,
+            midtrans_order_ids=[midtrans_order_id],
         )
         db.session.add(txn)
         db.session.flush()
@@ -121,6 +122,7 @@ def recover_order(
         # The backup holds an earlier attempt of this order (no payment at Midtrans under
         # it); the payment was made under a later attempt's id: follow it.
         txn.midtrans_order_id = midtrans_order_id
+        txn.midtrans_order_ids = [*(txn.midtrans_order_ids or []), midtrans_order_id]
         txn.link_state = LinkState.CREATED
     else:
         txn.flag = f"another payment at Midtrans under {midtrans_order_id}"[:255]
