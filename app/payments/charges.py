@@ -277,10 +277,10 @@ def _reuse(
 def process_identity() -> str:
     """This process as "host:pid:start time": unique even when a pid is reused."""
     pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_start_time(pid)}"
+    return f"{socket.gethostname()}:{pid}:{_process_started(pid)}"
 
 
-def _start_time(pid: int) -> str:
+def _process_started(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
             return stat.read().rsplit(")", 1)[1].split()[19]
@@ -296,7 +296,7 @@ def owner_gone(owner: str | None) -> bool:
     pid, _, started = rest.partition(":")
     if host != socket.gethostname() or not pid.isdigit() or started in ("", "?"):
         return False
-    return _start_time(int(pid)) != started  # "?" when gone; another value when reused
+    return _process_started(int(pid)) != started  # "?" when gone; another value when reused
 
 
 def _free_midtrans_order_id(base: str, *, fresh: bool = False) -> str:
