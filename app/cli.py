@@ -20,6 +20,7 @@ from .errors import GatewayError
 from .extensions import db
 from .models import Admin, App
 from .payments import recover_failed
+from .payments.reconcile import STATUS_CALLS_PER_MINUTE
 
 MIN_PASSWORD = 12
 
@@ -196,12 +197,24 @@ def create_admin(username: str, password: str):
 @click.command("worker")
 @click.option("--interval", default=5.0, show_default=True, help="Seconds to wait when idle.")
 @click.option("--once", is_flag=True, help="Run every job once, then exit (for cron or tests).")
+@click.option(
+    "--max-status-calls",
+    type=click.IntRange(min=1),
+    default=STATUS_CALLS_PER_MINUTE,
+    show_default=True,
+    help="Status calls to Midtrans per minute, at most, when reconciling orders.",
+)
 @with_appcontext
-def worker_command(interval: float, once: bool):
+def worker_command(interval: float, once: bool, max_status_calls: int):
     """Reconcile pending orders and confirm notifications until SIGTERM."""
     from .worker import run_worker
 
-    run_worker(current_app._get_current_object(), interval=interval, once=once)
+    run_worker(
+        current_app._get_current_object(),
+        interval=interval,
+        once=once,
+        status_calls_per_minute=max_status_calls,
+    )
 
 
 def register_commands(app: Flask) -> None:

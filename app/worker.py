@@ -1,6 +1,8 @@
 """The worker process (`flask --app wsgi worker`): runs the scheduled jobs until SIGTERM.
 
 Each round runs every job once; a round that found nothing to do waits `interval` seconds.
+Status calls to Midtrans by the reconciler are rationed per minute for the process's whole
+life (`--max-status-calls`), so a backlog after a long stop drains at a bounded rate.
 SIGTERM or SIGINT lets the current item finish, then the process exits 0, so systemd can stop
 or restart it at any time without losing work (claims left behind simply run out).
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 
 from flask import Flask
@@ -17,19 +20,57 @@ from flask import Flask
 from . import payments
 from .callbacks import CallbackClient
 from .extensions import db
+from .payments.reconcile import (
+    STATUS_CALLS_PER_MINUTE,
+    StatusCallBudget,
+    settle_abandoned_attempts,
+)
 
 log = logging.getLogger(__name__)
 
 
-def jobs(app: Flask) -> list[tuple[str, Callable[[], int]]]:
+# How often to look for Snap calls a crashed process left `creating` (a scan of that state).
+ABANDONED_SWEEP_EVERY = 60.0
+
+
+def every(seconds: float, job: Callable[[], int]) -> Callable[[], int]:
+    """`job`, run at most once per `seconds` (the first call runs it); 0 when skipped."""
+    last: float | None = None
+
+    def run() -> int:
+        nonlocal last
+        now = time.monotonic()
+        if last is not None and now - last < seconds:
+            return 0
+        last = now
+        return job()
+
+    return run
+
+
+def jobs(
+    app: Flask, *, status_calls_per_minute: int = STATUS_CALLS_PER_MINUTE
+) -> list[tuple[str, Callable[[], int]]]:
     midtrans = app.extensions["midtrans"]
     callbacks = CallbackClient(
         app.extensions["callback_policy"],
         timeout=app.extensions["settings"].callback_timeout,
     )
+    # One budget for every round: the cap holds per minute, not per round.
+    budget = StatusCallBudget(status_calls_per_minute)
     return [
         ("confirm notifications", lambda: payments.confirm_due_notifications(midtrans=midtrans)),
-        ("reconcile orders", lambda: payments.reconcile_due_orders(midtrans=midtrans)),
+        (
+            "settle abandoned attempts",
+            every(
+                ABANDONED_SWEEP_EVERY,
+                lambda: settle_abandoned_attempts(midtrans=midtrans, budget=budget),
+            ),
+        ),
+        (
+            "reconcile orders",
+            lambda: payments.reconcile_due_orders(midtrans=midtrans, budget=budget),
+        ),
         ("deliver callbacks", lambda: payments.deliver_due_callbacks(client=callbacks)),
     ]
 
@@ -48,7 +89,13 @@ def run_round(app: Flask, round_jobs: list[tuple[str, Callable[[], int]]]) -> in
     return handled
 
 
-def run_worker(app: Flask, *, interval: float = 5.0, once: bool = False) -> None:
+def run_worker(
+    app: Flask,
+    *,
+    interval: float = 5.0,
+    once: bool = False,
+    status_calls_per_minute: int = STATUS_CALLS_PER_MINUTE,
+) -> None:
     stop = threading.Event()
 
     def request_stop(signum, _frame):
@@ -59,8 +106,12 @@ def run_worker(app: Flask, *, interval: float = 5.0, once: bool = False) -> None
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, request_stop)
-    log.info("worker started (interval %.1fs)", interval)
-    round_jobs = jobs(app)
+    log.info(
+        "worker started (interval %.1fs, at most %d status calls a minute)",
+        interval,
+        status_calls_per_minute,
+    )
+    round_jobs = jobs(app, status_calls_per_minute=status_calls_per_minute)
     while not stop.is_set():
         handled = run_round(app, round_jobs)
         if once:
