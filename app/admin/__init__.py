@@ -20,6 +20,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from werkzeug.routing import IntegerConverter
 
 from ..errors import GatewayError
 from . import models  # noqa: F401  (registers the tables)
@@ -32,9 +33,19 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 PUBLIC_ENDPOINTS = {"admin.login", "admin.set_language"}
 
 
+class RowIdConverter(IntegerConverter):
+    """`<int:...>` in the dashboard's URLs is a row id: one beyond the database's INTEGER
+    (32 bits) is no row, a 404, not an overflow in the database driver (a 500)."""
+
+    def __init__(self, map, fixed_digits=0, min=None, max=2**31 - 1, signed=False):
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
 def init_admin(app: Flask, *, production: bool, translations: str) -> None:
     """CSRF, cookie flags and security headers (every response), translations, template
-    helpers. The blueprint itself is registered by `create_app`."""
+    helpers, bounded row ids in URLs. The blueprint itself is registered by `create_app`
+    (after this, so its routes get the bounded converter)."""
+    app.url_map.converters["int"] = RowIdConverter
     init_security(app, production=production)
     init_i18n(app, translations=translations)
     from .filters import register_filters
@@ -52,6 +63,12 @@ def safe_next(target: str | None, default: str) -> str:
     if parts.scheme or parts.netloc or not inside:
         return default
     return target
+
+
+def search_term(raw: str | None, limit: int = 100) -> str:
+    """A search box's text as the database can take it: control characters (NUL, which
+    PostgreSQL refuses in text, CR, LF, ...) taken out, spaces trimmed, at most `limit` long."""
+    return "".join(ch for ch in (raw or "") if ch.isprintable()).strip()[:limit]
 
 
 @bp.before_request

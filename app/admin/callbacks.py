@@ -18,7 +18,7 @@ from ..database import begin_write, lock_row
 from ..errors import GatewayError
 from ..extensions import db
 from ..models import App, CallbackEvent, CallbackState
-from . import audit, bp, queries, safe_next
+from . import audit, bp, queries, safe_next, search_term
 from .forms import CallbackRecoverForm, ConfirmedActionForm, ConfirmForm
 
 STATES = [s.value for s in CallbackState]
@@ -161,7 +161,7 @@ def callback_log(app_id: int):
     state = request.args.get("state") or None
     if state not in STATES:
         state = None
-    q = (request.args.get("q") or "").strip()[:100]
+    q = search_term(request.args.get("q"))
     page = queries.callback_events_page(
         app_id, state=state, q=q, page=request.args.get("page", 1, type=int) or 1
     )

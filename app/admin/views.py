@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from flask import (
     Response,
@@ -27,7 +27,7 @@ from .. import payments
 from ..errors import GatewayError, NotFoundError
 from ..extensions import db
 from ..models import NotificationOutcome, Transaction, TransactionEvent, TxStatus
-from . import audit, bp, callbacks, queries
+from . import audit, bp, callbacks, queries, search_term
 from .audit import ACTIONS
 from .forms import (
     AppCreateForm,
@@ -217,20 +217,29 @@ def app_toggle(app_id: int, action: str):
 # -- transactions ----------------------------------------------------------------------------
 
 
+def _day(field) -> date | None:
+    """A date filter the query can use: none when invalid, or the first or last day there
+    is (its Jakarta midnight in UTC lies outside what a datetime holds: a 500)."""
+    if field.errors or field.data is None or not date.min < field.data < date.max:
+        return None
+    return field.data
+
+
 def _filter_form() -> tuple[TxFilterForm, queries.TxFilter]:
     form = TxFilterForm(request.args, meta={"csrf": False})
     apps = _apps()
     form.app.choices = [("", _("All apps"))] + [(str(a.id), a.code) for a in apps.values()]
     form.status.choices = [("", _("All statuses"))] + [(s.value, s.value) for s in TxStatus]
     form.validate()
-    app_id = int(form.app.data) if (form.app.data or "").isdigit() else None
+    # Only an app that exists: "²" passes isdigit() but not int(), a huge number overflows.
+    app_id = int(form.app.data) if form.app.data in {str(i) for i in apps} else None
     status = form.status.data if form.status.data in set(TxStatus) else None
     flt = queries.TxFilter(
         app_id=app_id,
         status=status,
-        date_from=form.date_from.data if not form.date_from.errors else None,
-        date_to=form.date_to.data if not form.date_to.errors else None,
-        q=(form.q.data or "").strip()[:100],
+        date_from=_day(form.date_from),
+        date_to=_day(form.date_to),
+        q=search_term(form.q.data),
     )
     return form, flt
 
