@@ -11,10 +11,12 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql.expression import false as sa_false
@@ -144,7 +146,16 @@ class Transaction(db.Model):
     """
 
     __tablename__ = "transactions"
-    __table_args__ = (UniqueConstraint("app_id", "order_id", name="uq_transactions_app_order"),)
+    __table_args__ = (
+        UniqueConstraint("app_id", "order_id", name="uq_transactions_app_order"),
+        # The worker's search for attempts a crashed process left `creating` (a few rows).
+        Index(
+            "ix_transactions_creating",
+            "attempt_started_at",
+            sqlite_where=text("link_state = 'creating'"),
+            postgresql_where=text("link_state = 'creating'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)

@@ -338,7 +338,9 @@ def _end_attempt(txn_id: int, attempt: int, state: LinkState, *, error: BaseExce
 def _link_created(txn_id: int, attempt: int, link) -> Transaction:
     begin_write()
     txn = locked_transaction(txn_id)
-    if txn.attempt == attempt:
+    # Still this attempt and still in flight: a Snap answer that comes after the worker
+    # settled the attempt as abandoned must not overwrite what it found.
+    if txn.attempt == attempt and txn.link_state == LinkState.CREATING:
         txn.link_state = LinkState.CREATED
         txn.snap_token = link.token
         txn.redirect_url = link.redirect_url
