@@ -4,6 +4,7 @@ addresses unless allowed."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
 import threading
@@ -388,3 +389,203 @@ def test_resend_waits_while_a_worker_is_delivering(app, client, hooked, receiver
         db.session.commit()
         with pytest.raises(BusyError):
             payments.resend_event(event.id)
+
+
+# -- Retry-After (issue 12 item 5) -------------------------------------------------------------
+
+
+def http_date(at: datetime) -> str:
+    from email.utils import format_datetime
+
+    return format_datetime(at.astimezone(UTC), usegmt=True)
+
+
+@pytest.mark.parametrize(
+    "value, low, high",
+    [
+        ("1e308", timedelta(hours=24), timedelta(hours=24)),  # crashed the attempt
+        ("inf", timedelta(hours=24), timedelta(hours=24)),
+        ("999999999999", timedelta(hours=24), timedelta(hours=24)),
+        ("-5", timedelta(seconds=5), timedelta(seconds=5)),  # never sooner than the schedule
+        ("0", timedelta(seconds=5), timedelta(seconds=5)),
+        ("nan", timedelta(seconds=4.5), timedelta(seconds=5.5)),  # no number: the schedule
+        ("soon, please", timedelta(seconds=4.5), timedelta(seconds=5.5)),
+        ("1_000", timedelta(seconds=4.5), timedelta(seconds=5.5)),
+        ("http-date +300 s", timedelta(seconds=295), timedelta(seconds=301)),
+        ("http-date -1 h", timedelta(seconds=5), timedelta(seconds=5)),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", timedelta(hours=24), timedelta(hours=24)),
+    ],
+)
+@pytest.mark.parametrize("status", [429, 503])
+def test_any_retry_after_is_recorded_and_rescheduled_within_the_schedule_bounds(
+    app, client, hooked, receiver, midtrans, status, value, low, high
+):
+    headers, _ = hooked
+    charge(client, headers, midtrans)
+    now = datetime.now(UTC)
+    if value == "http-date +300 s":
+        value = http_date(now + timedelta(seconds=300))
+    elif value == "http-date -1 h":
+        value = http_date(now - timedelta(hours=1))
+    receiver.answers = [(status, {"Retry-After": value})]
+
+    assert deliver(app, now) == 1
+    (event,) = events(app)
+    assert event.state == "pending" and event.attempts == 1
+    assert low <= event.next_attempt_at - now <= high
+    with app.app_context():
+        (attempt,) = db.session.query(CallbackAttempt).all()
+        assert attempt.status_code == status
+
+
+def test_retry_after_is_parsed_from_seconds_and_http_dates():
+    from app.callbacks import parse_retry_after
+
+    now = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    assert parse_retry_after("120", now) == 120
+    assert parse_retry_after(" 2.5 ", now) == 2.5
+    assert parse_retry_after("-5", now) == 0
+    assert parse_retry_after("1e308", now) == 1e308
+    assert parse_retry_after("inf", now) == float("inf")
+    assert parse_retry_after("Fri, 01 May 2026 12:02:00 GMT", now) == 120
+    assert parse_retry_after("Friday, 01-May-26 12:02:00 GMT", now) == 120  # RFC 850
+    assert parse_retry_after("Fri, 01 May 2026 11:00:00 GMT", now) == 0
+    for garbage in [None, "", "nan", "-nan", "soon", "1_000", "0x10", "Fri, 99 Foo 2026"]:
+        assert parse_retry_after(garbage, now) is None, garbage
+
+
+def test_an_attempt_is_recorded_even_when_the_client_raises(
+    app, client, hooked, receiver, midtrans
+):
+    class Broken(CallbackClient):
+        def deliver(self, *args, **kwargs):
+            raise RuntimeError("a bug")
+
+    headers, _ = hooked
+    charge(client, headers, midtrans)
+    now = datetime.now(UTC)
+    with app.app_context():
+        broken = Broken(app.extensions["callback_policy"])
+        assert payments.deliver_due_callbacks(client=broken, now=now) == 1
+        attempt = db.session.query(CallbackAttempt).one()
+        assert attempt.status_code is None and "RuntimeError" in attempt.error
+    (event,) = events(app)
+    assert event.state == "pending" and event.claimed_until is None
+    assert timedelta(seconds=4) < event.next_attempt_at - now < timedelta(seconds=6)
+
+
+# -- SSRF: IPv6 forms that carry an IPv4 address (issue 12 item 8) ----------------------------
+# Policy only: nothing here opens a connection to these addresses.
+
+
+def rfc6052(prefix: str, v4: str, length: int) -> str:
+    """`v4` embedded in the IPv6 `prefix` of `length` bits, RFC 6052 layout (u octet skipped)."""
+    head = ipaddress.IPv6Address(prefix).packed[: length // 8]
+    packed = ipaddress.IPv4Address(v4).packed
+    if length == 96:
+        return str(ipaddress.IPv6Address(head + packed))
+    body = (head + packed + bytes(16))[:15]
+    return str(ipaddress.IPv6Address(body[:8] + b"\0" + body[8:]))
+
+
+def sixtofour(v4: str) -> str:
+    return str(ipaddress.IPv6Address(b"\x20\x02" + ipaddress.IPv4Address(v4).packed + bytes(10)))
+
+
+def teredo(server: str, client: str) -> str:
+    s = ipaddress.IPv4Address(server).packed
+    c = bytes(b ^ 0xFF for b in ipaddress.IPv4Address(client).packed)
+    return str(ipaddress.IPv6Address(bytes.fromhex("20010000") + s + bytes(4) + c))
+
+
+FORBIDDEN_V4 = ["127.0.0.1", "10.1.2.3", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0"]
+EMBEDDINGS = {
+    "ipv4-mapped ::ffff:a.b.c.d": lambda v4: f"::ffff:{v4}",
+    "ipv4-compatible ::a.b.c.d": lambda v4: f"::{v4}",
+    "ipv4-translated ::ffff:0:a.b.c.d": lambda v4: f"::ffff:0:{v4}",
+    "nat64 64:ff9b::/96": lambda v4: f"64:ff9b::{v4}",
+    "nat64 local 64:ff9b:1::/48, /96 layout": lambda v4: rfc6052("64:ff9b:1::", v4, 96),
+    "nat64 local 64:ff9b:1::/48, /48 layout": lambda v4: rfc6052("64:ff9b:1::", v4, 48),
+    "nat64 local 64:ff9b:1::/56 layout": lambda v4: rfc6052("64:ff9b:1::", v4, 56),
+    "nat64 local 64:ff9b:1::/64 layout": lambda v4: rfc6052("64:ff9b:1::", v4, 64),
+    "6to4 2002::/16": lambda v4: sixtofour(v4),
+    "teredo 2001::/32, client": lambda v4: teredo("8.8.8.8", v4),
+    "teredo 2001::/32, server": lambda v4: teredo(v4, "8.8.4.4"),
+}
+
+
+@pytest.mark.parametrize("v4", FORBIDDEN_V4)
+@pytest.mark.parametrize("form", EMBEDDINGS)
+def test_ipv6_forms_carrying_a_forbidden_ipv4_are_refused(form, v4):
+    import ipaddress
+
+    from app.callbacks import AddressPolicy, UnsafeCallbackURL, embedded_ipv4
+
+    address = EMBEDDINGS[form](v4)
+    assert ipaddress.IPv4Address(v4) in embedded_ipv4(ipaddress.IPv6Address(address))
+    policy = AddressPolicy.parse("")
+    assert not policy.address_allowed(address, address)
+    with pytest.raises(UnsafeCallbackURL, match="private"):
+        policy.check_url(f"http://[{address}]:8080/hook")  # a numeric lookup: no traffic
+
+
+@pytest.mark.parametrize("form", EMBEDDINGS)
+def test_ipv6_forms_carrying_a_public_ipv4_are_allowed(form):
+    from app.callbacks import AddressPolicy
+
+    if form == "ipv4-mapped ::ffff:a.b.c.d":
+        address = "::ffff:8.8.8.8"
+    elif form.startswith("nat64 local"):
+        # The layout of 64:ff9b:1::/48 is the network's choice: every possible reading must be
+        # public. 8.8.8.8 in each layout at once reads as 8.8.8.8 in all of them.
+        address = "64:ff9b:1:808:8:808:808:808"
+    else:
+        address = EMBEDDINGS[form]("8.8.8.8")
+    policy = AddressPolicy.parse("")
+    assert policy.address_allowed(address, address)
+    assert policy.check_url(f"https://[{address}]/hook")
+
+
+def test_a_local_nat64_address_public_in_one_layout_only_is_refused():
+    from app.callbacks import AddressPolicy
+
+    address = rfc6052("64:ff9b:1::", "8.8.8.8", 96)  # in the /48 layout: 0.0.0.0
+    assert not AddressPolicy.parse("").address_allowed(address, address)
+
+
+def test_callback_allowed_hosts_may_allow_the_embedded_ipv4():
+    from app.callbacks import AddressPolicy
+
+    policy = AddressPolicy.parse("10.1.2.3, 192.168.7.0/24")
+    for allowed in ["64:ff9b::10.1.2.3", "::ffff:10.1.2.3", "2002:a01:203::1", "::192.168.7.9"]:
+        assert policy.address_allowed(allowed, allowed), allowed
+    for refused in ["64:ff9b::10.1.2.4", "::ffff:127.0.0.1", "2002:a01:204::1", "::192.168.8.1"]:
+        assert not policy.address_allowed(refused, refused), refused
+    # A name or an IPv6 range in the setting allows the IPv6 form itself.
+    assert AddressPolicy.parse("64:ff9b::/96").address_allowed("x", "64:ff9b::127.0.0.1")
+    assert AddressPolicy.parse("nat64.internal").address_allowed(
+        "nat64.internal", "64:ff9b::127.0.0.1"
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[64:ff9b::7f00:1]:{port}/",
+        "http://[::127.0.0.1]:{port}/",
+        "http://[2002:7f00:1::]:{port}/",
+        "http://[64:ff9b::169.254.169.254]/latest/meta-data/",
+    ],
+)
+def test_embedded_private_callback_urls_are_refused_when_set(build_app, tmp_path, canary, url):
+    from support import database_url
+
+    flask_app = build_app({"DATABASE_URL": database_url(tmp_path), "SECRET_KEY": "k" * 32})
+    url = url.format(port=canary.port)
+    result = flask_app.test_cli_runner().invoke(
+        args=["apps", "create", "evil", "--name", "x", "--callback-url", url]
+    )
+    assert result.exit_code != 0 and "private" in result.output
+    with flask_app.app_context():
+        assert db.session.query(App).count() == 0
+    assert canary.hits == 0
