@@ -7,6 +7,7 @@ secrets are returned once, to be shown once; only a key's hash is stored.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,9 @@ def _check_name(name: str) -> str:
     name = name.strip()
     if not 1 <= len(name) <= 200:
         raise InvalidRequestError("the name must be 1 to 200 characters", field="name")
+    if any(unicodedata.category(ch) in {"Cc", "Cs"} for ch in name):
+        # NUL, line breaks and other control characters (PostgreSQL refuses a NUL).
+        raise InvalidRequestError("the name must not contain control characters", field="name")
     return name
 
 

@@ -16,7 +16,13 @@ from ..observability import limiter
 from . import audit, bp, safe_next
 from .forms import AdminCreateForm, LanguageForm, LoginForm, PasswordChangeForm
 from .i18n import LANGUAGES
-from .sessions import check_credentials, end_other_sessions, end_session, start_session
+from .sessions import (
+    LoginResult,
+    check_credentials,
+    end_other_sessions,
+    end_session,
+    start_session,
+)
 
 
 def _login_limit() -> str:
@@ -31,7 +37,11 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         username = form.username.data.strip()
-        result = check_credentials(username, form.password.data)
+        # No admin's name has a control character (PostgreSQL refuses a NUL in the lookup).
+        if username.isprintable():
+            result = check_credentials(username, form.password.data)
+        else:
+            result = LoginResult(None)
         if result.ok:
             start_session(
                 result.admin, ip=request.remote_addr, user_agent=request.user_agent.string

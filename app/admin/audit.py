@@ -32,6 +32,12 @@ ACTIONS = (
 )
 
 
+def _storable(text: str) -> str:
+    """PostgreSQL text cannot hold NUL (a refund reason, a login name typed with one): the
+    entry keeps it visible as an escape instead of failing after the action happened."""
+    return text.replace("\x00", "\\u0000")
+
+
 def record(
     action: str,
     *,
@@ -49,13 +55,15 @@ def record(
     db.session.add(
         AuditEntry(
             admin_id=admin.id if admin is not None else None,
-            username=(username if username is not None else admin.username if admin else "-")[:80],
+            username=_storable(
+                username if username is not None else admin.username if admin else "-"
+            )[:80],
             action=action,
-            target=target[:120] if target else None,
+            target=_storable(target)[:120] if target else None,
             ip=(request.remote_addr or "")[:64] or None,
             before=before,
             after=after,
-            detail=detail[:2000] if detail else None,
+            detail=_storable(detail)[:2000] if detail else None,
         )
     )
     db.session.commit()

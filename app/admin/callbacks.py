@@ -225,7 +225,8 @@ def callback_resend(app_id: int, event_pk: int):
 def callback_recover(app_id: int):
     client_app = app_service.get_app_or_raise(app_id)
     form = CallbackRecoverForm()
-    if not form.validate():
+    # The first day there is cannot be moved from WIB to UTC (an overflow, a 500).
+    if not form.validate() or form.since.data.year < 2:
         flash(_("Give the date and time (WIB) to recover failed callbacks from."), "error")
         return redirect(url_for("admin.callback_log", app_id=app_id))
     since = queries.wib_to_utc(form.since.data)
