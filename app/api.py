@@ -8,7 +8,7 @@ from . import payments
 from .auth import require_app
 from .errors import InvalidRequestError, NotFoundError
 from .midtrans import Midtrans
-from .observability import client_app_key, limiter
+from .observability import RATE_LIMITED, client_app_key, limiter
 from .schemas import ORDER_ID_MAX, ORDER_ID_RE, ChargeRequest
 
 bp = Blueprint("api", __name__)
@@ -34,12 +34,25 @@ def per_app_limit() -> str:
     return current_app.config["RATELIMIT_PER_APP"]
 
 
-app_limit = limiter.shared_limit(per_app_limit, scope="client-app", key_func=client_app_key)
+def _app_limit_breached(_limit) -> None:
+    RATE_LIMITED.labels("client_app").inc()
+
+
+_app_limit = limiter.shared_limit(
+    per_app_limit, scope="client-app", key_func=client_app_key, on_breach=_app_limit_breached
+)
+
+
+def client_call(view):
+    """Authenticate, then count the call against that app's RATELIMIT_PER_APP.
+
+    In this order, so that calls without the app's key (anyone can send its app code) never
+    spend its allowance; they are counted per address instead (see `require_app`)."""
+    return require_app(_app_limit(view))
 
 
 @bp.post("/charge")
-@app_limit
-@require_app
+@client_call
 def charge():
     app = g.client_app
     parsed = ChargeRequest.parse(json_body(), prefix=app.order_prefix)
@@ -59,8 +72,7 @@ def charge():
 
 
 @bp.get("/status/<path:order_id>")
-@app_limit
-@require_app
+@client_call
 def status(order_id: str):
     if len(order_id) > ORDER_ID_MAX or not ORDER_ID_RE.fullmatch(order_id):
         # No order was ever created with such an id (/charge refuses it), so there is nothing

@@ -22,6 +22,7 @@ from .database import begin_read, begin_write
 from .errors import AuthenticationError
 from .extensions import db
 from .models import App
+from .observability import failed_authentication
 
 API_KEY_BYTES = 20  # 160 bits, 40 hex characters
 MIN_IMPORTED_KEY_LENGTH = 32
@@ -87,13 +88,20 @@ def _touch(app: App) -> None:
 
 
 def require_app(view):
-    """Authenticate the caller from `X-App-Code` and `X-Api-Key`; the app is `g.client_app`."""
+    """Authenticate the caller from `X-App-Code` and `X-Api-Key`; the app is `g.client_app`.
+
+    A failure is counted against the caller's address (429 once over RATELIMIT_FAILED_AUTH),
+    never against the app it named: app codes are not secret."""
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        g.client_app = authenticate_app(
-            request.headers.get("X-App-Code"), request.headers.get("X-Api-Key")
-        )
+        try:
+            g.client_app = authenticate_app(
+                request.headers.get("X-App-Code"), request.headers.get("X-Api-Key")
+            )
+        except AuthenticationError:
+            failed_authentication()
+            raise
         return view(*args, **kwargs)
 
     return wrapper

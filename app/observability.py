@@ -5,33 +5,68 @@
 - `GET /metrics` in Prometheus format, safe under several gunicorn workers (multiprocess mode
   when `PROMETHEUS_MULTIPROC_DIR` is set, as `gunicorn.conf.py` does). Not public: answered to
   loopback clients, or to `Authorization: Bearer <METRICS_TOKEN>`.
-- Rate limits per client app (`RATELIMIT_PER_APP`) and per IP on the admin login
-  (`RATELIMIT_LOGIN`), shared between hosts through `RATELIMIT_STORAGE_URI` (e.g. Redis).
+- Rate limits per client app (`RATELIMIT_PER_APP`), counted only once the app is
+  authenticated, so nobody can spend another app's allowance by sending its (public) app code;
+  per IP on failed API authentication (`RATELIMIT_FAILED_AUTH`), on rejected Midtrans
+  notifications (`RATELIMIT_REJECTED_NOTIFICATIONS`; verified ones are never limited) and on
+  the admin login (`RATELIMIT_LOGIN`); shared between hosts through `RATELIMIT_STORAGE_URI`
+  (e.g. Redis). A failing storage lets everything through: a limit never stops payments.
 """
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
+import logging
+import math
 import os
 import re
 import threading
 import time
 import uuid
 
-from flask import Blueprint, Flask, Response, abort, g, request
+from flask import Blueprint, Flask, Response, abort, current_app, g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 
+from .errors import GatewayError
 from .extensions import db
 from .logs import request_id_var
 from .metrics import HTTP_LATENCY, HTTP_REQUESTS
 
+log = logging.getLogger(__name__)
+
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+
+# Per client address. A real app gets no 401 at all; a flood of wrong keys (or an app with
+# a stale key) is told to back off. Rejected notifications are stored (4 KiB each), so their
+# limit bounds how fast one address can grow the database: 60 an hour is ~240 KiB.
+FAILED_AUTH_DEFAULT = "60 per minute"
+REJECTED_NOTIFICATIONS_DEFAULT = "60 per hour"
+
+AUTH_FAILURES = Counter(
+    "gateway_auth_failures_total",
+    "Client API calls refused for a missing or wrong app code or API key, by whether the "
+    "caller's address was over RATELIMIT_FAILED_AUTH (answered 429 instead of 401)",
+    ["limited"],
+)
+RATE_LIMITED = Counter(
+    "gateway_rate_limited_total",
+    "Requests answered 429, by the limit they were over",
+    ["limit"],
+)
 
 bp = Blueprint("ops", __name__)
 
@@ -85,10 +120,66 @@ limiter = Limiter(
 )
 
 
+class RateLimitedError(GatewayError):
+    """Over a limit counted by hand (failed authentication, rejected notifications)."""
+
+    status, code = 429, "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int):
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
 def client_app_key() -> str:
-    """Rate-limit bucket of an API call: the app it claims to be, else the caller's address."""
-    code = request.headers.get("X-App-Code", "")
-    return f"app:{code[:64]}" if code else f"ip:{get_remote_address()}"
+    """Rate-limit bucket of an authenticated API call: its app (never a claimed app code)."""
+    return f"app:{g.client_app.code}"
+
+
+@functools.lru_cache(maxsize=32)
+def _items(limit: str) -> tuple[RateLimitItem, ...]:
+    return tuple(parse_many(limit))
+
+
+def count_against(limit: str, scope: str, key: str) -> int | None:
+    """Count one event against `limit` (e.g. "60 per minute") for `key`: None while within
+    it, else the seconds until the next is allowed. If the storage fails (Redis down), the
+    event is let through and the error logged."""
+    try:
+        strategy = limiter.limiter
+        over = [item for item in _items(limit) if not strategy.hit(item, scope, key)]
+        if not over:
+            return None
+        resets = [strategy.get_window_stats(item, scope, key).reset_time for item in over]
+    except Exception:  # noqa: BLE001 - any storage failure: let it through
+        log.warning("rate limit %s not counted: its storage failed", scope, exc_info=True)
+        return None
+    return max(1, math.ceil(max(resets) - time.time()))
+
+
+def failed_authentication() -> None:
+    """An API call's app code or key was wrong: count it against the caller's address, and
+    answer 429 instead of 401 once that address is over RATELIMIT_FAILED_AUTH. Only failures
+    count, so the same address authenticating correctly is never held back by them (behind
+    nginx with PROXY_FIX_HOPS=0 every caller has nginx's address)."""
+    limit = current_app.config["RATELIMIT_FAILED_AUTH"]
+    wait = count_against(limit, "failed-auth", f"ip:{get_remote_address()}")
+    AUTH_FAILURES.labels("yes" if wait else "no").inc()
+    if wait:
+        RATE_LIMITED.labels("failed_auth").inc()
+        raise RateLimitedError(
+            "too many calls with a wrong app code or API key from this address; "
+            "retry after the time in Retry-After",
+            retry_after=wait,
+        )
+
+
+def rejected_notification(remote_addr: str | None) -> int | None:
+    """A notification was rejected (forged or malformed): count it against its sender's
+    address; the seconds to wait when over RATELIMIT_REJECTED_NOTIFICATIONS, else None."""
+    limit = current_app.config["RATELIMIT_REJECTED_NOTIFICATIONS"]
+    wait = count_against(limit, "rejected-notification", f"ip:{remote_addr or '-'}")
+    if wait:
+        RATE_LIMITED.labels("rejected_notification").inc()
+    return wait
 
 
 class BacklogCollector:
@@ -158,7 +249,16 @@ def metrics():
     return Response(body, mimetype=CONTENT_TYPE_LATEST)
 
 
-def init_observability(app: Flask, *, metrics_token: str, per_app: str, login: str, storage: str):
+def init_observability(
+    app: Flask,
+    *,
+    metrics_token: str,
+    per_app: str,
+    login: str,
+    storage: str,
+    failed_auth: str | None = None,
+    rejected_notifications: str | None = None,
+):
     app.config["METRICS_TOKEN"] = metrics_token
     backlog = CollectorRegistry()
     backlog.register(BacklogCollector(app))
@@ -166,6 +266,17 @@ def init_observability(app: Flask, *, metrics_token: str, per_app: str, login: s
     app.config["RATELIMIT_STORAGE_URI"] = storage_uri(storage)
     app.config["RATELIMIT_PER_APP"] = per_app
     app.config["RATELIMIT_LOGIN"] = login
+    # Until the settings carry them (app/config.py), the defaults above; a test or an
+    # operator's wsgi wrapper may set app.config afterwards (read at each request).
+    settings = app.extensions.get("settings")
+    app.config["RATELIMIT_FAILED_AUTH"] = (
+        failed_auth or getattr(settings, "ratelimit_failed_auth", None) or FAILED_AUTH_DEFAULT
+    )
+    app.config["RATELIMIT_REJECTED_NOTIFICATIONS"] = (
+        rejected_notifications
+        or getattr(settings, "ratelimit_rejected_notifications", None)
+        or REJECTED_NOTIFICATIONS_DEFAULT
+    )
 
     # Registered before the limiter's, so it runs after it (Flask runs after_request hooks
     # last-registered first): the limiter's window never stands in for the gateway's own
