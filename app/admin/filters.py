@@ -1,4 +1,4 @@
-"""Template filters: rupiah amounts and WIB times."""
+"""Template filters and helpers: rupiah amounts, WIB times, what a payment means."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from datetime import datetime
 
 from flask import Flask
 
+from ..payments.outcomes import is_paid, outcome_of
+from . import meaning
 from .queries import WIB
 
 
@@ -53,4 +55,10 @@ def register_filters(app: Flask) -> None:
         percent=percent,
         pretty_json=pretty_json,
         callback_status=callback_status,
+    )
+    app.jinja_env.globals.update(
+        outcome_of=outcome_of,
+        is_paid=is_paid,
+        OUTCOME_LABELS=meaning.LABELS,
+        OUTCOME_KINDS=meaning.KINDS,
     )

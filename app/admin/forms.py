@@ -99,7 +99,8 @@ class TxFilterForm(FlaskForm):
         csrf = False  # a GET search form changes nothing
 
     app = SelectField(_l("App"), coerce=str, validate_choice=False)
-    status = SelectField(_l("Status"), coerce=str, validate_choice=False)
+    status = SelectField(_l("Midtrans status"), coerce=str, validate_choice=False)
+    outcome = SelectField(_l("Outcome"), coerce=str, validate_choice=False)
     date_from = DateField(_l("From"), validators=[Optional()])
     date_to = DateField(_l("To"), validators=[Optional()])
     q = StringField(_l("Order id"), validators=[Optional(), Length(max=100)])

@@ -23,16 +23,14 @@ from ..models import (
     CallbackState,
     Notification,
     Transaction,
-    TxStatus,
     utcnow,
 )
+from ..payments.outcomes import OUTCOMES, Outcome, is_paid, outcome_of
+from . import meaning
 from .models import AuditEntry
 
 WIB = timezone(timedelta(hours=7), "WIB")
 PAGE_SIZE = 50
-
-PAID = (TxStatus.SETTLEMENT, TxStatus.CAPTURE)
-FAILED = (TxStatus.DENY, TxStatus.CANCEL, TxStatus.EXPIRE, TxStatus.FAILURE)
 
 
 def wib_midnight(day: date) -> datetime:
@@ -52,61 +50,107 @@ def wib_to_utc(moment: datetime) -> datetime:
 
 
 # -- overview --------------------------------------------------------------------------------
+# Money is counted by outcome (`app.payments.outcomes`), never by Midtrans's raw status: a
+# challenged card capture is money on hold, not a sale. "Paid" money is what the merchant kept:
+# the amounts of the orders a client may fulfil (`is_paid`: settled, accepted captures, and
+# paid orders partly refunded or charged back) less what was given back. A fee the payer added
+# through Midtrans's fee imposition is not the merchant's and is left out.
+
+
+@dataclass
+class Tally:
+    count: int = 0
+    amount: int = 0  # the orders' own amounts
+    refunded: int = 0  # what Midtrans gave back of them
+
+    @property
+    def kept(self) -> int:
+        return self.amount - self.refunded
+
+    def add(self, count: int, amount: int, refunded: int) -> None:
+        self.count += count
+        self.amount += amount
+        self.refunded += refunded
 
 
 @dataclass
 class Period:
     label: str
-    by_status: dict[str, tuple[int, int]] = field(default_factory=dict)  # count, rupiah
+    by_outcome: dict[str, Tally] = field(default_factory=dict)  # in OUTCOMES order
+    paid: Tally = field(default_factory=Tally)  # the orders a client may fulfil
 
     @property
     def count(self) -> int:
-        return sum(c for c, _ in self.by_status.values())
+        return sum(t.count for t in self.by_outcome.values())
 
     @property
-    def volume(self) -> int:
-        return sum(v for _, v in self.by_status.values())
-
-    def _sum(self, statuses) -> tuple[int, int]:
-        rows = [self.by_status.get(s, (0, 0)) for s in statuses]
-        return sum(c for c, _ in rows), sum(v for _, v in rows)
-
-    @property
-    def paid(self) -> tuple[int, int]:
-        return self._sum(PAID)
-
-    @property
-    def failed(self) -> tuple[int, int]:
-        return self._sum(FAILED)
+    def failed(self) -> int:
+        return sum(t.count for o, t in self.by_outcome.items() if o in meaning.UNSUCCESSFUL)
 
     @property
     def success_rate(self) -> float | None:
-        """Paid among the orders that finished one way or the other (pending left out)."""
-        paid, failed = self.paid[0], self.failed[0]
+        """Paid among the orders that finished one way or the other (waiting ones left out)."""
+        paid, failed = self.paid.count, self.failed
         return paid / (paid + failed) if paid + failed else None
 
 
-def _by_status(start: datetime, end: datetime) -> dict[str, tuple[int, int]]:
+def _groups(start: datetime, end: datetime) -> list[tuple[str, str | None, int, int, int]]:
+    """(status, fraud_status, count, amount, refunded) of the orders with a link made in
+    [start, end): grouped in SQL, given their meaning by `outcome_of` in Python."""
     rows = db.session.execute(
-        select(Transaction.status, func.count(), func.coalesce(func.sum(Transaction.amount), 0))
+        select(
+            Transaction.status,
+            Transaction.fraud_status,
+            func.count(),
+            func.coalesce(func.sum(Transaction.amount), 0),
+            func.coalesce(func.sum(Transaction.refunded_amount), 0),
+        )
         .where(Transaction.created_at >= start, Transaction.created_at < end)
         .where(Transaction.snap_token.is_not(None))
-        .group_by(Transaction.status)
+        .group_by(Transaction.status, Transaction.fraud_status)
     ).all()
-    return {status: (int(count), int(volume)) for status, count, volume in rows}
+    return [(s, f, int(c), int(a), int(r)) for s, f, c, a, r in rows]
+
+
+def _period(label: str, start: datetime, end: datetime) -> Period:
+    tallies: dict[str, Tally] = {}
+    paid = Tally()
+    for status, fraud, count, amount, refunded in _groups(start, end):
+        tallies.setdefault(outcome_of(status, fraud), Tally()).add(count, amount, refunded)
+        if is_paid(status, fraud):
+            paid.add(count, amount, refunded)
+    by_outcome = {o: tallies[o] for o in OUTCOMES if o in tallies}
+    return Period(label, by_outcome, paid)
 
 
 @dataclass
 class DayBar:
     day: date
-    paid: int
-    pending: int
-    failed: int
-    other: int
+    paid: int  # may be fulfilled (partly refunded ones too)
+    pending: int  # waiting: for the customer, a capture, or a decision on a challenge
+    failed: int  # failed, expired, cancelled
+    other: int  # refunded, charged back
 
     @property
     def total(self) -> int:
         return self.paid + self.pending + self.failed + self.other
+
+
+def _day_bar(day: date) -> DayBar:
+    bar = DayBar(day, 0, 0, 0, 0)
+    for status, fraud, count, _amount, _refunded in _groups(
+        wib_midnight(day), wib_midnight(day + timedelta(days=1))
+    ):
+        outcome = outcome_of(status, fraud)
+        if is_paid(status, fraud):
+            bar.paid += count
+        elif outcome in meaning.WAITING:
+            bar.pending += count
+        elif outcome in meaning.UNSUCCESSFUL:
+            bar.failed += count
+        else:
+            bar.other += count
+    return bar
 
 
 def overview() -> dict:
@@ -114,19 +158,12 @@ def overview() -> dict:
     start_today = wib_midnight(today)
     tomorrow = wib_midnight(today + timedelta(days=1))
     week_start = wib_midnight(today - timedelta(days=6))
-    days = []
-    for offset in range(6, -1, -1):
-        day = today - timedelta(days=offset)
-        counts = _by_status(wib_midnight(day), wib_midnight(day + timedelta(days=1)))
-        paid = sum(counts.get(s, (0, 0))[0] for s in PAID)
-        failed = sum(counts.get(s, (0, 0))[0] for s in FAILED)
-        pending = counts.get(TxStatus.PENDING, (0, 0))[0]
-        total = sum(c for c, _ in counts.values())
-        days.append(DayBar(day, paid, pending, failed, total - paid - failed - pending))
+    days = [_day_bar(today - timedelta(days=offset)) for offset in range(6, -1, -1)]
+    attention = meaning.outcomes_condition(meaning.UNSUCCESSFUL | {Outcome.CHALLENGE})
     failures = (
         db.session.execute(
             select(Transaction)
-            .where(or_(Transaction.status.in_(FAILED), Transaction.flag.is_not(None)))
+            .where(or_(attention, Transaction.flag.is_not(None)))
             .order_by(Transaction.updated_at.desc(), Transaction.id.desc())
             .limit(10)
         )
@@ -134,8 +171,8 @@ def overview() -> dict:
         .all()
     )
     return {
-        "today": Period("today", _by_status(start_today, tomorrow)),
-        "week": Period("week", _by_status(week_start, tomorrow)),
+        "today": _period("today", start_today, tomorrow),
+        "week": _period("week", week_start, tomorrow),
         "days": days,
         "failures": failures,
     }
@@ -187,7 +224,8 @@ def chart(days: list[DayBar], *, width: int = 640, height: int = 220) -> dict:
 @dataclass(frozen=True)
 class TxFilter:
     app_id: int | None = None
-    status: str | None = None
+    status: str | None = None  # Midtrans's raw transaction_status
+    outcome: str | None = None  # SPEC's outcome (one of OUTCOMES)
     date_from: date | None = None
     date_to: date | None = None
     q: str = ""
@@ -197,6 +235,8 @@ class TxFilter:
             query = query.where(Transaction.app_id == self.app_id)
         if self.status:
             query = query.where(Transaction.status == self.status)
+        if self.outcome:
+            query = query.where(meaning.outcome_condition(self.outcome))
         if self.date_from:
             query = query.where(Transaction.created_at >= wib_midnight(self.date_from))
         if self.date_to:
@@ -257,6 +297,11 @@ CSV_COLUMNS = (
     "midtrans_transaction_id",
     "flag",
     "updated_at_wib",
+    # Added later, after the first columns so spreadsheets reading by position keep working.
+    "outcome",
+    "paid",
+    "refunded_amount",
+    "customer_imposed_fee",
 )
 
 
@@ -300,6 +345,10 @@ def transactions_csv(flt: TxFilter) -> Iterator[str]:
                 safe_cell(txn.midtrans_transaction_id),
                 safe_cell(txn.flag),
                 _wib(txn.updated_at),
+                str(outcome_of(txn.status, txn.fraud_status)),
+                "true" if is_paid(txn.status, txn.fraud_status) else "false",
+                txn.refunded_amount,
+                "" if txn.customer_imposed_fee is None else txn.customer_imposed_fee,
             ]
         )
         if buffer.tell() > 32_000:

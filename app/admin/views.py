@@ -27,7 +27,8 @@ from .. import payments
 from ..errors import GatewayError, NotFoundError
 from ..extensions import db
 from ..models import NotificationOutcome, Transaction, TransactionEvent, TxStatus
-from . import audit, bp, callbacks, queries, search_term
+from ..payments.outcomes import OUTCOMES, REFUNDABLE_OUTCOMES
+from . import audit, bp, callbacks, meaning, queries, search_term
 from .audit import ACTIONS
 from .forms import (
     AppCreateForm,
@@ -230,13 +231,16 @@ def _filter_form() -> tuple[TxFilterForm, queries.TxFilter]:
     apps = _apps()
     form.app.choices = [("", _("All apps"))] + [(str(a.id), a.code) for a in apps.values()]
     form.status.choices = [("", _("All statuses"))] + [(s.value, s.value) for s in TxStatus]
+    form.outcome.choices = [("", _("All outcomes"))] + meaning.outcome_choices()
     form.validate()
     # Only an app that exists: "²" passes isdigit() but not int(), a huge number overflows.
     app_id = int(form.app.data) if form.app.data in {str(i) for i in apps} else None
     status = form.status.data if form.status.data in set(TxStatus) else None
+    outcome = form.outcome.data if form.outcome.data in OUTCOMES else None
     flt = queries.TxFilter(
         app_id=app_id,
         status=status,
+        outcome=outcome,
         date_from=_day(form.date_from),
         date_to=_day(form.date_to),
         q=search_term(form.q.data),
@@ -282,7 +286,9 @@ def transaction(txn_id: int):
         .scalars()
         .all()
     )
-    refund_form = RefundForm(formdata=None, amount=txn.amount)
+    outcome = meaning.outcome_of_txn(txn)
+    # What may still be refunded: Midtrans refuses more than was paid and not yet given back.
+    refund_form = RefundForm(formdata=None, amount=max(txn.amount - txn.refunded_amount, 0))
     # Made once per rendered form: a double submit sends the same key, and Midtrans refunds once.
     refund_form.refund_key.data = secrets.token_urlsafe(18)
     return render_template(
@@ -294,9 +300,9 @@ def transaction(txn_id: int):
         sync_form=ConfirmForm(formdata=None),
         confirm_form=ConfirmedActionForm(formdata=None),
         refund_form=refund_form,
-        can_refund=txn.status in {TxStatus.SETTLEMENT, TxStatus.CAPTURE, TxStatus.PARTIAL_REFUND},
-        can_cancel=txn.status in {TxStatus.PENDING, TxStatus.AUTHORIZE, TxStatus.CAPTURE},
-        can_expire=txn.status == TxStatus.PENDING,
+        can_refund=outcome in REFUNDABLE_OUTCOMES,
+        can_cancel=outcome in meaning.CANCELLABLE,
+        can_expire=outcome in meaning.EXPIRABLE,
     )
 
 
@@ -322,7 +328,14 @@ def _run_action(txn: Transaction, action: str, call: Callable, *, detail: str | 
         if applied is None:
             flash(_("Midtrans has no payment for this order yet (no method chosen)."), "info")
         else:
-            flash(_("Done. The order is now %(status)s.", status=txn.status), "success")
+            flash(
+                _(
+                    "Done. The order is now %(status)s (%(outcome)s).",
+                    status=txn.status,
+                    outcome=meaning.LABELS[meaning.outcome_of_txn(txn)],
+                ),
+                "success",
+            )
     return redirect(url_for("admin.transaction", txn_id=txn.id))
 
 
