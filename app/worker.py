@@ -3,8 +3,13 @@
 Each round runs every job once; a round that found nothing to do waits `interval` seconds.
 Status calls to Midtrans by the reconciler are rationed per minute for the process's whole
 life (`--max-status-calls`), so a backlog after a long stop drains at a bounded rate.
-SIGTERM or SIGINT lets the current item finish, then the process exits 0, so systemd can stop
-or restart it at any time without losing work (claims left behind simply run out).
+Callbacks to client apps go out on threads of their own beside the rounds (a lane per app,
+a few at once: `payments.outbox.CallbackDispatcher`), so reconciliation and notification
+confirmation never wait behind a client app's endpoint, nor one app's callbacks behind
+another's. `--once` runs one round with one delivery pass in it.
+SIGTERM or SIGINT lets the current items finish (a callback attempt ends by CALLBACK_TIMEOUT),
+then the process exits 0, so systemd can stop or restart it at any time without losing work
+(claims left behind simply run out).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from flask import Flask
 from . import payments
 from .callbacks import CallbackClient
 from .extensions import db
+from .payments.outbox import DELIVERY_THREADS, CallbackDispatcher
 from .payments.reconcile import (
     STATUS_CALLS_PER_MINUTE,
     StatusCallBudget,
@@ -48,17 +54,26 @@ def every(seconds: float, job: Callable[[], int]) -> Callable[[], int]:
     return run
 
 
-def jobs(
-    app: Flask, *, status_calls_per_minute: int = STATUS_CALLS_PER_MINUTE
-) -> list[tuple[str, Callable[[], int]]]:
-    midtrans = app.extensions["midtrans"]
-    callbacks = CallbackClient(
+def callback_client(app: Flask) -> CallbackClient:
+    return CallbackClient(
         app.extensions["callback_policy"],
         timeout=app.extensions["settings"].callback_timeout,
     )
+
+
+def jobs(
+    app: Flask,
+    *,
+    status_calls_per_minute: int = STATUS_CALLS_PER_MINUTE,
+    callbacks: bool = True,
+) -> list[tuple[str, Callable[[], int]]]:
+    """The round's jobs; with `callbacks`, a callback delivery pass last (the running worker
+    delivers them on its own threads instead)."""
+    midtrans = app.extensions["midtrans"]
+    client = callback_client(app)
     # One budget for every round: the cap holds per minute, not per round.
     budget = StatusCallBudget(status_calls_per_minute)
-    return [
+    round_jobs = [
         ("confirm notifications", lambda: payments.confirm_due_notifications(midtrans=midtrans)),
         (
             "settle abandoned attempts",
@@ -71,8 +86,12 @@ def jobs(
             "reconcile orders",
             lambda: payments.reconcile_due_orders(midtrans=midtrans, budget=budget),
         ),
-        ("deliver callbacks", lambda: payments.deliver_due_callbacks(client=callbacks)),
     ]
+    if callbacks:
+        round_jobs.append(
+            ("deliver callbacks", lambda: payments.deliver_due_callbacks(client=client))
+        )
+    return round_jobs
 
 
 def run_round(app: Flask, round_jobs: list[tuple[str, Callable[[], int]]]) -> int:
@@ -111,11 +130,23 @@ def run_worker(
         interval,
         status_calls_per_minute,
     )
-    round_jobs = jobs(app, status_calls_per_minute=status_calls_per_minute)
-    while not stop.is_set():
-        handled = run_round(app, round_jobs)
-        if once:
-            break
-        if handled == 0:
-            stop.wait(interval)
+    round_jobs = jobs(app, status_calls_per_minute=status_calls_per_minute, callbacks=once)
+    deliveries = None
+    if not once:
+        dispatcher = CallbackDispatcher(app, callback_client(app), threads=DELIVERY_THREADS)
+        deliveries = threading.Thread(
+            target=dispatcher.run, args=(stop,), kwargs={"interval": interval}, name="callbacks"
+        )
+        deliveries.start()
+    try:
+        while not stop.is_set():
+            handled = run_round(app, round_jobs)
+            if once:
+                break
+            if handled == 0:
+                stop.wait(interval)
+    finally:
+        stop.set()
+        if deliveries is not None:
+            deliveries.join()  # the attempts in hand: each ends by CALLBACK_TIMEOUT
     log.info("worker stopped")

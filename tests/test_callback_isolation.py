@@ -10,19 +10,25 @@ app's callbacks go out at their normal pace meanwhile.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import tracemalloc
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import responses
+from sqlalchemy import select
 
 from app import payments
 from app.callbacks import ANSWER_CAP, EXCERPT, CallbackClient
 from app.extensions import db
-from app.models import App, CallbackAttempt, CallbackEvent
+from app.models import App, CallbackAttempt, CallbackEvent, Transaction
 from app.payments.outbox import CallbackDispatcher, claim_lease
 
 TIMEOUT = 2.0
@@ -424,3 +430,130 @@ def test_one_apps_backlog_does_not_crowd_other_apps_out_of_a_batch(
         "quiet": 1,
     }
     assert list(lanes)[0] == next(i for i, c in codes.items() if c == "busy")  # due first
+
+
+# -- the worker process -----------------------------------------------------------------------
+
+
+class MidtransStatus:
+    """Midtrans's status API on 127.0.0.1 for the worker process: every order is settled."""
+
+    def __init__(self):
+        asked = self.asked = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                order = self.path.split("/")[2]
+                asked.append(order)
+                body = json.dumps(
+                    {
+                        "status_code": "200",
+                        "transaction_id": f"tx-{order}",
+                        "order_id": order,
+                        "gross_amount": "7000.00",
+                        "currency": "IDR",
+                        "payment_type": "gopay",
+                        "transaction_status": "settlement",
+                        "fraud_status": "accept",
+                    }
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def midtrans_status():
+    fake = MidtransStatus()
+    yield fake
+    fake.close()
+
+
+def order_status(app, order_id: str) -> str:
+    with app.app_context():
+        status = db.session.execute(
+            select(Transaction.status).where(Transaction.order_id == order_id)
+        ).scalar_one()
+        db.session.commit()
+        return str(getattr(status, "value", status))
+
+
+def test_the_worker_keeps_callbacks_and_reconciliation_moving_beside_stalling_endpoints(
+    app, env, client, cli, endpoints, midtrans, midtrans_status
+):
+    """`flask --app wsgi worker` itself: a dripping endpoint and a 100 MiB one, three events
+    each, beside a healthy app. The healthy app's callbacks go out within a second of being
+    made, a due reconciliation is done meanwhile, and SIGTERM stops the worker promptly."""
+    drip, huge, good = endpoints(drip_status), endpoints(huge_body), endpoints(healthy)
+    for code, endpoint in (("drip", drip), ("huge", huge)):
+        headers = hook_app(cli, code, endpoint.url)
+        for n in range(3):
+            charge(client, headers, midtrans, f"B-{n}")
+    good_headers = hook_app(cli, "good", good.url)
+    charge(client, good_headers, midtrans, "R-1")
+    with app.app_context():  # R-1's first status check is due now
+        row = db.session.execute(select(Transaction).where(Transaction.order_id == "R-1"))
+        row.scalar_one().next_check_at = datetime.now(UTC) - timedelta(seconds=1)
+        db.session.commit()
+
+    process_env = {**os.environ, **env, "MIDTRANS_API_BASE_URL": midtrans_status.url}
+    with subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--interval", "0.2"],
+        env=process_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as worker:
+        try:
+            started = time.monotonic()
+            while len(drip.requests) < 1 and time.monotonic() - started < 20:
+                time.sleep(0.05)
+            assert drip.requests, "the worker never tried the dripping endpoint"
+            # The dripping endpoint holds an attempt right now; reconciliation goes on.
+            while order_status(app, "R-1") != "settlement" and time.monotonic() - started < 5:
+                time.sleep(0.05)
+            assert order_status(app, "R-1") == "settlement"
+            assert midtrans_status.asked == ["good-R-1"]
+            delays = []
+            for n in range(5):
+                charge(client, good_headers, midtrans, f"G-{n}")
+                made = time.monotonic()
+                while len(good.requests) < n + 3 and time.monotonic() - made < 10:
+                    time.sleep(0.02)  # + R-1's two callbacks: pending, settlement
+                delays.append(good.requests[-1][0] - made)
+                time.sleep(0.4)
+            assert max(delays) < 1.0, delays
+            assert len(huge.requests) == 3  # each attempt was over in a moment
+            assert len(drip.requests) >= 2  # and the dripping app was tried all along
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            stopping = time.monotonic()
+            code = worker.wait(timeout=TIMEOUT + 20)
+            output = worker.stdout.read()
+    assert code == 0, output
+    assert time.monotonic() - stopping < TIMEOUT + 3, output
+    assert "worker stopped" in output, output
+
+    attempts = attempts_by_app(app)
+    assert {a.error for a in attempts["drip"]} == {"no answer in 2 s"}
+    assert all(a.latency_ms < (TIMEOUT + SLACK) * 1000 for a in attempts["drip"])
+    assert [a.status_code for a in attempts["huge"]] == [200] * 3
+    assert all("longer than 64 KiB" in a.response_excerpt for a in attempts["huge"])
+    statuses = [json.loads(body)["data"]["transaction_status"] for _, _, body in good.requests]
+    assert statuses[:2] == ["pending", "settlement"]  # R-1's, in order
+    with app.app_context():
+        claimed = db.session.query(CallbackEvent).filter(CallbackEvent.claimed_until.is_not(None))
+        assert claimed.count() == 0  # the attempt in hand at SIGTERM was finished and recorded
