@@ -95,7 +95,9 @@ def configure_engine(engine: Engine) -> None:
 
 def _writable(path: str) -> bool:
     try:
-        os.close(os.open(path, os.O_RDWR))
+        # Never open() and close() the file: close() drops every POSIX lock this process
+        # holds on it (SQLite's), so another process may delete the WAL under our feet.
+        return os.access(path, os.W_OK) or not os.path.exists(path)
     except FileNotFoundError:
         return True  # SQLite creates it
     except OSError:
