@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ..models import TxStatus
+from sqlalchemy import ColumnElement, and_, false, or_
+
+from ..models import Transaction, TxStatus
 
 
 class Outcome(enum.StrEnum):
@@ -48,7 +50,19 @@ PARTLY_REVERSED = {TxStatus.PARTIAL_REFUND, TxStatus.PARTIAL_CHARGEBACK}
 # Statuses Midtrans may still move on its own: the worker keeps asking about them.
 AWAITING_MIDTRANS = {TxStatus.PENDING}
 # Outcomes in which money was taken (and may be refunded).
-REFUNDABLE_OUTCOMES = {Outcome.PAID, Outcome.PARTIALLY_REFUNDED}
+REFUNDABLE_OUTCOMES = frozenset({Outcome.PAID, Outcome.PARTIALLY_REFUNDED})
+# Midtrans's `fraud_status` values. Any other text (or none) is treated by `outcome_of` as the
+# case none of these names; the tests check every status against each and against others.
+FRAUD_STATUSES = ("accept", "challenge", "deny")
+
+# Groups of outcomes the overview counts and charts.
+UNSUCCESSFUL = frozenset({Outcome.FAILED, Outcome.EXPIRED, Outcome.CANCELLED})
+WAITING = frozenset({Outcome.PENDING, Outcome.AUTHORIZED, Outcome.CHALLENGE})
+# What an admin or a client app may do, by outcome: stop a payment that is not paid (SPEC:
+# cancel/expire); expire one only while the customer may still pay.
+CANCELLABLE = frozenset({Outcome.PENDING, Outcome.AUTHORIZED, Outcome.CHALLENGE})
+EXPIRABLE = frozenset({Outcome.PENDING})
+
 # Every outcome a client may see, for filters and documentation.
 OUTCOMES = [str(outcome) for outcome in Outcome]
 
@@ -153,3 +167,53 @@ def refunded_total(body: dict[str, Any]) -> int | None:
             return int(sum(amounts))
     amount = rupiah(body.get("refund_amount"))
     return int(amount) if amount is not None else None
+
+
+# -- the same facts in SQL ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """What `outcome_of` makes of one Midtrans status: `default` for any fraud_status (none
+    included) but those in `by_fraud`."""
+
+    default: Outcome
+    by_fraud: dict[str, Outcome]
+
+
+def _rules() -> tuple[dict[str, _Rule], Outcome]:
+    """Each known status's rule, and the outcome of a status Midtrans may add later."""
+    rules = {}
+    for status in TxStatus:
+        default = outcome_of(status, None)
+        by_fraud = {f: outcome_of(status, f) for f in FRAUD_STATUSES}
+        rules[str(status)] = _Rule(default, {f: o for f, o in by_fraud.items() if o != default})
+    return rules, outcome_of(None, None)
+
+
+RULES, UNKNOWN_STATUS = _rules()
+
+
+def outcome_condition(outcome: str) -> ColumnElement[bool]:
+    """The SQL condition on `transactions` true exactly for the rows whose
+    `outcome_of(status, fraud_status)` is `outcome` (nothing for an unknown outcome)."""
+    status, fraud = Transaction.status, Transaction.fraud_status
+    plain = [s for s, rule in RULES.items() if not rule.by_fraud and rule.default == outcome]
+    clauses: list[ColumnElement[bool]] = [status.in_(plain)] if plain else []
+    for name, rule in RULES.items():
+        if not rule.by_fraud:
+            continue
+        if rule.default == outcome:
+            others = list(rule.by_fraud)
+            clauses.append(and_(status == name, or_(fraud.is_(None), fraud.not_in(others))))
+        else:
+            matching = [f for f, o in rule.by_fraud.items() if o == outcome]
+            if matching:
+                clauses.append(and_(status == name, fraud.in_(matching)))
+    if UNKNOWN_STATUS == outcome:
+        clauses.append(or_(status.is_(None), status.not_in(list(RULES))))
+    return or_(*clauses) if clauses else false()
+
+
+def outcomes_condition(outcomes) -> ColumnElement[bool]:
+    return or_(*(outcome_condition(o) for o in outcomes))

@@ -14,7 +14,7 @@ from ..midtrans import Midtrans
 from ..models import App, EventSource, Transaction
 from ..schemas import parse_amount
 from .lifecycle import Applied, apply_midtrans_status, status_view
-from .outcomes import REFUNDABLE_OUTCOMES, outcome_of
+from .outcomes import CANCELLABLE, EXPIRABLE, REFUNDABLE_OUTCOMES, outcome_of
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +80,22 @@ def _act_then_sync(
     return sync_transaction(txn_id, midtrans=midtrans, source=EventSource.ADMIN)
 
 
+def _allowed(txn_id: int, outcomes: frozenset, action: str) -> None:
+    txn = get_transaction_by_id_or_raise(txn_id)
+    outcome = outcome_of(txn.status, txn.fraud_status)
+    if outcome not in outcomes:
+        raise InvalidRequestError(f"a {outcome} order cannot be {action}")
+
+
 def cancel_transaction(txn_id: int, *, midtrans: Midtrans):
-    """Cancel a pending (or captured card) payment at Midtrans."""
+    """Cancel a payment that is not paid (pending, authorized, or challenged) at Midtrans."""
+    _allowed(txn_id, CANCELLABLE, "cancelled")
     return _act_then_sync(txn_id, midtrans.cancel, midtrans=midtrans)
 
 
 def expire_transaction(txn_id: int, *, midtrans: Midtrans):
     """Expire a pending payment at Midtrans so it can no longer be paid."""
+    _allowed(txn_id, EXPIRABLE, "expired")
     return _act_then_sync(txn_id, midtrans.expire, midtrans=midtrans)
 
 
