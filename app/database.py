@@ -94,15 +94,11 @@ def configure_engine(engine: Engine) -> None:
 
 
 def _writable(path: str) -> bool:
-    try:
-        # Never open() and close() the file: close() drops every POSIX lock this process
-        # holds on it (SQLite's), so another process may delete the WAL under our feet.
-        return os.access(path, os.W_OK) or not os.path.exists(path)
-    except FileNotFoundError:
-        return True  # SQLite creates it
-    except OSError:
-        return False
-    return True
+    """Whether this process could open the database file for writing (a missing file: SQLite
+    creates it). Never by open() and close(): close() drops every POSIX lock this process
+    holds on the file (SQLite's), so another process could delete the WAL under our feet.
+    access() sees the read-only mount and the immutable flag, for root too."""
+    return not os.path.exists(path) or os.access(path, os.W_OK)
 
 
 def _fresh_transaction(**options) -> None:
