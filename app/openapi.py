@@ -48,7 +48,8 @@ STATUS_MEANING = {
     "payment link is being created by another request (`charge_in_progress`, with "
     "`Retry-After`).",
     413: "The body is larger than 64 KiB.",
-    429: "Rate limit of this app exceeded; retry after `Retry-After` seconds.",
+    429: "A rate limit is exceeded: this app's, or its address's for calls with a wrong app "
+    "code or API key, or for rejected notifications; retry after `Retry-After` seconds.",
     502: "Midtrans answered with an error or garbage, or rejected the gateway's server key.",
     503: "The gateway cannot serve this now (e.g. its database is unreachable); retry.",
     504: "Midtrans did not answer within `MIDTRANS_TIMEOUT`.",
@@ -359,7 +360,9 @@ def _paths() -> dict[str, dict]:
                     "Verified by `signature_key = sha512(order_id + status_code + gross_amount "
                     "+ server_key)`. The status applied is the one Midtrans's status API "
                     "confirms; a stale notification never moves an order backwards. Every "
-                    "notification is stored as received."
+                    "verified notification is stored as received; a rejected one as its first "
+                    "4 KiB with the reason, up to RATELIMIT_REJECTED_NOTIFICATIONS per address "
+                    "(beyond: 429, not stored). Verified notifications are never limited."
                 ),
                 "requestBody": {
                     "required": True,
@@ -371,7 +374,7 @@ def _paths() -> dict[str, dict]:
                         _ref("NotificationReceipt"),
                     ),
                     **notification_errors,
-                    **_errors(413, 503),
+                    **_errors(413, 429, 503),
                 },
             }
         },

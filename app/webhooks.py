@@ -11,6 +11,7 @@ from . import payments
 from .errors import DATABASE_RETRY_AFTER, ServiceUnavailableError, error_body
 from .extensions import db
 from .metrics import NOTIFICATIONS
+from .observability import RateLimitedError, rejected_notification
 
 bp = Blueprint("webhooks", __name__)
 log = logging.getLogger(__name__)
@@ -23,6 +24,7 @@ def notification():
             raw=request.get_data(cache=False),
             remote_addr=request.remote_addr,
             midtrans=current_app.extensions["midtrans"],
+            admit_rejected=lambda: rejected_notification(request.remote_addr),
         )
     except DBAPIError:
         # The database is down or locked: say so, so Midtrans delivers it again.
@@ -33,6 +35,12 @@ def notification():
             headers={"Retry-After": DATABASE_RETRY_AFTER},
         ) from None
     NOTIFICATIONS.labels(str(receipt.outcome)).inc()
+    if receipt.retry_after is not None:  # rejected, and its sender over its limit: not stored
+        raise RateLimitedError(
+            "too many rejected notifications from this address; retry after the time in "
+            "Retry-After",
+            retry_after=receipt.retry_after,
+        )
     if receipt.http_status >= 400:
         code = "invalid_signature" if receipt.http_status == 403 else "invalid_notification"
         return jsonify(error_body(code, receipt.reason or "rejected")), receipt.http_status

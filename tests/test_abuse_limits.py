@@ -8,9 +8,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import responses
-from support import snap_ok, status_url
+from support import SERVER_KEY, USER_DOC_KEY, make_app, snap_ok, status_url
+
+from app.midtrans import signature_for
 
 FLOODER = {"REMOTE_ADDR": "203.0.113.7"}
 CLIENT = {"REMOTE_ADDR": "198.51.100.20"}
@@ -52,8 +56,6 @@ def _status(client, headers, order_id="INV-1", **kw):
 
 
 def test_a_flood_without_the_key_never_locks_the_real_app_out(limited_app, midtrans):
-    from support import USER_DOC_KEY, make_app
-
     client = limited_app.test_client()
     real = make_app(
         lambda *a: limited_app.test_cli_runner().invoke(args=list(a)),
@@ -144,8 +146,6 @@ def test_the_failed_auth_limit_has_a_default(app):
 def test_a_failing_limit_storage_still_answers_401_and_lets_the_real_app_in(
     env, build_app, midtrans
 ):
-    from support import make_app
-
     env["RATELIMIT_STORAGE_URI"] = "redis://127.0.0.1:9/0"  # nothing listens there
     app = build_app(env)
     headers = make_app(lambda *a: app.test_cli_runner().invoke(args=list(a)), "shop")
@@ -155,3 +155,104 @@ def test_a_failing_limit_storage_still_answers_401_and_lets_the_real_app_in(
     snap_ok(midtrans)
     resp = client.post("/charge", json={"order_id": "S-1", "amount": 5}, headers=headers)
     assert resp.status_code == 201
+
+
+# -- rejected notifications -----------------------------------------------------------------
+
+PAD = "x" * (60 * 1024)
+
+
+def forged(n: int) -> bytes:
+    """~60 KiB: a notification with a wrong signature, or not JSON at all (every third)."""
+    if n % 3 == 0:
+        return b"{not json " + PAD.encode()
+    body = {
+        "order_id": "INV-1",
+        "status_code": "200",
+        "gross_amount": "1000.00",
+        "transaction_status": "settlement",
+        "signature_key": f"{n:0128x}",
+        "pad": PAD,
+    }
+    return json.dumps(body).encode()
+
+
+def notify(client, raw: bytes, addr=FLOODER):
+    return client.post(
+        "/notification", data=raw, content_type="application/json", environ_base=addr
+    )
+
+
+def stored_notifications(app) -> list[tuple[str, str | None, str]]:
+    """(outcome, reason, body) of every stored notification."""
+    from app.extensions import db
+    from app.models import Notification
+
+    with app.app_context():
+        rows = db.session.query(Notification.outcome, Notification.reason, Notification.body)
+        found = [(str(o), r, b) for o, r, b in rows.order_by(Notification.id)]
+        db.session.commit()
+    return found
+
+
+def test_forged_notifications_are_stored_as_bounded_excerpts_with_their_reason(
+    env, build_app, midtrans
+):
+    app = build_app(env)
+    app.config["RATELIMIT_REJECTED_NOTIFICATIONS"] = "2000 per hour"
+    client = app.test_client()
+    answers = [notify(client, forged(n)).status_code for n in range(1000)]
+    assert answers.count(400) == 334 and answers.count(403) == 666
+
+    notes = stored_notifications(app)
+    assert len(notes) == 1000
+    stored_bytes = sum(len(body.encode()) for _, _, body in notes)
+    assert stored_bytes <= 1000 * 4096  # was 1000 x 60 KiB, ~60 MB
+    for outcome, reason, body in notes:
+        assert outcome == "rejected"
+        assert reason.startswith(("signature_key does not match", "body is not JSON"))
+        assert reason.endswith("bytes kept)") and len(body) <= 4096
+
+
+def test_a_flood_of_forged_notifications_is_limited_per_address_and_verified_ones_never(
+    env, build_app, midtrans
+):
+    app = build_app(env)  # the default limit: 60 rejected notifications an hour per address
+    client = app.test_client()
+    limited_before = metric(client, "gateway_rate_limited_total", limit="rejected_notification")
+
+    answers = [notify(client, forged(n)) for n in range(1000)]
+    codes = [a.status_code for a in answers]
+    assert set(codes[:60]) <= {400, 403} and set(codes[60:]) == {429}
+    assert answers[-1].json["error"]["code"] == "rate_limited"
+    assert int(answers[-1].headers["Retry-After"]) >= 1
+    notes = stored_notifications(app)
+    assert len(notes) == 60  # beyond the limit: counted, not stored
+    assert sum(len(body.encode()) for _, _, body in notes) <= 60 * 4096
+    limited = metric(client, "gateway_rate_limited_total", limit="rejected_notification")
+    assert limited - limited_before == 940
+
+    # A real notification from the same address, right after: accepted and applied.
+    headers = make_app(
+        lambda *a: app.test_cli_runner().invoke(args=list(a)),
+        "biling",
+        "--api-key",
+        USER_DOC_KEY,
+        "--order-prefix",
+        "",
+    )
+    snap_ok(midtrans)
+    order = {"order_id": "INV-1", "amount": 1000}
+    assert client.post("/charge", json=order, headers=headers).status_code == 201
+    midtrans.add(responses.GET, status_url("INV-1"), json=SETTLED)
+    real = {k: SETTLED[k] for k in ("order_id", "status_code", "gross_amount")}
+    real.update(transaction_status="settlement", fraud_status="accept")
+    real["signature_key"] = signature_for("INV-1", "200", "1000.00", SERVER_KEY)
+    answer = notify(client, json.dumps(real).encode())
+    assert answer.status_code == 200, answer.json
+    assert answer.json["outcome"] == "applied"
+    assert _status(client, headers).json["transaction_status"] == "settlement"
+
+    # Another address's forgery is still stored (the limit is per address).
+    assert notify(client, forged(1), addr=CLIENT).status_code == 403
+    assert len(stored_notifications(app)) == 62

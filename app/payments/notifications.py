@@ -3,8 +3,10 @@
 Midtrans's signature covers order_id, status_code and gross_amount, not transaction_status or
 fraud_status, so a notification is a hint, never the truth: the state applied is the one the
 status API confirms. Notifications come duplicated and out of order; the lifecycle rules make a
-stale one harmless. Every one is stored as received, forged ones included (flagged, never
-applied), and one that cannot be confirmed now is kept for the worker, so none is lost.
+stale one harmless. Every verified one is stored as received, and one that cannot be
+confirmed now is kept for the worker, so none is lost. A forged or malformed one is stored as
+its first 4 KiB with the reason (never applied), as long as its sender's address is within
+RATELIMIT_REJECTED_NOTIFICATIONS; beyond that it is answered 429 and only counted.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -29,6 +32,9 @@ from .recovery import RECOVERED_FLAG, claimed_by_an_app, recover_order
 log = logging.getLogger(__name__)
 
 MAX_STORED_BODY = 65_536
+# A rejected (forged or malformed) notification is kept for an admin to look at, not to
+# process: its first 4 KiB (a real Midtrans notification is 1 to 2 KiB) and its reason.
+REJECTED_EXCERPT = 4_096
 # The notification endpoint answers quickly: a slower status API leaves it to the worker.
 INLINE_CONFIRM_TIMEOUT = 3.0
 # When the worker tries again to confirm a notification, after 1, 2, 3 ... failures.
@@ -74,6 +80,7 @@ class Receipt:
     outcome: NotificationOutcome
     reason: str | None = None
     notification_id: int | None = None
+    retry_after: int | None = None  # with 429: rejected, over its sender's limit, not stored
 
 
 def _parse(raw: bytes) -> tuple[dict, str | None]:
@@ -111,8 +118,18 @@ def _text(body: dict, name: str, limit: int) -> str | None:
     return _storable(value)[:limit] if isinstance(value, str) else None
 
 
-def receive_notification(*, raw: bytes, remote_addr: str | None, midtrans: Midtrans) -> Receipt:
-    """Store the notification, verify it, and apply what the status API confirms."""
+def receive_notification(
+    *,
+    raw: bytes,
+    remote_addr: str | None,
+    midtrans: Midtrans,
+    admit_rejected: Callable[[], int | None] | None = None,
+) -> Receipt:
+    """Store the notification, verify it, and apply what the status API confirms.
+
+    A rejected one is stored as an excerpt (REJECTED_EXCERPT) with its reason, unless
+    `admit_rejected()` answers seconds to wait (its sender is over its limit): then it is
+    answered 429 and not stored. Verified notifications are never limited."""
     body, problem = _parse(raw)
     note = Notification(
         body=_storable(raw[:MAX_STORED_BODY].decode("utf-8", "replace")),
@@ -141,7 +158,14 @@ def receive_notification(*, raw: bytes, remote_addr: str | None, midtrans: Midtr
                 f"transaction_status {body['transaction_status']}"
             )
     if problem is not None:
-        note.outcome, note.reason = NotificationOutcome.REJECTED, problem
+        wait = admit_rejected() if admit_rejected is not None else None
+        if wait is not None:
+            log.debug("notification from %s rejected, not stored: %s", remote_addr, problem)
+            return Receipt(429, NotificationOutcome.REJECTED, problem, retry_after=wait)
+        note.body = _storable(raw[:REJECTED_EXCERPT].decode("utf-8", "replace"))
+        kept = f" (first {REJECTED_EXCERPT} of {len(raw)} bytes kept)"
+        note.outcome = NotificationOutcome.REJECTED
+        note.reason = problem + (kept if len(raw) > REJECTED_EXCERPT else "")
         note.processed_at = datetime.now(UTC)
         db.session.add(note)
         db.session.commit()
