@@ -54,6 +54,19 @@ def every(seconds: float, job: Callable[[], int]) -> Callable[[], int]:
     return run
 
 
+class StoppingBudget(StatusCallBudget):
+    """The worker's status-call budget, spent once `stop` is set: a round stops asking
+    Midtrans after the order in hand (each of its calls ends by MIDTRANS_TIMEOUT), so a
+    SIGTERM is not held up by the rest of a round of due checks."""
+
+    def __init__(self, per_minute: int, stop: threading.Event):
+        super().__init__(per_minute)
+        self._stop = stop
+
+    def remaining(self) -> int:
+        return 0 if self._stop.is_set() else super().remaining()
+
+
 def callback_client(app: Flask) -> CallbackClient:
     return CallbackClient(
         app.extensions["callback_policy"],
@@ -66,13 +79,14 @@ def jobs(
     *,
     status_calls_per_minute: int = STATUS_CALLS_PER_MINUTE,
     callbacks: bool = True,
+    stop: threading.Event | None = None,
 ) -> list[tuple[str, Callable[[], int]]]:
     """The round's jobs; with `callbacks`, a callback delivery pass last (the running worker
-    delivers them on its own threads instead)."""
+    delivers them on its own threads instead). Once `stop` is set, no further status call."""
     midtrans = app.extensions["midtrans"]
     client = callback_client(app)
     # One budget for every round: the cap holds per minute, not per round.
-    budget = StatusCallBudget(status_calls_per_minute)
+    budget = StoppingBudget(status_calls_per_minute, stop or threading.Event())
     round_jobs = [
         ("confirm notifications", lambda: payments.confirm_due_notifications(midtrans=midtrans)),
         (
@@ -94,10 +108,16 @@ def jobs(
     return round_jobs
 
 
-def run_round(app: Flask, round_jobs: list[tuple[str, Callable[[], int]]]) -> int:
-    """Run every job once; how many items they handled."""
+def run_round(
+    app: Flask,
+    round_jobs: list[tuple[str, Callable[[], int]]],
+    stop: threading.Event | None = None,
+) -> int:
+    """Run every job once (none after `stop` is set); how many items they handled."""
     handled = 0
     for name, job in round_jobs:
+        if stop is not None and stop.is_set():
+            break
         with app.app_context():
             try:
                 handled += job()
@@ -130,7 +150,9 @@ def run_worker(
         interval,
         status_calls_per_minute,
     )
-    round_jobs = jobs(app, status_calls_per_minute=status_calls_per_minute, callbacks=once)
+    round_jobs = jobs(
+        app, status_calls_per_minute=status_calls_per_minute, callbacks=once, stop=stop
+    )
     deliveries = None
     if not once:
         dispatcher = CallbackDispatcher(app, callback_client(app), threads=DELIVERY_THREADS)
@@ -140,7 +162,7 @@ def run_worker(
         deliveries.start()
     try:
         while not stop.is_set():
-            handled = run_round(app, round_jobs)
+            handled = run_round(app, round_jobs, stop)
             if once:
                 break
             if handled == 0:

@@ -1,0 +1,128 @@
+"""Issue 13 item 4: two workers never have one callback in flight twice, even when a worker's
+pass over an app's events lasts much longer than a claim.
+
+Two workers' callback dispatchers run at once (threads here, each with its own database
+connection, as two processes would have), against an endpoint that takes 0.4 s an answer and
+records when each webhook-id's request started and ended. The claim is shortened to about 1 s,
+so one lane's pass (8 events, over 3 s) outlasts it several times: a lease counted from the
+start of the pass would let the other worker send the same events again meanwhile.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import responses
+from sqlalchemy import func, select
+
+from app.callbacks import CallbackClient
+from app.extensions import db
+from app.models import CallbackAttempt, CallbackEvent
+from app.payments import outbox
+from app.payments.outbox import CallbackDispatcher, claim_lease
+
+ANSWER_AFTER = 0.4
+ATTEMPT_TIMEOUT = 0.6
+EVENTS_PER_APP = 8
+
+
+class SlowEndpoint:
+    """Answers 204 after ANSWER_AFTER s; keeps (webhook-id, start, end) of every request."""
+
+    def __init__(self):
+        self.requests: list[tuple[str, float, float]] = []
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                began = time.monotonic()
+                self.rfile.read(int(self.headers["Content-Length"]))
+                time.sleep(ANSWER_AFTER)
+                self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                endpoint.requests.append((self.headers["webhook-id"], began, time.monotonic()))
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def env(env):
+    env["CALLBACK_ALLOWED_HOSTS"] = "127.0.0.1"
+    return env
+
+
+@pytest.fixture
+def endpoint():
+    made = SlowEndpoint()
+    yield made
+    made.close()
+
+
+def test_two_workers_with_passes_longer_than_a_claim_send_each_event_once(
+    app, client, cli, midtrans, endpoint, monkeypatch
+):
+    monkeypatch.setattr(outbox, "CLAIM_LEASE", timedelta(seconds=1))
+    monkeypatch.setattr(outbox, "CLAIM_MARGIN", timedelta(seconds=0.5))
+    midtrans.upsert(
+        responses.POST,
+        "https://app.midtrans.test/snap/v1/transactions",
+        json={"token": "t", "redirect_url": "https://pay.example/t"},
+        status=201,
+    )
+    for code in ("left", "right"):
+        out = cli("apps", "create", code, "--name", code, "--callback-url", endpoint.url).output
+        headers = {"X-App-Code": code, "X-Api-Key": out.strip().splitlines()[-1]}
+        for n in range(EVENTS_PER_APP):
+            body = {"order_id": f"O-{n}", "amount": 7000}
+            assert client.post("/charge", json=body, headers=headers).status_code == 201
+    events = 2 * EVENTS_PER_APP
+    callback_client = CallbackClient(app.extensions["callback_policy"], timeout=ATTEMPT_TIMEOUT)
+    lease = claim_lease(callback_client)
+    pass_length = EVENTS_PER_APP * ANSWER_AFTER
+    assert lease < timedelta(seconds=pass_length / 2)  # the premise: passes outlast claims
+
+    stop = threading.Event()
+    workers = [
+        threading.Thread(
+            target=CallbackDispatcher(app, callback_client, threads=2).run,
+            args=(stop,),
+            kwargs={"interval": 0.05},
+        )
+        for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(endpoint.requests) < events and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(2 * lease.total_seconds())  # time for any second send to show up
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(10)
+
+    ids = [msg_id for msg_id, _, _ in endpoint.requests]
+    assert len(ids) == len(set(ids)) == events, sorted(ids)
+    with app.app_context():
+        states = db.session.execute(
+            select(CallbackEvent.state, func.count()).group_by(CallbackEvent.state)
+        ).all()
+        attempts = db.session.scalar(select(func.count()).select_from(CallbackAttempt))
+    assert [(str(state), count) for state, count in states] == [("delivered", events)]
+    assert attempts == events
