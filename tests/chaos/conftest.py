@@ -184,8 +184,10 @@ def chaos_stack(tmp_path) -> Iterator:
                 simulator_url=simulator_url,
                 # No X-Override-Notification either: only the test's notifications arrive.
                 MIDTRANS_NOTIFICATION_URL="",
-                # A few hundred orders in a minute is the point, not the rate limit.
+                # A few hundred orders in a minute is the point, not the rate limit; nor is
+                # the limit on forged notifications from one address (all come from 127.0.0.1).
                 RATELIMIT_PER_APP="100000 per minute",
+                RATELIMIT_REJECTED_NOTIFICATIONS="100000 per minute",
                 **extra,
             )
             prepare_database(env, workdir)

@@ -8,9 +8,15 @@ tenth of the orders' notifications newest first (reordered), a tenth of them as 
 identical requests at once, and forged or tampered ones among them (a wrong signature, another
 server key, an edited gross_amount, status_code or order_id, "10000" for "10000.00").
 
+Issue 11: a quarter of the orders carry a fee of their own from Midtrans's fee imposition (the
+notifications' gross_amount includes it, the split in `metadata.extra_info.gross_amount_info` or
+at the top level), and some paid orders end partly refunded (one or two partial refunds) or
+fully refunded after a partial one, each refund notified like any other change.
+
 It passes only if every order ends in its true final state (in the gateway's own row, read from
-the database before anything else could repair it, and in GET /status), the event log never
-moves an order backwards, nothing forged or tampered was applied, every notification sent was
+the database before anything else could repair it, and in GET /status, with the outcome, the
+refunded amount and the fee Midtrans reports), the event log never moves an order backwards,
+nothing forged or tampered was applied, no order is flagged, every notification sent was
 stored, and no request got a 5xx. `CHAOS_SEED=n` replays another random plan.
 """
 
@@ -42,7 +48,14 @@ SERVER_KEY = "SB-Mid-server-e2e"  # e2e.servers.SIMULATOR_KEY
 ATTACKER_KEY = "SB-Mid-server-other"
 
 # The true final state of each order, and how often it is drawn.
-FINALS = {"settlement": 30, "deny": 15, "expire": 15, "cancel": 15, "refund": 25}
+FINALS = {
+    "settlement": 25,
+    "deny": 15,
+    "expire": 15,
+    "cancel": 15,
+    "refund": 20,
+    "partial_refund": 10,
+}
 # The control API action that brings a pending payment to it (a refund is paid first).
 ACTIONS = {
     "settlement": "pay",
@@ -50,12 +63,25 @@ ACTIONS = {
     "expire": "expire",
     "cancel": "cancel",
     "refund": "pay",
+    "partial_refund": "pay",
 }
+OUTCOMES = {
+    "settlement": "paid",
+    "deny": "failed",
+    "expire": "expired",
+    "cancel": "cancelled",
+    "refund": "refunded",
+    "partial_refund": "partially_refunded",
+}
+FEE_SHARE = 0.25
+# An order's own fee imposition, fixed as the customer picks a method: the rule, the fee.
+FEE_RULES = [({"fee": 4440}, 4440), ({"fee_imposition": {"fee": 2500, "placement": "top"}}, 2500)]
 # The status_code Midtrans puts in a notification (not the status API's: expire is 407 there).
 NOTIFICATION_CODES = {
     "pending": "201",
     "settlement": "200",
     "refund": "200",
+    "partial_refund": "200",
     "deny": "202",
     "expire": "202",
     "cancel": "202",
@@ -165,8 +191,10 @@ class Simulator:
         self.url = url
         self.http = http
 
-    def control(self, order_id: str, action: str) -> dict:
-        answer = self.http.request("POST", f"{self.url}/_sim/transactions/{order_id}/{action}")
+    def control(self, order_id: str, action: str, body: dict | None = None) -> dict:
+        answer = self.http.request(
+            "POST", f"{self.url}/_sim/transactions/{order_id}/{action}", json=body or {}
+        )
         assert answer.status_code == 200, (order_id, action, answer.text)
         return answer.json()
 
@@ -176,12 +204,13 @@ class Simulator:
         assert answer.status_code == 200 and "transaction_status" in body, answer.text
         return body
 
-    def refund(self, order_id: str) -> dict:
+    def refund(self, order_id: str, amount: int | None = None, number: int = 0) -> dict:
+        """Refund `amount`, or all that is left (the fee included)."""
+        body = {"refund_key": f"rf{number}-{order_id}", "reason": "chaos"}
+        if amount is not None:
+            body["amount"] = amount
         answer = self.http.request(
-            "POST",
-            f"{self.url}/v2/{order_id}/refund",
-            json={"refund_key": f"rf-{order_id}", "reason": "chaos"},
-            auth=(SERVER_KEY, ""),
+            "POST", f"{self.url}/v2/{order_id}/refund", json=body, auth=(SERVER_KEY, "")
         )
         assert answer.status_code == 200 and answer.json()["status_code"] == "200", answer.text
         return answer.json()
@@ -193,6 +222,33 @@ class Order:
     midtrans_id: str
     amount: int
     final: str
+    fee_rule: dict = field(default_factory=dict)
+    fee: int = 0
+    # Partial refunds before the final state (a refund: one; a partial refund: one or two).
+    partial_refunds: list[int] = field(default_factory=list)
+
+    @property
+    def refunded(self) -> int:
+        if self.final == "refund":
+            return self.amount + self.fee
+        return sum(self.partial_refunds)
+
+
+def draw_order(order_id: str, midtrans_id: str, plan: random.Random) -> Order:
+    order = Order(
+        order_id=order_id,
+        midtrans_id=midtrans_id,
+        amount=plan.randrange(10, 5_000) * 100,
+        final=plan.choices(list(FINALS), weights=list(FINALS.values()))[0],
+    )
+    if plan.random() < FEE_SHARE:
+        order.fee_rule, order.fee = plan.choice(FEE_RULES)
+    parts = {"partial_refund": plan.choice((1, 2)), "refund": plan.choice((0, 1))}
+    order.partial_refunds = [
+        max(100, int(round(order.amount * plan.uniform(0.1, 0.3), -2)))
+        for _ in range(parts.get(order.final, 0))
+    ]
+    return order
 
 
 def test_notifications_duplicated_reordered_bursting_and_forged_end_in_the_true_state(
@@ -205,13 +261,8 @@ def test_notifications_duplicated_reordered_bursting_and_forged_end_in_the_true_
     plan = random.Random(SEED)
     run = secrets.token_hex(3)
     orders = [
-        Order(
-            order_id=(order_id := f"n{i:03d}-{run}"),
-            midtrans_id=stack.midtrans_id(order_id),
-            amount=plan.randrange(10, 5_000) * 100,
-            final=plan.choices(list(FINALS), weights=list(FINALS.values()))[0],
-        )
-        for i in range(ORDERS)
+        draw_order(order_id, stack.midtrans_id(order_id), plan)
+        for order_id in (f"n{i:03d}-{run}" for i in range(ORDERS))
     ]
     seeds = [plan.randrange(2**32) for _ in orders]
     stats = Counter()
@@ -258,12 +309,16 @@ def test_notifications_duplicated_reordered_bursting_and_forged_end_in_the_true_
                     later.append((fake, kind))
                 counts["forged"] += 1
 
-        sim.control(order.midtrans_id, "choose")  # the customer picks BCA VA: pending
+        # The customer picks BCA VA (pending), paying the order's own fee if it has one.
+        sim.control(order.midtrans_id, "choose", order.fee_rule)
         happened(sim.status(order.midtrans_id))
         sim.control(order.midtrans_id, ACTIONS[order.final])
         happened(sim.status(order.midtrans_id))
+        for number, part in enumerate(order.partial_refunds):
+            sim.refund(order.midtrans_id, part, number)
+            happened(sim.status(order.midtrans_id))
         if order.final == "refund":
-            sim.refund(order.midtrans_id)
+            sim.refund(order.midtrans_id, number=len(order.partial_refunds))
             happened(sim.status(order.midtrans_id))
         if reordered:
             for body in reversed(genuine):
@@ -282,7 +337,10 @@ def test_notifications_duplicated_reordered_bursting_and_forged_end_in_the_true_
     # 1. The gateway's own rows, read before GET /status could repair anything.
     rows = {
         row["midtrans_order_id"]: row
-        for row in stack.db.rows("SELECT id, midtrans_order_id, status, flag FROM transactions")
+        for row in stack.db.rows(
+            "SELECT id, midtrans_order_id, status, flag, refunded_amount, customer_imposed_fee"
+            " FROM transactions"
+        )
     }
     events = stack.db.rows(
         "SELECT id, transaction_id, from_status, to_status, fraud_status, source,"
@@ -300,6 +358,13 @@ def test_notifications_duplicated_reordered_bursting_and_forged_end_in_the_true_
     assert not wrong_rows, f"gateway rows not in the true final state: {wrong_rows}"
     flagged = {mid: row["flag"] for mid, row in rows.items() if row["flag"]}
     assert not flagged, f"orders flagged: {flagged}"
+    wrong_money = {
+        o.order_id: (row["refunded_amount"], row["customer_imposed_fee"], o.refunded, o.fee)
+        for o in orders
+        if ((row := rows[o.midtrans_id])["refunded_amount"], row["customer_imposed_fee"] or 0)
+        != (o.refunded, o.fee)
+    }
+    assert not wrong_money, f"refunded amount or fee (gateway's, true): {wrong_money}"
 
     # 2. The event log: each order's moves chain from its creation (None -> pending, by the
     # charge), and every later one goes forward by the lifecycle's own rules.
@@ -349,10 +414,16 @@ def test_notifications_duplicated_reordered_bursting_and_forged_end_in_the_true_
             "GET", f"{stack.gateway_url}/status/{order.order_id}", headers=stack.headers
         )
         assert answer.status_code == 200, answer.text
-        assert answer.json()["live"] is True, answer.json()
-        return answer.json()["transaction_status"], sim.status(order.midtrans_id)[
-            "transaction_status"
-        ]
+        view = answer.json()
+        assert view["live"] is True, view
+        fee = view.get("customer_imposed_fee") or 0
+        assert (view["outcome"], view["amount"], view["refunded_amount"], fee) == (
+            OUTCOMES[order.final],
+            order.amount,
+            order.refunded,
+            order.fee,
+        ), (order, view)
+        return view["transaction_status"], sim.status(order.midtrans_id)["transaction_status"]
 
     with ThreadPoolExecutor(PARALLEL_LIFECYCLES) as pool:
         seen = list(pool.map(live, orders))
@@ -373,7 +444,9 @@ def test_notifications_duplicated_reordered_bursting_and_forged_end_in_the_true_
     kinds = Counter(record.kind for record in sender.sent.values())
     print(
         f"\nnotification chaos (seed {SEED}): {len(orders)} orders"
-        f" {dict(Counter(o.final for o in orders))}, {sum(stored.values())} notifications"
+        f" {dict(Counter(o.final for o in orders))} ({sum(1 for o in orders if o.fee)} with"
+        f" a fee, {sum(len(o.partial_refunds) for o in orders)} partial refunds),"
+        f" {sum(stored.values())} notifications"
         f" stored, {len(sender.sent)} distinct ({dict(kinds)}), {dict(stats)},"
         f" {len(events)} events; driven in {driven:.1f} s,"
         f" checked in {time.monotonic() - started - driven:.1f} s"
