@@ -40,6 +40,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from .deadlines import Deadline, current_deadline, set_current_deadline
+
 log = logging.getLogger(__name__)
 
 SECRET_PREFIX = "whsec_"
@@ -206,61 +208,6 @@ def _getaddrinfo(host: str, port: int, timeout: float | None) -> list:
     return outcome["infos"]
 
 
-# -- one attempt's deadline -----------------------------------------------------------------
-
-
-class _Deadline:
-    """The end of one attempt, enforced on every socket the attempt opens: when it comes, a
-    timer shuts the sockets down, which ends at once whatever connect, send or read (of the
-    status line, the headers or the body) is blocked on them. Socket timeouts alone are per
-    operation: an endpoint dripping a byte a second would never trip them."""
-
-    def __init__(self, seconds: float):
-        self.seconds = seconds
-        self.ends = time.monotonic() + seconds
-        self.expired = False
-        self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = []
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def left(self) -> float:
-        return max(0.0, self.ends - time.monotonic())
-
-    def watch(self, sock: socket.socket) -> None:
-        # A duplicate descriptor of the same connection: shutting it down ends the connection
-        # even after TLS has wrapped (and detached) the socket object urllib3 holds.
-        duplicate = sock.dup()
-        with self._lock:
-            self._sockets.append(duplicate)
-            if self.expired:
-                _shutdown(duplicate)
-
-    def _expire(self) -> None:
-        with self._lock:
-            self.expired = True
-            for sock in self._sockets:
-                _shutdown(sock)
-
-    def close(self) -> None:
-        self._timer.cancel()
-        with self._lock:
-            for sock in self._sockets:
-                sock.close()
-            self._sockets.clear()
-
-
-def _shutdown(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed by the other side
-
-
-_attempt = threading.local()  # .deadline: the _Deadline of the attempt this thread is making
-
-
 # -- an HTTP client that connects only to allowed addresses ---------------------------------
 
 
@@ -270,7 +217,7 @@ def _guarded_connection(base):
 
         def _new_conn(self):
             # Resolve, check, and connect to the checked address itself, within the deadline.
-            deadline: _Deadline | None = getattr(_attempt, "deadline", None)
+            deadline: Deadline | None = current_deadline()
             try:
                 addresses = self.policy.resolve(
                     self._dns_host, self.port, timeout=deadline.left() if deadline else None
@@ -385,13 +332,13 @@ class CallbackClient:
             "webhook-signature": signature_header(secrets_in_use, msg_id, timestamp, body),
         }
         started = time.perf_counter()
-        deadline = _Deadline(self.timeout)
-        _attempt.deadline = deadline
+        deadline = Deadline(self.timeout)
+        set_current_deadline(deadline)
         session = self._session()
         try:
             return self._attempt(session, url, headers, body, deadline, started)
         finally:
-            _attempt.deadline = None
+            set_current_deadline(None)
             session.close()
             deadline.close()
 
@@ -426,7 +373,7 @@ class CallbackClient:
             parse_retry_after(response.headers.get("Retry-After")),
         )
 
-    def _failure(self, err: Exception, deadline: _Deadline) -> str:
+    def _failure(self, err: Exception, deadline: Deadline) -> str:
         if deadline.expired or isinstance(err, requests.Timeout):
             return f"no answer in {self.timeout:g} s"
         if isinstance(err, requests.RequestException):
@@ -435,7 +382,7 @@ class CallbackClient:
         return f"failed: {type(err).__name__}"
 
 
-def _read_answer(response: requests.Response, deadline: _Deadline) -> tuple[bytes, str | None]:
+def _read_answer(response: requests.Response, deadline: Deadline) -> tuple[bytes, str | None]:
     """At most ANSWER_CAP bytes of the body, read until the deadline; the rest is never read
     (the caller closes the connection). A note says why the body was cut, if it was."""
     kept = bytearray()

@@ -27,8 +27,10 @@ from typing import Any
 import midtransclient
 import requests
 from midtransclient.error_midtrans import JSONDecodeError as MidtransJSONError
+from requests.adapters import HTTPAdapter
 
 from .config import MidtransSettings
+from .deadlines import Deadline, set_current_deadline, watched_pool_classes
 from .errors import (
     MidtransAuthError,
     MidtransRejectedError,
@@ -40,8 +42,19 @@ from .metrics import record_midtrans_call
 log = logging.getLogger(__name__)
 
 
+class _DeadlineAdapter(HTTPAdapter):
+    """Keep-alive connections that obey the calling thread's whole-call deadline."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = watched_pool_classes()
+        self.poolmanager.key_fn_by_scheme = dict(self.poolmanager.key_fn_by_scheme)
+
+
 class _TimeoutSession(requests.Session):
-    """A Session whose every request has a timeout unless the caller gives one."""
+    """A Session whose every call ends within its timeout, the whole call (connect, send, and
+    the answer to its last byte), not each socket operation: Midtrans answering a byte at a
+    time cannot hold a /charge, a /status or the worker past MIDTRANS_TIMEOUT."""
 
     def __init__(self, timeout: float):
         super().__init__()
@@ -51,10 +64,29 @@ class _TimeoutSession(requests.Session):
         self.trust_env = any(
             os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY")
         )
+        adapter = _DeadlineAdapter()
+        self.mount("https://", adapter)
+        self.mount("http://", adapter)
 
     def request(self, *args, **kwargs):
-        kwargs.setdefault("timeout", self.timeout)
-        return super().request(*args, **kwargs)
+        timeout = kwargs.setdefault("timeout", self.timeout)
+        seconds = max(timeout) if isinstance(timeout, tuple) else timeout
+        deadline = Deadline(seconds)
+        set_current_deadline(deadline)
+        try:
+            response = super().request(*args, **kwargs)
+        except requests.RequestException as err:
+            if deadline.expired:
+                raise requests.Timeout(f"no whole answer within {seconds:g} s") from err
+            raise
+        else:
+            if deadline.expired:  # cut mid-answer: what was read may look whole, but is not
+                response.close()
+                raise requests.Timeout(f"no whole answer within {seconds:g} s")
+            return response
+        finally:
+            set_current_deadline(None)
+            deadline.close()
 
 
 class _Bounded:
