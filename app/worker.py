@@ -86,9 +86,13 @@ def jobs(
     midtrans = app.extensions["midtrans"]
     client = callback_client(app)
     # One budget for every round: the cap holds per minute, not per round.
-    budget = StoppingBudget(status_calls_per_minute, stop or threading.Event())
+    stop = stop or threading.Event()
+    budget = StoppingBudget(status_calls_per_minute, stop)
     round_jobs = [
-        ("confirm notifications", lambda: payments.confirm_due_notifications(midtrans=midtrans)),
+        (
+            "confirm notifications",
+            lambda: payments.confirm_due_notifications(midtrans=midtrans, stop=stop),
+        ),
         (
             "settle abandoned attempts",
             every(

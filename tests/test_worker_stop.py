@@ -287,11 +287,6 @@ def test_sigterm_during_a_reconciliation_round_with_a_slow_midtrans_starts_no_ne
     print(f"SIGTERM to exit: {took:.2f} s (a status call in hand, MIDTRANS_TIMEOUT 3 s)")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="confirm_due_notifications (app/payments/reconcile.py) confirms its whole batch "
-    "after SIGTERM: it takes no stop signal or status-call budget",
-)
 def test_sigterm_while_confirming_notifications_with_a_slow_midtrans_starts_no_new_status_call(
     app, env, client, app_key, midtrans, servers, worker_process
 ):

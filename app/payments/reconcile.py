@@ -17,6 +17,7 @@ a backlog of overdue orders drains at a bounded rate instead of hitting Midtrans
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -397,8 +398,11 @@ def _flag(txn: Transaction, reason: str) -> None:
 # -- notifications ----------------------------------------------------------------------------
 
 
-def confirm_due_notifications(*, midtrans: Midtrans, now: datetime | None = None) -> int:
-    """Confirm the notifications the status API could not confirm on arrival."""
+def confirm_due_notifications(
+    *, midtrans: Midtrans, now: datetime | None = None, stop: threading.Event | None = None
+) -> int:
+    """Confirm the notifications the status API could not confirm on arrival (not rationed:
+    a backlog must never delay a real payment), up to when `stop` is set (SIGTERM)."""
     now = now or datetime.now(UTC)
     done = 0
     due = _due(
@@ -409,6 +413,8 @@ def confirm_due_notifications(*, midtrans: Midtrans, now: datetime | None = None
         Notification.outcome == NotificationOutcome.UNCONFIRMED,
     )
     for note_id in due:
+        if stop is not None and stop.is_set():
+            break
         if _claim(Notification, note_id, now):
             receipt = confirm_notification(note_id, midtrans=midtrans)
             log.info("notification %s confirmed: %s", note_id, receipt.outcome)
