@@ -309,6 +309,11 @@ def test_a_method_chosen_after_the_gateway_expired_the_link_reopens_the_order(
     txn = row(client)
     assert txn.flag and txn.next_check_at is not None  # the worker watches it again
 
+    # ...and when it is paid, the flag says so.
+    midtrans.replace(responses.GET, STATUS_URL, json=answer_of(SETTLEMENT))
+    assert client.get(f"/status/{ORDER}", headers=shop).json["outcome"] == "paid"
+    assert row(client).flag.startswith("paid after the gateway expired it")
+
 
 def test_an_expiry_midtrans_itself_reported_stays_final(client, shop, order, midtrans):
     expired = answer_of(SETTLEMENT, transaction_status="expire", status_code="407")

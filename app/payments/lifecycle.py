@@ -261,15 +261,20 @@ def _moves(txn: Transaction, new: str, new_fraud: str | None, refunded: int | No
     return can_move(txn.status, new, current_fraud=txn.fraud_status, new_fraud=new_fraud)
 
 
+REOPENED = "after the gateway marked the order"
+
+
 def _correction(txn: Transaction, new: str, new_fraud: str | None) -> str | None:
-    """When Midtrans overrides a status the gateway set itself: flag the order and say why."""
-    if not txn.status_by_gateway:
+    """When Midtrans overrides a status the gateway set itself: flag the order and say why.
+    An order reopened that way (a method chosen late) and then paid says so when paid."""
+    reopened = bool(txn.flag and REOPENED in txn.flag)
+    if not txn.status_by_gateway and not (reopened and is_paid(new, new_fraud)):
         return None
-    txn.status_by_gateway = False
     if is_paid(new, new_fraud):
         reason = f"paid after the gateway expired it (Midtrans says {new})"
     else:
-        reason = f"Midtrans says {new} after the gateway marked the order {txn.status}"
+        reason = f"Midtrans says {new} {REOPENED} {txn.status}"
+    txn.status_by_gateway = False
     log.error("order %s flagged: %s", txn.midtrans_order_id, reason)
     txn.flag = reason[:255]
     return reason
