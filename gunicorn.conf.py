@@ -27,19 +27,46 @@ from dotenv import load_dotenv
 load_dotenv(Path.cwd() / ".env", override=False)
 
 
+def _check_gateway_settings() -> None:
+    """The gateway's own start-up checks (app/config.py, loaded alone: the master imports no
+    more of the app), here, before any worker starts: a bad setting is one line naming it and
+    gunicorn exits, instead of a traceback from every worker."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(
+        "_gateway_config", Path(__file__).resolve().parent / "app" / "config.py"
+    )
+    config = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(config)
+    try:
+        config.check_start_up()
+    except config.ConfigError as err:
+        sys.exit(f"Configuration error: {err}")
+
+
+def _fail(message: str):
+    raise SystemExit(f"Configuration error: {message}")
+
+
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
-    value = int(raw)
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1")
-    return value
+    if not raw.isdigit() or int(raw) < 1:
+        _fail(f"{name} must be a whole number, at least 1")
+    return int(raw)
 
 
 def _seconds(name: str, default: float) -> float:
     raw = os.environ.get(name, "").strip()
-    return float(raw) if raw else default
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        _fail(f"{name} must be a number of seconds")
+
+
+_check_gateway_settings()
 
 
 # The WSGI entry point, so `gunicorn -c gunicorn.conf.py` needs no other argument.

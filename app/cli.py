@@ -7,12 +7,14 @@ with `tail -n 1`. Keys are shown only then: the database keeps a hash.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
-from sqlalchemy import select
+from sqlalchemy import inspect, select, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import apps
 from .auth import hash_password
@@ -24,8 +26,54 @@ from .payments.reconcile import STATUS_CALLS_PER_MINUTE
 
 MIN_PASSWORD = 12
 
-apps_cli = AppGroup("apps", help="Manage client apps and their API keys.")
-admins_cli = AppGroup("admins", help="Manage dashboard administrators.")
+# Times are shown as the dashboard shows them: Jakarta time (UTC+7, no daylight saving).
+WIB = timezone(timedelta(hours=7), "WIB")
+UPGRADE = "run `flask --app wsgi db upgrade`"
+
+
+def require_migrated_database() -> None:
+    """Stop with one line when the database does not exist yet, is unreachable or lacks
+    migrations, instead of an SQL traceback from the middle of a command (and without leaving
+    an empty SQLite file behind)."""
+    url = db.engine.url
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        if not Path(url.database).exists():
+            raise click.ClickException(f"the database {url.database} does not exist: {UPGRADE}")
+    try:
+        with db.engine.connect() as connection:
+            tables = set(inspect(connection).get_table_names())
+            versions = set()
+            if "alembic_version" in tables:
+                query = text("SELECT version_num FROM alembic_version")
+                versions = set(connection.execute(query).scalars())
+    except SQLAlchemyError as err:
+        reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+        raise click.ClickException(f"cannot use the database (DATABASE_URL): {reason}") from None
+    if App.__tablename__ not in tables:
+        raise click.ClickException(f"the database has no tables yet: {UPGRADE}")
+    if versions:  # (a database made without migrations, as the tests do, has no version)
+        from alembic.script import ScriptDirectory
+
+        script = ScriptDirectory(current_app.extensions["migrate"].directory)
+        if versions != set(script.get_heads()):
+            known = {revision.revision for revision in script.walk_revisions()}
+            if not versions <= known:
+                raise click.ClickException(
+                    "the database was migrated by a newer version of the gateway than this one"
+                )
+            raise click.ClickException(f"the database lacks migrations of this version: {UPGRADE}")
+
+
+apps_cli = AppGroup(
+    "apps",
+    help="Manage client apps and their API keys.",
+    callback=with_appcontext(require_migrated_database),
+)
+admins_cli = AppGroup(
+    "admins",
+    help="Manage dashboard administrators.",
+    callback=with_appcontext(require_migrated_database),
+)
 
 
 def _get_app_or_fail(code: str) -> App:
@@ -94,14 +142,17 @@ def list_apps():
     if not apps:
         click.echo("no apps yet: flask --app wsgi apps create CODE --name NAME")
         return
-    click.echo(f"{'CODE':20} {'NAME':28} {'PREFIX':14} {'STATE':9} {'CREATED':17} LAST USED")
+    click.echo(f"{'CODE':20} {'NAME':28} {'PREFIX':14} {'STATE':9} {'CREATED':20} LAST USED")
     for app in apps:
-        last = app.last_used_at.strftime("%Y-%m-%d %H:%M") if app.last_used_at else "never"
+        last = _wib(app.last_used_at) if app.last_used_at else "never"
         click.echo(
             f"{app.code:20} {app.name[:28]:28} {app.order_prefix!r:14} "
-            f"{'active' if app.active else 'disabled':9} "
-            f"{app.created_at.strftime('%Y-%m-%d %H:%M'):17} {last}"
+            f"{'active' if app.active else 'disabled':9} {_wib(app.created_at):20} {last}"
         )
+
+
+def _wib(moment: datetime) -> str:
+    return moment.astimezone(WIB).strftime("%Y-%m-%d %H:%M WIB")
 
 
 @apps_cli.command("disable")
@@ -209,6 +260,7 @@ def worker_command(interval: float, once: bool, max_status_calls: int):
     """Reconcile pending orders and confirm notifications until SIGTERM."""
     from .worker import run_worker
 
+    require_migrated_database()
     run_worker(
         current_app._get_current_object(),
         interval=interval,

@@ -2,12 +2,17 @@
 
 The names are a public contract (SPEC.md): operators and outside checks start the gateway with
 them. Everything is read and checked once, at start-up, so a bad value stops the process with a
-clear message instead of failing the first payment.
+clear message instead of failing the first payment: `wsgi.py` turns a ConfigError into one line
+on stderr (the CLI, the worker, systemd's journal), and `gunicorn.conf.py` runs the same checks
+before gunicorn starts a worker.
+
+This module imports nothing else of the gateway, so `gunicorn.conf.py` can load it on its own.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +26,33 @@ PRODUCTION_SNAP = "https://app.midtrans.com/snap/v1"
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+MAKE_SECRET_KEY = 'python3 -c "import secrets; print(secrets.token_hex(32))"'
+MIN_SECRET_KEY = 32
+# A random key of 32+ characters practically never holds one character 8 times in a row or
+# the same 8 characters twice (about 1 in 5 million for token_hex(32)); a made-up one often does.
+_LONG_RUN = re.compile(r"(.)\1{7}", re.DOTALL)
 
 
 class ConfigError(RuntimeError):
-    """A setting is missing or malformed; the message names it (never its value)."""
+    """A setting is missing or malformed; the message names it (never a secret value)."""
+
+
+def secret_key_weakness(key: str) -> str | None:
+    """Why `key` is no random secret (None when it looks like one): too short, a tiny alphabet,
+    a long run of one character or a repeated pattern."""
+    if len(key) < MIN_SECRET_KEY:
+        return f"it has {len(key)} characters, fewer than {MIN_SECRET_KEY}"
+    if (different := len(set(key))) < 8:
+        return f"it uses only {different} different character{'s' if different > 1 else ''}"
+    if _LONG_RUN.search(key):
+        return "it repeats one character 8 times in a row"
+    pieces = [key[i : i + 8] for i in range(len(key) - 7)]
+    if len(set(pieces)) < len(pieces):
+        return "it repeats a pattern"
+    return None
 
 
 def _flag(env: dict[str, str], name: str, default: bool = False) -> bool:
@@ -50,6 +78,77 @@ def _number(env: dict[str, str], name: str, default: float) -> float:
     if value <= 0:
         raise ConfigError(f"{name} must be greater than 0")
     return value
+
+
+def _database_url(env: dict[str, str], instance_path: str) -> str:
+    """DATABASE_URL in the form SQLAlchemy needs, checked now (the driver too) rather than at
+    the first query. The message never shows the URL: it may hold a password."""
+    database_url = env.get("DATABASE_URL", "").strip()
+    if not database_url:
+        return f"sqlite:///{Path(instance_path).resolve() / 'gateway.db'}"
+    if database_url.startswith("postgres://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgres://") :]
+    elif database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://") :]
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    example = (
+        "postgresql://USER:PASSWORD@127.0.0.1:5432/gateway "
+        "or sqlite:////opt/midtrans_flask/instance/gateway.db"
+    )
+    try:
+        url = make_url(database_url)
+    except (ArgumentError, ValueError):
+        raise ConfigError(f"DATABASE_URL is not a database URL: use e.g. {example}") from None
+    if url.get_backend_name() not in {"postgresql", "sqlite"}:
+        raise ConfigError(f"DATABASE_URL must be a PostgreSQL or SQLite URL, e.g. {example}")
+    try:
+        url.get_dialect().import_dbapi()
+    except ImportError as err:
+        raise ConfigError(
+            f"DATABASE_URL needs the Python driver {err.name or url.drivername!r}, which is not "
+            "installed: use postgresql://... (psycopg, in requirements.txt) or sqlite:///..."
+        ) from None
+    except Exception:  # noqa: BLE001 - an unknown driver name
+        raise ConfigError(f"DATABASE_URL names an unknown driver: use e.g. {example}") from None
+    return database_url
+
+
+def check_log_file(path: str) -> str:
+    """The file LOG_FILE names, with symlinks resolved (so that /opt/midtrans_flask/app.log ->
+    logs/app.log rotates inside logs/), once it can be appended to and its folder written (a
+    rotation renames files there). Opening it creates it, as logging would."""
+    target = os.path.realpath(path)
+    folder = os.path.dirname(target)
+    hint = (
+        "under the systemd units the gateway may write only in instance/ and logs/, "
+        "e.g. LOG_FILE=/opt/midtrans_flask/logs/app.log"
+    )
+    if not os.path.isdir(folder):
+        raise ConfigError(
+            f"LOG_FILE {path}: the folder {folder} does not exist (make it, writable by the "
+            "user the gateway runs as)"
+        )
+    try:
+        with open(target, "a"):
+            pass
+    except OSError as err:
+        raise ConfigError(f"LOG_FILE {path} cannot be written ({err.strerror}): {hint}") from None
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(
+            f"LOG_FILE {path} is in a folder the gateway cannot write (rotating the log renames "
+            f"files there): {hint}"
+        )
+    return target
+
+
+def _log_level(env: dict[str, str]) -> str:
+    level = (env.get("LOG_LEVEL", "INFO").strip() or "INFO").upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+    return level
 
 
 def _hops(env: dict[str, str]) -> int:
@@ -116,22 +215,19 @@ class Settings:
         if not secret_key:
             if is_production:
                 raise ConfigError(
-                    "SECRET_KEY is required when MIDTRANS_IS_PRODUCTION=true "
-                    "(generate one with: python -c 'import secrets; print(secrets.token_hex(32))')"
+                    "SECRET_KEY is required when MIDTRANS_IS_PRODUCTION=true: "
+                    f"make one with {MAKE_SECRET_KEY}"
                 )
             # Outside production a per-process random key is safe (never guessable); it only
             # means admin sessions do not survive a restart or span several workers.
             secret_key, ephemeral = secrets.token_hex(32), True
-        elif is_production and (len(secret_key) < 16 or secret_key == "change-me"):
-            raise ConfigError("SECRET_KEY is too weak for production: use 32 random bytes")
+        elif is_production and (weakness := secret_key_weakness(secret_key)):
+            raise ConfigError(
+                f"SECRET_KEY is not a strong random key ({weakness}), which production needs: "
+                f"make one with {MAKE_SECRET_KEY}"
+            )
 
-        database_url = env.get("DATABASE_URL", "").strip()
-        if not database_url:
-            database_url = f"sqlite:///{Path(instance_path).resolve() / 'gateway.db'}"
-        elif database_url.startswith("postgres://"):
-            database_url = "postgresql+psycopg://" + database_url[len("postgres://") :]
-        elif database_url.startswith("postgresql://"):
-            database_url = "postgresql+psycopg://" + database_url[len("postgresql://") :]
+        database_url = _database_url(env, instance_path)
 
         midtrans = MidtransSettings(
             server_key=env.get("MIDTRANS_SERVER_KEY", "").strip(),
@@ -161,7 +257,7 @@ class Settings:
             secret_key=secret_key,
             database_url=database_url,
             midtrans=midtrans,
-            log_level=(env.get("LOG_LEVEL", "INFO").strip() or "INFO").upper(),
+            log_level=_log_level(env),
             log_file=env.get("LOG_FILE", "").strip(),
             log_format=log_format,
             callback_allowed_hosts=env.get("CALLBACK_ALLOWED_HOSTS", "").strip(),
@@ -173,3 +269,12 @@ class Settings:
             ratelimit_storage_uri=env.get("RATELIMIT_STORAGE_URI", "").strip() or "memory://",
             secret_key_is_ephemeral=ephemeral,
         )
+
+
+def check_start_up() -> Settings:
+    """Every check the gateway makes when it starts (settings from the environment and `.env`,
+    LOG_FILE writable), for `gunicorn.conf.py` to run before any worker starts."""
+    settings = Settings.from_env()
+    if settings.log_file:
+        check_log_file(settings.log_file)
+    return settings

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import contextvars
+import fcntl
 import json
 import logging
 import logging.handlers
+import os
 import re
 import sys
 
-from .config import Settings
+from .config import Settings, check_log_file
+
+LOG_FILE_BYTES = 10 * 1024 * 1024
+LOG_FILE_BACKUPS = 5
 
 # Midtrans keys, HTTP Basic credentials, and card-number-like digit runs.
 _PATTERNS = [
@@ -73,7 +78,53 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """LOG_FILE, rotated by size although several processes write it (gunicorn's workers and
+    the worker service): the size is that of the file on disk; one process at a time rotates
+    (a lock on the folder), and only if the file is still over the limit; every process opens
+    the new file as soon as another one has rotated the old one away, so none keeps writing to
+    app.log.1 or rotates the fresh file of another."""
+
+    def shouldRollover(self, record: logging.LogRecord) -> bool:
+        self._reopen_if_moved()
+        if self.maxBytes <= 0:
+            return False
+        try:
+            return os.stat(self.baseFilename).st_size >= self.maxBytes
+        except OSError:
+            return False
+
+    def doRollover(self) -> None:
+        folder = os.open(os.path.dirname(self.baseFilename), os.O_RDONLY)
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX)
+            try:
+                size = os.stat(self.baseFilename).st_size
+            except FileNotFoundError:
+                size = 0
+            if size >= self.maxBytes:
+                super().doRollover()
+            else:  # another process rotated it while this one waited
+                self._reopen_if_moved()
+        finally:
+            os.close(folder)  # releases the lock
+
+    def _reopen_if_moved(self) -> None:
+        if self.stream is None:
+            return
+        try:
+            on_disk = os.stat(self.baseFilename)
+        except FileNotFoundError:
+            on_disk = None
+        mine = os.fstat(self.stream.fileno())
+        if on_disk is None or (on_disk.st_dev, on_disk.st_ino) != (mine.st_dev, mine.st_ino):
+            self.stream.close()
+            self.stream = self._open()
+
+
 def configure_logging(settings: Settings) -> None:
+    """stdout (systemd's journal) and, with LOG_FILE, a rotating file; a LOG_FILE that cannot
+    be written is a ConfigError (one line naming it at start-up, see wsgi.py)."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_gateway", False):
@@ -82,8 +133,10 @@ def configure_logging(settings: Settings) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
     if settings.log_file:
         handlers.append(
-            logging.handlers.RotatingFileHandler(
-                settings.log_file, maxBytes=10 * 1024 * 1024, backupCount=5
+            SharedRotatingFileHandler(
+                check_log_file(settings.log_file),
+                maxBytes=LOG_FILE_BYTES,
+                backupCount=LOG_FILE_BACKUPS,
             )
         )
     formatter = (

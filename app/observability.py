@@ -246,7 +246,8 @@ def metrics():
         registry = REGISTRY
     body = generate_latest(registry)
     body += generate_latest(current_app.extensions["backlog_registry"])
-    return Response(body, mimetype=CONTENT_TYPE_LATEST)
+    # content_type, not mimetype: CONTENT_TYPE_LATEST has its charset already.
+    return Response(body, content_type=CONTENT_TYPE_LATEST)
 
 
 def init_observability(

@@ -4,12 +4,15 @@ On a fresh clone (no MIDTRANS_SERVER_KEY anywhere) it:
   1. writes `.env` with a random SECRET_KEY (an existing `.env` is never overwritten; one that
      lacks a SECRET_KEY gets one appended),
   2. creates or migrates the database (`flask --app wsgi db upgrade`); with the simulator and
-     no DATABASE_URL it is instance/simulator.db, so pretend orders never mix with real ones,
+     no DATABASE_URL it is instance/simulator.db, so pretend orders never mix with real ones;
+     the simulator's settings go into a marked block at the end of `.env`, so that
+     `flask --app wsgi ...` in this folder works on the same database as the running gateway,
   3. creates an admin `admin` and a client app `demo` when they are missing, and keeps their
      secrets in `instance/demo-credentials.txt` (mode 0600), since the gateway shows a key once,
   4. starts the Midtrans simulator, the gateway under gunicorn (gunicorn.conf.py) and, when the
      gateway has one, the background worker, wired together with environment variables,
-  5. waits until /readyz answers and prints the URLs and a curl command to try.
+  5. waits until /readyz answers, checks that the demo key it kept still works (an admin may
+     have rotated it in the dashboard), and prints the URLs and a curl command to try.
 
 With a real MIDTRANS_SERVER_KEY (in `.env` or the environment) it talks to Midtrans instead:
 the sandbox, or production when MIDTRANS_IS_PRODUCTION=true, and starts no simulator.
@@ -20,7 +23,9 @@ SIMULATOR_PORT (default 5001) for the simulator.
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import secrets
 import signal
 import socket
@@ -59,6 +64,20 @@ SECRET_KEY={secret_key}
 # MIDTRANS_IS_PRODUCTION=false
 """
 
+# The block of `.env` that `make run` owns: rewritten by every run with the simulator, removed
+# by a run against Midtrans itself. What the user writes outside it is never touched.
+BLOCK_START = "# >>> make run: the local Midtrans simulator >>>"
+BLOCK_END = "# <<< make run <<<"
+BLOCK_COMMENT = """\
+# Written by `make run`, so that `flask --app wsgi ...` in this folder uses the same database
+# and Midtrans simulator as the gateway it runs. Every `make run` rewrites this block, and
+# removes it once MIDTRANS_SERVER_KEY is set above (then Midtrans itself is used). Settings
+# above take over at the next `make run`; do not edit the block itself.
+"""
+# Asked for with the demo key: a valid key gets 404 (no such order; nothing is looked up, as
+# `:` is never part of an order id), a refused one 401.
+KEY_CHECK_PATH = "/status/make-run:key-check"
+
 CREDENTIALS_HEADER = """\
 # Written by `make run` for local trying-out: the gateway shows these secrets only once and
 # keeps only their hashes, so `make run` keeps them here to print them again. Delete this file
@@ -74,7 +93,7 @@ def main() -> int:
     sys.stdout.reconfigure(line_buffering=True)
     os.chdir(REPO)  # the gateway reads `.env` from its working directory
     ensure_env_file()
-    settings = read_settings()
+    settings = read_settings()  # .env without make run's block, and the real environment
     port = int(settings.get("PORT") or 5000)
     simulator_port = int(settings.get("SIMULATOR_PORT") or 5001)
     use_simulator = not settings.get("MIDTRANS_SERVER_KEY", "").strip()
@@ -85,6 +104,7 @@ def main() -> int:
     if use_simulator:
         check_port_free(simulator_port, "SIMULATOR_PORT")
     env = gateway_env(settings, port, simulator_url if use_simulator else None)
+    write_env_block(wiring(env))
 
     migrate(env)
     credentials = read_credentials()
@@ -104,7 +124,14 @@ def main() -> int:
         if worker_available(env):
             children.start("worker", flask_command("worker"), env)
         wait_until_ok(f"{gateway_url}/readyz", children)
-        print_banner(settings, credentials, gateway_url, simulator_url if use_simulator else None)
+        key_warning = check_demo_key(env, credentials, gateway_url)
+        print_banner(
+            settings,
+            credentials,
+            gateway_url,
+            simulator_url if use_simulator else None,
+            key_warning=key_warning,
+        )
         return watch(children)
     except Stop:
         print("\nStopping ...")
@@ -138,9 +165,38 @@ def ensure_env_file() -> None:
 
 
 def read_settings() -> dict[str, str]:
-    """`.env` overlaid with the real environment (real variables win, as in the gateway)."""
-    from_file = {k: v for k, v in dotenv_values(ENV_FILE).items() if v is not None}
-    return {**from_file, **os.environ}
+    """The user's settings: `.env` (without the block make run writes) overlaid with the real
+    environment (real variables win, as in the gateway)."""
+    text = without_block(ENV_FILE.read_text()) if ENV_FILE.exists() else ""
+    from_file = dotenv_values(stream=io.StringIO(text))
+    return {**{k: v for k, v in from_file.items() if v is not None}, **os.environ}
+
+
+def without_block(text: str) -> str:
+    """`.env`'s text without make run's block."""
+    pattern = rf"(?ms)^{re.escape(BLOCK_START)}$.*?^{re.escape(BLOCK_END)}$\n?"
+    return re.sub(pattern, "", text)
+
+
+def dotenv_quote(value: str) -> str:
+    """`value` (a URL, a path) so that python-dotenv reads it back: quoted if it has spaces."""
+    if re.fullmatch(r"[\w.:/@,+=-]*", value):
+        return value
+    return "'" + value.replace("'", "\\'") + "'"
+
+
+def write_env_block(values: dict[str, str]) -> None:
+    """Put `values` (what make run gives its children on top of the user's settings) into make
+    run's block at the end of `.env`, where they win over the lines above for `flask --app wsgi`
+    as they do for the children; no values: no block."""
+    text = without_block(ENV_FILE.read_text())
+    if values:
+        lines = "".join(f"{name}={dotenv_quote(value)}\n" for name, value in values.items())
+        if text and not text.endswith("\n\n"):  # a blank line before the block
+            text += "\n" if text.endswith("\n") else "\n\n"
+        text = f"{text}{BLOCK_START}\n{BLOCK_COMMENT}{lines}{BLOCK_END}\n"
+    if text != ENV_FILE.read_text():
+        ENV_FILE.write_text(text)
 
 
 def is_production(settings: dict[str, str]) -> bool:
@@ -160,12 +216,18 @@ def gateway_env(settings: dict[str, str], port: int, simulator_url: str | None) 
             MIDTRANS_NOTIFICATION_URL=f"http://127.0.0.1:{port}/notification",
         )
         # Let a demo client app on this machine receive payment callbacks.
-        env.setdefault("CALLBACK_ALLOWED_HOSTS", "127.0.0.1,::1,localhost")
+        if not settings.get("CALLBACK_ALLOWED_HOSTS", "").strip():
+            env["CALLBACK_ALLOWED_HOSTS"] = "127.0.0.1,::1,localhost"
         # Orders made against the simulator exist nowhere else: keep them out of the database
         # the gateway uses with real Midtrans (unless DATABASE_URL says otherwise).
         if not settings.get("DATABASE_URL", "").strip():
             env["DATABASE_URL"] = f"sqlite:///{SIMULATOR_DATABASE}"
     return env
+
+
+def wiring(env: dict[str, str]) -> dict[str, str]:
+    """What the children get on top of the real environment (but the port to listen on)."""
+    return {k: v for k, v in env.items() if k != "GUNICORN_BIND" and os.environ.get(k) != v}
 
 
 def check_port_free(port: int, name: str) -> None:
@@ -179,6 +241,17 @@ def check_port_free(port: int, name: str) -> None:
 
 
 # -- database and accounts ---------------------------------------------------------------------
+
+
+def flask_program() -> str:
+    """How to call `flask` from this folder: the virtual environment's, if make run uses one."""
+    program = Path(PYTHON).parent / "flask"
+    if not program.exists():
+        return "flask"
+    try:
+        return str(program.relative_to(REPO))
+    except ValueError:
+        return "flask"
 
 
 def flask_command(*args: str) -> list[str]:
@@ -221,6 +294,55 @@ def ensure_admin(env: dict[str, str], credentials: dict[str, str]) -> None:
         print(f"Created the admin {ADMIN_USERNAME!r}.")
     elif "already exists" not in done.stderr + done.stdout:
         sys.exit(f"Could not create the admin:\n{done.stdout}{done.stderr}")
+
+
+def check_demo_key(
+    env: dict[str, str], credentials: dict[str, str], gateway_url: str
+) -> str | None:
+    """Ask the running gateway whether the kept demo key still works. A warning when it does
+    not (the app was disabled, or its key rotated in the dashboard), and a rotated key is
+    forgotten, so no curl that answers 401 is printed, now or next time."""
+    key = credentials.get("demo_api_key")
+    if not key:
+        return None
+    request = urllib.request.Request(
+        gateway_url + KEY_CHECK_PATH, headers={"X-App-Code": DEMO_APP, "X-Api-Key": key}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            status = answer.status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    except (urllib.error.URLError, OSError):
+        return None
+    if status != 401:
+        return None
+    if demo_app_state(env) == "disabled":
+        return (
+            f"  WARNING: the client app {DEMO_APP!r} is disabled, so this key is refused (401)."
+            f"\n  Enable it in the dashboard (App Keys) or with: flask --app wsgi apps enable "
+            f"{DEMO_APP}"
+        )
+    del credentials["demo_api_key"]
+    write_credentials(credentials)
+    kept_in = CREDENTIALS_FILE.relative_to(REPO)
+    return (
+        f"  WARNING: the key of {DEMO_APP!r} kept in {kept_in} was refused (401): it was\n"
+        "  rotated, probably in the dashboard, and is forgotten now. Use the key the dashboard\n"
+        "  showed, or make a new one in this folder (the current key then stops working):\n"
+        f"    flask --app wsgi apps rotate-key {DEMO_APP}\n"
+        f"  and add it as demo_api_key=... to {kept_in} to see it here next time."
+    )
+
+
+def demo_app_state(env: dict[str, str]) -> str | None:
+    """The demo app's state as `flask --app wsgi apps list` shows it: active or disabled."""
+    listing = run_flask(env, "apps", "list")
+    for line in listing.stdout.splitlines():
+        if line.split()[:1] == [DEMO_APP]:
+            found = re.search(r"\s(active|disabled)\s", line[20:])
+            return found.group(1) if found else None
+    return None
 
 
 def ensure_demo_app(env: dict[str, str], credentials: dict[str, str]) -> None:
@@ -336,6 +458,8 @@ def print_banner(
     credentials: dict[str, str],
     gateway_url: str,
     simulator_url: str | None,
+    *,
+    key_warning: str | None = None,
 ) -> None:
     admin_password = credentials.get("admin_password", "(set earlier; not stored here)")
     lines = [
@@ -353,6 +477,8 @@ def print_banner(
         )
     lines += [
         f"  Admin:      {gateway_url}/admin/  (user {ADMIN_USERNAME}, password {admin_password})",
+        f"  Commands:   {flask_program()} --app wsgi apps list  (in this folder: the same "
+        "database, through .env)",
         "",
     ]
     key = credentials.get("demo_api_key")
@@ -372,8 +498,12 @@ def print_banner(
             f"  curl -sS {gateway_url}/status/{order_id} \\",
             f"    -H 'X-App-Code: {DEMO_APP}' -H 'X-Api-Key: {key}'",
         ]
+        if key_warning:
+            lines += ["", key_warning]
     elif is_production(settings) and not simulator_url:
         lines.append("  No demo app in production: flask --app wsgi apps create CODE --name NAME")
+    elif key_warning:
+        lines.append(key_warning)
     else:
         lines.append(
             f"  The app {DEMO_APP!r} exists but its key is not stored here: "

@@ -25,6 +25,22 @@ METHODS["qris"] = ("QRIS", {"other_qris", "qris"})
 METHODS["credit_card"] = ("Card", {"credit_card"})
 
 
+# The icon browsers ask every page of the simulator for (its pages link to it, too).
+FAVICON_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
+    '<rect width="16" height="16" rx="3" fill="#0b2e4f"/>'
+    '<text x="8" y="12" font-family="sans-serif" font-size="10" font-weight="bold" '
+    'text-anchor="middle" fill="#fff">S</text></svg>'
+)
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    icon = Response(FAVICON_SVG, mimetype="image/svg+xml")
+    icon.cache_control.public, icon.cache_control.max_age = True, 86400
+    return icon
+
+
 @bp.get("/snap/v4/redirection/<token>")
 def show(token):
     return _render(_order(token))

@@ -13,6 +13,9 @@ from app.config import (
     Settings,
 )
 
+# A random key: production refuses a made-up one such as "x" * 40 (tests/test_start_up.py).
+STRONG_KEY = "5f0c9e1d7a3b48e2c6f19d0a7b4e3c82"
+
 
 def test_defaults_are_sandbox_sqlite_and_ten_second_timeout(tmp_path):
     settings = Settings.from_env({}, instance_path=str(tmp_path))
@@ -25,7 +28,7 @@ def test_defaults_are_sandbox_sqlite_and_ten_second_timeout(tmp_path):
 
 def test_production_flag_picks_production_hosts():
     s = Settings.from_env(
-        {"MIDTRANS_IS_PRODUCTION": "true", "SECRET_KEY": "x" * 40, "MIDTRANS_SERVER_KEY": "Mid-a"}
+        {"MIDTRANS_IS_PRODUCTION": "true", "SECRET_KEY": STRONG_KEY, "MIDTRANS_SERVER_KEY": "Mid-a"}
     )
     assert (s.midtrans.api_base_url, s.midtrans.snap_base_url) == (PRODUCTION_API, PRODUCTION_SNAP)
 
@@ -65,7 +68,7 @@ def test_every_spec_name_is_read():
         (
             {
                 "MIDTRANS_IS_PRODUCTION": "true",
-                "SECRET_KEY": "s" * 40,
+                "SECRET_KEY": STRONG_KEY,
                 "MIDTRANS_SERVER_KEY": "SB-Mid-server-x",
             },
             "sandbox key",

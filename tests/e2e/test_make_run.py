@@ -151,3 +151,84 @@ def test_make_run_serves_a_working_demo_and_stops_cleanly(fresh_clone):
     assert text.startswith("# my own settings\nLOG_LEVEL=WARNING\n")
     assert re.search(r"^SECRET_KEY=[0-9a-f]{64}$", text, re.MULTILINE)
     assert processes_in(fresh_clone) == []
+
+
+def flask_in(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    """`flask --app wsgi ARGS` typed in `folder` as the README shows (no DATABASE_URL given)."""
+    env = clean_env()
+    del env["PYTHONPATH"]  # the copy's own code, found from its folder
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", *args],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.timeout(300)
+def test_the_readme_command_line_works_beside_make_run_and_a_rotated_key_is_not_printed(
+    fresh_clone,
+):
+    # Before anything is set up: one line saying what to do, and no empty database made.
+    early = flask_in(fresh_clone, "apps", "list")
+    assert early.returncode != 0 and "Traceback" not in early.stdout + early.stderr
+    assert "run `flask --app wsgi db upgrade`" in early.stderr
+    assert len((early.stdout + early.stderr).strip().splitlines()) == 1
+    assert not (fresh_clone / "instance" / "gateway.db").exists()
+
+    port, simulator_port = free_port(), free_port()
+    gateway = f"http://127.0.0.1:{port}"
+    run = MakeRun(fresh_clone, port, simulator_port)
+    try:
+        demo_key = run.wait_for(r"^\s*X-Api-Key: (\S+)$").group(1)
+        run.wait_for(r"^Open its redirect_url")
+
+        # The README's command, in the same folder, while make run runs: same database.
+        created = flask_in(fresh_clone, "apps", "create", "shop", "--name", "Online shop")
+        assert created.returncode == 0, created.stdout + created.stderr
+        shop = {"X-App-Code": "shop", "X-Api-Key": created.stdout.strip().splitlines()[-1]}
+        answer = requests.post(
+            f"{gateway}/charge",
+            json={"order_id": "INV-1", "amount": 150000},
+            headers=shop,
+            timeout=30,
+        )
+        assert answer.status_code == 201, answer.text
+        assert f"127.0.0.1:{simulator_port}" in answer.json()["redirect_url"]
+        listing = flask_in(fresh_clone, "apps", "list").stdout.splitlines()
+        shop_line = next(line for line in listing if line.startswith("shop "))
+        assert shop_line.endswith("WIB") and "never" not in shop_line  # used via the gateway
+
+        # An admin rotates the demo key (here on the command line, as the dashboard does).
+        rotated = flask_in(fresh_clone, "apps", "rotate-key", "demo")
+        assert rotated.returncode == 0, rotated.stderr
+        demo = {"X-App-Code": "demo", "X-Api-Key": demo_key}
+        assert requests.get(f"{gateway}/status/x", headers=demo, timeout=10).status_code == 401
+    finally:
+        assert run.stop() == 0, run.output()
+    assert not (fresh_clone / "instance" / "gateway.db").exists()
+
+    # The next make run warns instead of printing a key (and a curl) that answers 401...
+    again = MakeRun(fresh_clone, port, simulator_port)
+    try:
+        again.wait_for(r"^\s*Commands:")
+        warning = again.wait_for(r"WARNING: .*(?:\n  .*)+").group(0)
+        assert "401" in warning and "flask --app wsgi apps rotate-key demo" in warning
+        assert demo_key not in again.output()
+        assert demo_key not in (fresh_clone / "instance" / "demo-credentials.txt").read_text()
+
+        # ...and its instructions work: a new key, in this folder, used at once.
+        fresh = flask_in(fresh_clone, "apps", "rotate-key", "demo")
+        demo["X-Api-Key"] = fresh.stdout.strip().splitlines()[-1]
+        answer = requests.post(
+            f"{gateway}/charge",
+            json={"order_id": "DEMO-2", "amount": 5000},
+            headers=demo,
+            timeout=30,
+        )
+        assert answer.status_code == 201, answer.text
+    finally:
+        assert again.stop() == 0, again.output()
+    assert processes_in(fresh_clone) == []
