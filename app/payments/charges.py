@@ -25,7 +25,7 @@ from ..extensions import db
 from ..midtrans import Midtrans
 from ..models import App, EventSource, LinkState, Transaction, TransactionEvent, TxStatus
 from ..schemas import ORDER_ID_MAX, ChargeRequest
-from .lifecycle import apply_midtrans_status, locked_transaction, status_view
+from .lifecycle import apply_midtrans_status, flag_order, locked_transaction, status_view
 from .outbox import enqueue_update
 from .outcomes import Outcome, outcome_of
 from .recovery import RECOVERED
@@ -119,15 +119,10 @@ def _adopt_taken_order(
     if txn.attempt == attempt and txn.link_state == LinkState.CREATING:
         txn.link_state = LinkState.CREATED
         txn.last_error = None
-        txn.flag = "adopted: Midtrans already held a payment under this order id"
-        db.session.add(
-            TransactionEvent(
-                transaction_id=txn.id,
-                from_status=None,
-                to_status=txn.status,
-                source=EventSource.CHARGE,
-                detail=f"{txn.flag} ({txn.midtrans_order_id})",
-            )
+        flag_order(
+            txn,
+            f"adopted: Midtrans already held a payment under {txn.midtrans_order_id}",
+            source=EventSource.CHARGE,
         )
     db.session.commit()
     txn, _ = apply_midtrans_status(txn_id, answer, source=EventSource.CHARGE)

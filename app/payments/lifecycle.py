@@ -149,7 +149,10 @@ def record_change(
     return event
 
 
-def _flag(txn: Transaction, reason: str, *, source: EventSource, notification_id: int | None):
+def flag_order(
+    txn: Transaction, reason: str, *, source: EventSource, notification_id: int | None = None
+) -> None:
+    """Put the (locked) order in front of a person, with the reason on its timeline."""
     log.error("order %s flagged: %s", txn.midtrans_order_id, reason)
     txn.flag = reason[:255]
     db.session.add(
@@ -203,7 +206,7 @@ def apply_midtrans_status(
     new_fraud = answer.get("fraud_status")
     answered_for = answer.get("order_id")
     if answered_for is not None and answered_for != txn.midtrans_order_id:
-        _flag(
+        flag_order(
             txn,
             f"Midtrans answered for order {answered_for!s:.60}; {new} not applied",
             source=source,
@@ -219,7 +222,7 @@ def apply_midtrans_status(
     if new and amount.fee is not None:
         txn.customer_imposed_fee = amount.fee
     if new and not amount.fits:
-        _flag(
+        flag_order(
             txn,
             f"amount mismatch: {amount.reason}; {new} not applied",
             source=source,

@@ -35,11 +35,10 @@ from ..models import (
     Notification,
     NotificationOutcome,
     Transaction,
-    TransactionEvent,
     TxStatus,
 )
 from .charges import ATTEMPT_GRACE
-from .lifecycle import apply_midtrans_status, locked_transaction, record_change
+from .lifecycle import apply_midtrans_status, flag_order, locked_transaction, record_change
 from .notifications import confirm_notification
 from .outcomes import needs_checking
 
@@ -241,15 +240,22 @@ def reconcile_due_orders(
     room = min(BATCH, budget.remaining())
     if room <= 0:
         return 0
+    due = _due(Transaction, Transaction.next_check_at, now, room)
+    return _each_claimed(due, budget, now, "reconciled", reconcile_order, midtrans=midtrans)
+
+
+def _each_claimed(ids, budget: StatusCallBudget, now: datetime, done_as: str, work, **kw) -> int:
+    """Claim each order in turn and work on it (one status call each) while the budget
+    lasts; an order another worker holds costs nothing. How many were worked on."""
     done = 0
-    for txn_id in _due(Transaction, Transaction.next_check_at, now, room):
+    for txn_id in ids:
         if not budget.take():
             break
         if not _claim(Transaction, txn_id, now):
             budget.give_back()
             continue
-        outcome = reconcile_order(txn_id, midtrans=midtrans, now=now)
-        log.info("reconciled transaction %s: %s", txn_id, outcome)
+        outcome = work(txn_id, now=now, **kw)
+        log.info("%s transaction %s: %s", done_as, txn_id, outcome)
         done += 1
     return done
 
@@ -294,17 +300,9 @@ def settle_abandoned_attempts(
         ).scalars()
     )
     db.session.commit()
-    done = 0
-    for txn_id in ids:
-        if not budget.take():
-            break
-        if not _claim(Transaction, txn_id, now):
-            budget.give_back()
-            continue
-        outcome = settle_attempt(txn_id, midtrans=midtrans, now=now)
-        log.info("abandoned attempt of transaction %s: %s", txn_id, outcome)
-        done += 1
-    return done
+    return _each_claimed(
+        ids, budget, now, "abandoned attempt of", settle_attempt, midtrans=midtrans
+    )
 
 
 def settle_attempt(txn_id: int, *, midtrans: Midtrans, now: datetime) -> str:
@@ -349,10 +347,11 @@ def settle_attempt(txn_id: int, *, midtrans: Midtrans, now: datetime) -> str:
         f"attempt {attempt} abandoned: its Snap call never finished (the gateway process "
         f"likely died), yet Midtrans has a transaction ({found}) for it"
     )
-    _flag(
+    flag_order(
         txn,
         f"Midtrans has a transaction ({found}) for {ident}, a Snap link no client was shown "
         "(its attempt was abandoned): check the payment",
+        source=EventSource.RECONCILIATION,
     )
     if needs_checking(answer.get("transaction_status"), answer.get("fraud_status")):
         txn.next_check_at, txn.check_count = _scheduled(txn, now, answer)
@@ -377,25 +376,6 @@ def _release(txn_id: int) -> None:
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
-
-
-def _flag(txn: Transaction, reason: str) -> None:
-    """Put the (locked) order in front of a person, with the reason on its timeline."""
-    log.error("order %s flagged: %s", txn.midtrans_order_id, reason)
-    txn.flag = reason[:255]
-    db.session.add(
-        TransactionEvent(
-            transaction_id=txn.id,
-            from_status=txn.status,
-            to_status=txn.status,
-            fraud_status=txn.fraud_status,
-            source=EventSource.RECONCILIATION,
-            detail=reason,
-        )
-    )
-
-
-# -- notifications ----------------------------------------------------------------------------
 
 
 def confirm_due_notifications(

@@ -18,9 +18,9 @@ from sqlalchemy import select
 from ..database import begin_read, begin_write
 from ..extensions import db
 from ..midtrans import Midtrans
-from ..models import App, EventSource, LinkState, Transaction, TransactionEvent, TxStatus
+from ..models import App, EventSource, LinkState, Transaction, TxStatus
 from ..schemas import ORDER_ID_RE
-from .lifecycle import apply_midtrans_status
+from .lifecycle import apply_midtrans_status, flag_order
 from .outcomes import gross_amount_info, rupiah
 
 log = logging.getLogger(__name__)
@@ -129,16 +129,10 @@ def recover_order(
         log.error("order %s: %s", txn.midtrans_order_id, txn.flag)
         db.session.commit()
         return None
-    txn.flag = RECOVERED_FLAG
-    db.session.add(
-        TransactionEvent(
-            transaction_id=txn.id,
-            from_status=None,
-            to_status=txn.status,
-            source=EventSource.RECOVERY,
-            detail=f"{RECOVERED_FLAG}; Midtrans order {midtrans_order_id}",
-        )
+    flag_order(
+        txn, f"{RECOVERED_FLAG}; Midtrans order {midtrans_order_id}", source=EventSource.RECOVERY
     )
+    txn.flag = RECOVERED_FLAG
     db.session.commit()
     log.error("order %s recovered from Midtrans for app %s", midtrans_order_id, app.code)
     txn, _ = apply_midtrans_status(txn.id, answer, source=EventSource.RECOVERY)
