@@ -68,6 +68,8 @@ def create_app(env: dict[str, str] | None = None) -> Flask:
         metrics_token=settings.metrics_token,
         per_app=settings.ratelimit_per_app,
         login=settings.ratelimit_login,
+        failed_auth=settings.ratelimit_failed_auth,
+        rejected_notifications=settings.ratelimit_rejected_notifications,
         storage=settings.ratelimit_storage_uri,
     )
 

@@ -199,6 +199,8 @@ class Settings:
     metrics_token: str = field(default="", repr=False)
     ratelimit_per_app: str = "600 per minute"
     ratelimit_login: str = "10 per minute"
+    ratelimit_failed_auth: str = "60 per minute"
+    ratelimit_rejected_notifications: str = "60 per hour"
     ratelimit_storage_uri: str = "memory://"
     secret_key_is_ephemeral: bool = False
 
@@ -266,6 +268,10 @@ class Settings:
             metrics_token=env.get("METRICS_TOKEN", "").strip(),
             ratelimit_per_app=_rate(env, "RATELIMIT_PER_APP", "600 per minute"),
             ratelimit_login=_rate(env, "RATELIMIT_LOGIN", "10 per minute"),
+            ratelimit_failed_auth=_rate(env, "RATELIMIT_FAILED_AUTH", "60 per minute"),
+            ratelimit_rejected_notifications=_rate(
+                env, "RATELIMIT_REJECTED_NOTIFICATIONS", "60 per hour"
+            ),
             ratelimit_storage_uri=env.get("RATELIMIT_STORAGE_URI", "").strip() or "memory://",
             secret_key_is_ephemeral=ephemeral,
         )

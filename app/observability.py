@@ -267,16 +267,10 @@ def init_observability(
     app.config["RATELIMIT_STORAGE_URI"] = storage_uri(storage)
     app.config["RATELIMIT_PER_APP"] = per_app
     app.config["RATELIMIT_LOGIN"] = login
-    # Until the settings carry them (app/config.py), the defaults above; a test or an
-    # operator's wsgi wrapper may set app.config afterwards (read at each request).
-    settings = app.extensions.get("settings")
-    app.config["RATELIMIT_FAILED_AUTH"] = (
-        failed_auth or getattr(settings, "ratelimit_failed_auth", None) or FAILED_AUTH_DEFAULT
-    )
+    # Read at each request, so a test may change app.config afterwards.
+    app.config["RATELIMIT_FAILED_AUTH"] = failed_auth or FAILED_AUTH_DEFAULT
     app.config["RATELIMIT_REJECTED_NOTIFICATIONS"] = (
-        rejected_notifications
-        or getattr(settings, "ratelimit_rejected_notifications", None)
-        or REJECTED_NOTIFICATIONS_DEFAULT
+        rejected_notifications or REJECTED_NOTIFICATIONS_DEFAULT
     )
 
     # Registered before the limiter's, so it runs after it (Flask runs after_request hooks

@@ -98,3 +98,16 @@ def test_real_environment_wins_over_dotenv(tmp_path, monkeypatch):
     assert s.midtrans.timeout == 7
     assert s.midtrans.merchant_id == "FROM-FILE"
     monkeypatch.delenv("MIDTRANS_MERCHANT_ID", raising=False)
+
+
+def test_the_abuse_limits_are_read_from_the_environment(env, build_app):
+    flask_app = build_app(
+        {
+            **env,
+            "RATELIMIT_FAILED_AUTH": "7 per minute",
+            "RATELIMIT_REJECTED_NOTIFICATIONS": "9 per hour",
+        },
+        reset=False,
+    )
+    assert flask_app.config["RATELIMIT_FAILED_AUTH"] == "7 per minute"
+    assert flask_app.config["RATELIMIT_REJECTED_NOTIFICATIONS"] == "9 per hour"
