@@ -11,6 +11,7 @@ This module imports nothing else of the gateway, so `gunicorn.conf.py` can load 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import secrets
@@ -67,7 +68,15 @@ def _flag(env: dict[str, str], name: str, default: bool = False) -> bool:
     raise ConfigError(f"{name} must be true or false")
 
 
-def _number(env: dict[str, str], name: str, default: float) -> float:
+# A call to Midtrans or a client app lasts at most this long: the worker's SIGTERM waits for
+# the one in hand, and systemd's TimeoutStopSec=60 (midtrans-gateway-worker.service) must
+# outlast it with room to spare.
+MAX_CALL_SECONDS = 50.0
+
+
+def _number(
+    env: dict[str, str], name: str, default: float, *, maximum: float = MAX_CALL_SECONDS
+) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -75,8 +84,13 @@ def _number(env: dict[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number of seconds") from None
-    if value <= 0:
+    if not math.isfinite(value) or value <= 0:
         raise ConfigError(f"{name} must be greater than 0")
+    if value > maximum:
+        raise ConfigError(
+            f"{name} must be at most {maximum:g} seconds (the worker's stop waits for a call "
+            "in hand, within systemd's TimeoutStopSec=60)"
+        )
     return value
 
 

@@ -111,3 +111,10 @@ def test_the_abuse_limits_are_read_from_the_environment(env, build_app):
     )
     assert flask_app.config["RATELIMIT_FAILED_AUTH"] == "7 per minute"
     assert flask_app.config["RATELIMIT_REJECTED_NOTIFICATIONS"] == "9 per hour"
+
+
+@pytest.mark.parametrize("name", ["MIDTRANS_TIMEOUT", "CALLBACK_TIMEOUT"])
+@pytest.mark.parametrize("value", ["51", "nan", "inf", "0", "-1"])
+def test_call_timeouts_stay_within_the_workers_stop_bound(env, name, value):
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({**env, name: value})
