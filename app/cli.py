@@ -245,6 +245,23 @@ def create_admin(username: str, password: str):
     click.echo(f"Admin {username} created.")
 
 
+@admins_cli.command("unlock")
+@click.argument("username")
+def unlock_admin(username: str):
+    """Clear the login throttling of an admin: every address may try this account at once."""
+    from .admin import throttle
+
+    if not username or not username.isprintable():
+        raise click.ClickException(f"no admin named {username!r}")
+    if not db.session.execute(select(Admin.id).where(Admin.username == username)).first():
+        raise click.ClickException(f"no admin named {username!r}")
+    cleared = throttle.unlock(username)
+    click.echo(
+        f"Login throttling of {username} cleared "
+        f"({cleared} address{'' if cleared == 1 else 'es'} had failed logins on record)."
+    )
+
+
 @click.command("worker")
 @click.option("--interval", default=5.0, show_default=True, help="Seconds to wait when idle.")
 @click.option("--once", is_flag=True, help="Run every job once, then exit (for cron or tests).")

@@ -79,3 +79,24 @@ def test_admins_create_refuses_short_passwords_and_duplicates(app, cli):
     cli("admins", "create", "ops", "--password", "long enough pass")
     dup = cli("admins", "create", "ops", "--password", "long enough pass", expect_ok=False)
     assert dup.exit_code != 0 and "already exists" in dup.output
+
+
+def test_admins_unlock_clears_the_login_throttle(app, cli):
+    from admin.dashboard import log_in
+
+    app.config["RATELIMIT_LOGIN"] = "10000 per minute"  # the throttle, not flask-limiter
+    cli("admins", "create", "ops", "--password", "a long enough password")
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = "192.0.2.77"
+    for _ in range(5):
+        assert log_in(client, "ops", "wrong password!!").status_code == 401
+    assert log_in(client, "ops", "a long enough password").status_code == 429  # must wait
+    out = cli("admins", "unlock", "ops").output
+    assert "Login throttling of ops cleared (1 address had failed logins on record)" in out
+    assert log_in(client, "ops", "a long enough password").status_code == 302
+    assert "(0 addresses" in cli("admins", "unlock", "ops").output
+
+
+def test_admins_unlock_of_an_unknown_admin_is_an_error(app, cli):
+    result = cli("admins", "unlock", "ghost", expect_ok=False)
+    assert result.exit_code != 0 and "no admin named 'ghost'" in result.output

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 
 from flask import current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_limiter.util import get_remote_address
 from sqlalchemy import select
 
-from ..auth import hash_password, verify_password
+from ..auth import hash_password
 from ..extensions import db
 from ..models import Admin
 from ..observability import limiter
@@ -19,6 +21,7 @@ from .i18n import LANGUAGES
 from .sessions import (
     LoginResult,
     check_credentials,
+    check_current_password,
     end_other_sessions,
     end_session,
     start_session,
@@ -37,11 +40,7 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         username = form.username.data.strip()
-        # No admin's name has a control character (PostgreSQL refuses a NUL in the lookup).
-        if username.isprintable():
-            result = check_credentials(username, form.password.data)
-        else:
-            result = LoginResult(None)
+        result = check_credentials(username, form.password.data, remote_addr=request.remote_addr)
         if result.ok:
             start_session(
                 result.admin, ip=request.remote_addr, user_agent=request.user_agent.string
@@ -53,21 +52,47 @@ def login():
             "login_failed",
             username=username,
             target=f"admin:{username}",
-            detail="locked" if result.locked_for else None,
+            detail=_throttle_detail(result),
         )
-        if result.locked_for:
-            minutes = max(1, math.ceil(result.locked_for.total_seconds() / 60))
+        if result.wait:
+            wait = _wait(result.wait)
+            flash(_("Too many failed logins. Try again in %(wait)s.", wait=wait), "error")
+            return _wait_answer(render_template("admin/login.html", form=form), result.wait)
+        flash(_("Wrong username or password."), "error")
+        if result.wait_if_wrong:
             flash(
                 _(
-                    "Too many failed logins. Try again in %(minutes)d minute(s).",
-                    minutes=minutes,
+                    "Too many failed logins: the next try is possible in %(wait)s.",
+                    wait=_wait(result.wait_if_wrong),
                 ),
                 "error",
             )
-        else:
-            flash(_("Wrong username or password."), "error")
         return render_template("admin/login.html", form=form), 401
     return render_template("admin/login.html", form=form)
+
+
+def _wait(wait: timedelta) -> str:
+    """A wait as people say it: whole seconds up to 90, whole minutes (rounded up) beyond."""
+    seconds = max(1, math.ceil(wait.total_seconds()))
+    if seconds <= 90:
+        return ngettext("%(num)d second", "%(num)d seconds", seconds)
+    minutes = math.ceil(seconds / 60)
+    return ngettext("%(num)d minute", "%(num)d minutes", minutes)
+
+
+def _wait_answer(body: str, wait: timedelta):
+    """429 with Retry-After: the address must wait before its next password check."""
+    seconds = str(max(1, math.ceil(wait.total_seconds())))
+    g.retry_after = seconds  # kept by app.observability's after_request
+    return body, 429, {"Retry-After": seconds}
+
+
+def _throttle_detail(result: LoginResult) -> str | None:
+    if result.wait:
+        return f"refused unchecked: the address waits {math.ceil(result.wait.total_seconds())} s"
+    if result.wait_if_wrong:
+        return f"the address now waits {math.ceil(result.wait_if_wrong.total_seconds())} s"
+    return None
 
 
 @bp.post("/logout")
@@ -91,8 +116,28 @@ def account():
     form = PasswordChangeForm()
     if form.validate_on_submit():
         admin = g.admin
-        if not verify_password(admin.password_hash, form.current.data):
+        check = check_current_password(admin, form.current.data, remote_addr=request.remote_addr)
+        if check.wait:
+            audit.record(
+                "password_change", target=f"admin:{admin.username}", detail=_throttle_detail(check)
+            )
+            form.current.errors.append(
+                _("Too many wrong passwords. Try again in %(wait)s.", wait=_wait(check.wait))
+            )
+            return _wait_answer(render_template("admin/account.html", form=form), check.wait)
+        if not check.ok:
+            detail = "failed: wrong current password"
+            if check.wait_if_wrong:
+                detail += "; " + _throttle_detail(check)
+            audit.record("password_change", target=f"admin:{admin.username}", detail=detail)
             form.current.errors.append(_("The current password is wrong."))
+            if check.wait_if_wrong:
+                form.current.errors.append(
+                    _(
+                        "Too many wrong passwords: the next try is possible in %(wait)s.",
+                        wait=_wait(check.wait_if_wrong),
+                    )
+                )
         else:
             admin.password_hash = hash_password(form.new.data)
             db.session.commit()

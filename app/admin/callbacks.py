@@ -17,7 +17,7 @@ from .. import payments
 from ..database import begin_write, lock_row
 from ..errors import GatewayError
 from ..extensions import db
-from ..models import App, CallbackEvent, CallbackState
+from ..models import App, CallbackEvent, CallbackState, Transaction
 from . import audit, bp, queries, safe_next, search_term
 from .forms import CallbackRecoverForm, ConfirmedActionForm, ConfirmForm
 
@@ -162,10 +162,15 @@ def callback_log(app_id: int):
     if state not in STATES:
         state = None
     q = search_term(request.args.get("q"))
+    order = _order_of(app_id, request.args.get("txn", type=int))
     page = queries.callback_events_page(
-        app_id, state=state, q=q, page=request.args.get("page", 1, type=int) or 1
+        app_id,
+        state=state,
+        q=q,
+        page=request.args.get("page", 1, type=int) or 1,
+        txn_id=order.id if order else None,
     )
-    args = {k: v for k, v in {"state": state, "q": q}.items() if v}
+    args = {k: v for k, v in {"state": state, "q": q, "txn": order and order.id}.items() if v}
     return render_template(
         "admin/callbacks.html",
         app=client_app,
@@ -173,11 +178,21 @@ def callback_log(app_id: int):
         state=state,
         states=STATES,
         q=q,
+        order=order,
         args=args,
         counts=queries.callback_counts(app_id),
         form=ConfirmForm(formdata=None),
         recover_form=CallbackRecoverForm(formdata=None, since=_default_since(client_app)),
     )
+
+
+def _order_of(app_id: int, txn_id: int | None) -> Transaction | None:
+    """The app's order a `txn=` filter names; None for anything else (no such row, another
+    app's order, a number beyond the database's INTEGER)."""
+    if txn_id is None or not 0 < txn_id < 2**31:
+        return None
+    txn = db.session.get(Transaction, txn_id)
+    return txn if txn is not None and txn.app_id == app_id else None
 
 
 def _get_event(app_id: int, event_pk: int) -> CallbackEvent:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 
 from flask import Flask
+from markupsafe import Markup, escape
 
 from ..payments.outcomes import is_paid, outcome_of
 from . import meaning
@@ -38,6 +40,31 @@ def pretty_json(raw) -> str:
     return json.dumps(raw, indent=2, ensure_ascii=False, sort_keys=True)
 
 
+BODY_PREVIEW_BYTES = 3000  # a real Midtrans notification, indented and escaped, is < 2 KB
+
+
+@dataclass(frozen=True)
+class Clipped:
+    html: Markup
+    clipped: bool  # something was left out
+
+
+def clip_html(text: str | None, limit: int = BODY_PREVIEW_BYTES) -> Clipped:
+    """The start of `text`, HTML-escaped, taking at most `limit` bytes of the page: escaping
+    and UTF-8 are counted, so a body of quotes or emoji cannot make a list long either."""
+    text = text or ""
+    if len(text) * 6 <= limit:  # no character escapes to more than 6 bytes
+        return Clipped(escape(text), False)
+    pieces, size = [], 0
+    for char in text:
+        piece = str(escape(char))
+        size += len(piece.encode("utf-8", "replace"))
+        if size > limit:
+            return Clipped(Markup("".join(pieces)) + "\u2026", True)
+        pieces.append(piece)
+    return Clipped(Markup("".join(pieces)), False)
+
+
 def callback_status(payload: str) -> str | None:
     """The order status a callback body reports (`data.transaction_status`), if readable."""
     try:
@@ -59,6 +86,7 @@ def register_filters(app: Flask) -> None:
     app.jinja_env.globals.update(
         outcome_of=outcome_of,
         is_paid=is_paid,
+        clip_html=clip_html,
         OUTCOME_LABELS=meaning.LABELS,
         OUTCOME_KINDS=meaning.KINDS,
     )

@@ -1,14 +1,14 @@
 """The dashboard's own tables: login sessions, login throttling, and the audit log.
 
 Sessions and throttles live in the database, not in process memory, so every gunicorn worker
-sees the same logins, logouts and lockouts.
+sees the same logins, logouts and waits.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -31,15 +31,19 @@ class AdminSession(db.Model):
 
 
 class LoginThrottle(db.Model):
-    """Failed logins per username (known or not, so a lockout reveals nothing)."""
+    """A leaky bucket of recent failed password checks (`app.admin.throttle`): of one address
+    for one username, or, with `username` "", of one address for any username. Kept for
+    usernames that exist and that do not alike, so a wait reveals nothing about an account."""
 
     __tablename__ = "admin_login_throttles"
+    __table_args__ = (UniqueConstraint("address", "username"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    username: Mapped[str] = mapped_column(String(80), unique=True)
-    failures: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    address: Mapped[str] = mapped_column(String(64))  # an IPv4 address or an IPv6 /64
+    username: Mapped[str] = mapped_column(String(80))
+    level: Mapped[float] = mapped_column(Float, default=0.0)  # failures not yet forgotten
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class AuditEntry(db.Model):

@@ -365,29 +365,52 @@ def apps_by_id() -> dict[int, App]:
 # -- notifications and audit -----------------------------------------------------------------
 
 
-def notifications_page(outcome: str | None, page: int) -> Page:
+def notifications_page(outcome: str | None, page: int, *, txn: Transaction | None = None) -> Page:
+    """Notifications, newest first: all, those of one outcome, and/or those about one order."""
     query = select(Notification)
     count = select(func.count()).select_from(Notification)
     if outcome:
         query = query.where(Notification.outcome == outcome)
         count = count.where(Notification.outcome == outcome)
+    if txn is not None:
+        query = query.where(_about(txn))
+        count = count.where(_about(txn))
     return paginate(query.order_by(Notification.id.desc()), count, page)
 
 
-def notifications_of(txn: Transaction) -> list[Notification]:
-    """Every notification about this order: matched to it, or naming its Midtrans order id."""
-    return list(
-        db.session.execute(
-            select(Notification)
-            .where(
-                or_(
-                    Notification.transaction_id == txn.id,
-                    Notification.order_id == txn.midtrans_order_id,
-                )
-            )
-            .order_by(Notification.id)
-        ).scalars()
+@dataclass
+class Newest:
+    """The newest rows of a list that may be long (anyone can post notifications naming an
+    order), and how many there are in all: a page shows these and links to the rest."""
+
+    items: list
+    total: int
+
+    @property
+    def more(self) -> int:
+        return self.total - len(self.items)
+
+
+ORDER_PAGE_ROWS = 20  # notifications and callbacks shown on an order's page
+
+
+def _about(txn: Transaction):
+    """A notification about this order: matched to it, or naming its Midtrans order id."""
+    return or_(
+        Notification.transaction_id == txn.id,
+        Notification.order_id == txn.midtrans_order_id,
     )
+
+
+def notifications_of(txn: Transaction, limit: int = ORDER_PAGE_ROWS) -> Newest:
+    """The newest notifications about this order, and their number."""
+    total = db.session.execute(
+        select(func.count()).select_from(Notification).where(_about(txn))
+    ).scalar_one()
+    items = db.session.execute(
+        select(Notification).where(_about(txn)).order_by(Notification.id.desc()).limit(limit)
+    ).scalars()
+    return Newest(list(items), total)
 
 
 def audit_page(action: str | None, page: int) -> Page:
@@ -402,10 +425,14 @@ def audit_page(action: str | None, page: int) -> Page:
 # -- callbacks to client apps ----------------------------------------------------------------
 
 
-def _callback_filter(query: Select, app_id: int, state: str | None, q: str) -> Select:
+def _callback_filter(
+    query: Select, app_id: int, state: str | None, q: str, txn_id: int | None = None
+) -> Select:
     query = query.where(CallbackEvent.app_id == app_id)
     if state:
         query = query.where(CallbackEvent.state == state)
+    if txn_id is not None:
+        query = query.where(CallbackEvent.transaction_id == txn_id)
     if q:
         pattern = "%" + _escape_like(q) + "%"
         query = query.join(Transaction, Transaction.id == CallbackEvent.transaction_id).where(
@@ -414,14 +441,17 @@ def _callback_filter(query: Select, app_id: int, state: str | None, q: str) -> S
     return query
 
 
-def callback_events_page(app_id: int, *, state: str | None, q: str, page: int) -> Page:
-    """An app's callback events, newest first, with their orders loaded."""
+def callback_events_page(
+    app_id: int, *, state: str | None, q: str, page: int, txn_id: int | None = None
+) -> Page:
+    """An app's callback events, newest first, with their orders loaded (those of one order
+    only with `txn_id`)."""
     query = (
-        _callback_filter(select(CallbackEvent), app_id, state, q)
+        _callback_filter(select(CallbackEvent), app_id, state, q, txn_id)
         .options(selectinload(CallbackEvent.transaction))
         .order_by(CallbackEvent.created_at.desc(), CallbackEvent.id.desc())
     )
-    count = _callback_filter(select(func.count(CallbackEvent.id)), app_id, state, q)
+    count = _callback_filter(select(func.count(CallbackEvent.id)), app_id, state, q, txn_id)
     return paginate(query, count, page)
 
 
@@ -437,14 +467,19 @@ def callback_counts(app_id: int) -> dict[str, int]:
     return counts
 
 
-def callback_events_of(txn: Transaction) -> list[CallbackEvent]:
-    return list(
-        db.session.execute(
-            select(CallbackEvent)
-            .where(CallbackEvent.transaction_id == txn.id)
-            .order_by(CallbackEvent.id)
-        ).scalars()
-    )
+def callback_events_of(txn: Transaction, limit: int = ORDER_PAGE_ROWS) -> Newest:
+    """The newest callback events of this order, and their number."""
+    mine = CallbackEvent.transaction_id == txn.id
+    total = db.session.execute(
+        select(func.count()).select_from(CallbackEvent).where(mine)
+    ).scalar_one()
+    items = db.session.execute(
+        select(CallbackEvent)
+        .where(mine)
+        .order_by(CallbackEvent.created_at.desc(), CallbackEvent.id.desc())
+        .limit(limit)
+    ).scalars()
+    return Newest(list(items), total)
 
 
 def callback_attempts(event_id: int) -> list[CallbackAttempt]:

@@ -1,4 +1,4 @@
-"""Admin logins: server-side session records, timeouts, and per-account throttling.
+"""Admin logins: server-side session records, timeouts, and throttled password checks.
 
 The signed Flask cookie holds only a random session id. The record behind it is created at
 login (a new id every time, so a planted cookie is useless), checked on every request against
@@ -15,22 +15,17 @@ from datetime import datetime, timedelta
 
 from flask import session
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 
 from ..auth import hash_password, verify_password
-from ..database import begin_write
 from ..extensions import db
 from ..models import Admin, utcnow
-from .models import AdminSession, LoginThrottle
+from . import throttle
+from .models import AdminSession
 
 IDLE_TIMEOUT = timedelta(minutes=30)
 ABSOLUTE_TIMEOUT = timedelta(hours=12)
 TOUCH_EVERY = timedelta(seconds=60)  # last_seen_at is written at most this often
 SESSION_KEY = "admin_sid"
-
-MAX_FAILURES = 5  # failures before the account is locked
-FIRST_LOCK = timedelta(minutes=1)  # doubles with each further failure...
-MAX_LOCK = timedelta(hours=1)  # ...up to this
 
 
 @functools.cache
@@ -44,82 +39,53 @@ def _token_hash(token: str) -> str:
 
 
 def normalize_username(username: str) -> str:
-    return username.strip()[:80]
+    """A typed username as it is looked up and throttled: trimmed, at most 80 characters, and
+    nothing the database cannot compare (a NUL, a lone surrogate) left in it."""
+    return "".join(ch if ch.isprintable() else "\ufffd" for ch in username.strip()[:80])
 
 
 @dataclass(frozen=True)
 class LoginResult:
     admin: Admin | None
-    locked_for: timedelta | None = None  # set when the account is locked
+    wait: timedelta | None = None  # refused unchecked: this address must wait this long
+    wait_if_wrong: timedelta | None = None  # wrong, and the next try must wait this long
 
     @property
     def ok(self) -> bool:
         return self.admin is not None
 
 
-def lock_duration(failures: int) -> timedelta | None:
-    if failures < MAX_FAILURES:
-        return None
-    return min(FIRST_LOCK * 2 ** (failures - MAX_FAILURES), MAX_LOCK)
+def check_credentials(username: str, password: str, *, remote_addr: str | None) -> LoginResult:
+    """The admin these credentials belong to, unless they are wrong or the address must wait
+    (`app.admin.throttle`).
 
-
-def check_credentials(username: str, password: str) -> LoginResult:
-    """The admin these credentials belong to, unless wrong or the account is locked.
-
-    Every username, existing or not, is throttled the same way, and a locked account is
-    refused before its password is checked, so neither the answer nor its timing says whether
+    Every username, existing or not, is throttled the same way, and a waiting address is
+    refused before any password is checked, so neither the answer nor its timing says whether
     the account exists or whether the password was right.
     """
     username = normalize_username(username)
-    now = utcnow()
-    throttle = db.session.execute(
-        select(LoginThrottle).where(LoginThrottle.username == username)
-    ).scalar_one_or_none()
-    if throttle is not None and throttle.locked_until and throttle.locked_until > now:
-        db.session.commit()
-        return LoginResult(None, locked_for=throttle.locked_until - now)
+    attempt = throttle.begin_attempt(username, remote_addr)
+    if attempt.refused:
+        return LoginResult(None, wait=attempt.wait)
     admin = db.session.execute(select(Admin).where(Admin.username == username)).scalar_one_or_none()
     db.session.commit()  # no transaction held open during the slow hash
     valid = verify_password(admin.password_hash if admin else _dummy_password_hash(), password)
     if valid and admin is not None:
-        _clear_failures(username)
+        throttle.password_was_right(username, remote_addr)
         return LoginResult(admin)
-    return LoginResult(None, locked_for=_count_failure(username))
+    return LoginResult(None, wait_if_wrong=attempt.wait_if_wrong)
 
 
-def _count_failure(username: str) -> timedelta | None:
-    """Add a failure in one write transaction (several workers may count at once)."""
-    try:
-        return _add_failure(username)
-    except IntegrityError:  # another worker created the row first: count on it
-        db.session.rollback()
-        return _add_failure(username)
-
-
-def _add_failure(username: str) -> timedelta | None:
-    begin_write()
-    throttle = db.session.execute(
-        select(LoginThrottle)
-        .where(LoginThrottle.username == username)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
-    if throttle is None:
-        throttle = LoginThrottle(username=username, failures=0)
-        db.session.add(throttle)
-    now = utcnow()
-    throttle.failures += 1
-    throttle.last_failure_at = now
-    lock = lock_duration(throttle.failures)
-    if lock is not None:
-        throttle.locked_until = now + lock
-    db.session.commit()
-    return lock
-
-
-def _clear_failures(username: str) -> None:
-    db.session.execute(delete(LoginThrottle).where(LoginThrottle.username == username))
-    db.session.commit()
+def check_current_password(admin: Admin, password: str, *, remote_addr: str | None) -> LoginResult:
+    """The account page's "current password", throttled like a login: a stolen session must
+    not be a way to guess the password that would take the account over."""
+    attempt = throttle.begin_attempt(admin.username, remote_addr)
+    if attempt.refused:
+        return LoginResult(None, wait=attempt.wait)
+    if verify_password(admin.password_hash, password):
+        throttle.password_was_right(admin.username, remote_addr)
+        return LoginResult(admin)
+    return LoginResult(None, wait_if_wrong=attempt.wait_if_wrong)
 
 
 def start_session(admin: Admin, *, ip: str | None, user_agent: str | None) -> None:

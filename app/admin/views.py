@@ -26,7 +26,7 @@ from .. import apps as app_service
 from .. import payments
 from ..errors import GatewayError, NotFoundError
 from ..extensions import db
-from ..models import NotificationOutcome, Transaction, TransactionEvent, TxStatus
+from ..models import Notification, NotificationOutcome, Transaction, TransactionEvent, TxStatus
 from ..payments.outcomes import OUTCOMES, REFUNDABLE_OUTCOMES
 from . import audit, bp, callbacks, meaning, queries, search_term
 from .audit import ACTIONS
@@ -392,13 +392,33 @@ def notifications():
     outcome = request.args.get("outcome") or None
     if outcome not in set(NotificationOutcome):
         outcome = None
-    page = queries.notifications_page(outcome, _page_number())
+    order = _order_filter(request.args.get("txn", type=int))
+    page = queries.notifications_page(outcome, _page_number(), txn=order)
+    args = {k: v for k, v in {"outcome": outcome, "txn": order and order.id}.items() if v}
     return render_template(
         "admin/notifications.html",
         page=page,
         outcome=outcome,
         outcomes=[o.value for o in NotificationOutcome],
+        order=order,
+        args=args,
     )
+
+
+def _order_filter(txn_id: int | None) -> Transaction | None:
+    """The order a `txn=` filter names; None for no such row (or a number beyond INTEGER)."""
+    if txn_id is None or not 0 < txn_id < 2**31:
+        return None
+    return db.session.get(Transaction, txn_id)
+
+
+@bp.get("/notifications/<int:notification_id>")
+def notification(notification_id: int):
+    """One notification with its whole body (the lists show the start of each)."""
+    found = db.session.get(Notification, notification_id)
+    if found is None:
+        abort(404)
+    return render_template("admin/notification.html", n=found)
 
 
 @bp.get("/audit")
@@ -417,6 +437,7 @@ SECTIONS = {
     "callback_log": "apps",
     "callback_event": "apps",
     "transaction": "transactions",
+    "notification": "notifications",
     "account": "admins",
 }
 

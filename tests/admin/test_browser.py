@@ -289,3 +289,78 @@ def test_an_admin_follows_callbacks_in_the_browser(screen, live_gateway, midtran
     page.goto(f"{base}/admin/apps")
     page.locator("tbody tr", has_text="hooks").locator("a", has_text="Edit").click()
     shot("20-app-callbacks")
+
+
+def test_a_mistyped_password_waits_and_a_flooded_order_stays_readable(
+    screen, live_gateway, midtrans, app, app_key, monkeypatch
+):
+    """Five wrong passwords: the login page says how long to wait, and after that wait the
+    right password gets in. An order named by 60 forged notifications shows the newest 20,
+    their number and the link to the rest (issue 12 items 2 and 6)."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    import app.admin.throttle as throttle
+    from app.extensions import db
+    from app.models import Notification, NotificationOutcome, Transaction
+
+    now = [datetime.now(UTC)]
+    monkeypatch.setattr(throttle, "utcnow", lambda: now[0])
+    app.config["RATELIMIT_LOGIN"] = "10000 per minute"  # the throttle, not flask-limiter
+    base = live_gateway
+    page, shot = screen.page, screen.shot
+
+    def log_in(password: str) -> str:
+        page.goto(f"{base}/admin/login")
+        page.fill("#username", "root")
+        page.fill("#password", password)
+        page.click("button[type=submit].primary")
+        page.wait_for_load_state()
+        return " ".join(page.locator(".flash").all_inner_texts())
+
+    for _ in range(4):
+        assert "the next try" not in log_in("wrong password!")
+    assert "the next try is possible in 30 seconds" in log_in("wrong password!")
+    assert "Try again in 30 seconds" in log_in(PASSWORD)
+    assert "/admin/login" in page.url
+    shot("21-login-wait")
+    # The browser logs each 401 and 429 page as a failed load: expected here, nothing else.
+    refused = [p for p in screen.problems if "status of 401" in p or "status of 429" in p]
+    assert len(refused) == 6
+    screen.problems[:] = [p for p in screen.problems if p not in refused]
+    now[0] += timedelta(seconds=30)
+    log_in(PASSWORD)
+    assert page.url == f"{base}/admin/"
+
+    snap_ok(midtrans, token="tok-flood")
+    resp = requests.post(
+        f"{base}/charge", json={"order_id": "F-1", "amount": 50000}, headers=app_key, timeout=10
+    )
+    assert resp.status_code == 201, resp.text
+    with app.app_context():
+        txn = db.session.query(Transaction).filter_by(order_id="F-1").one()
+        txn_id = txn.id
+        forged = json.dumps({"order_id": "F-1", "status": "settlement", "x": "<" * 9000})
+        for _ in range(60):
+            db.session.add(
+                Notification(
+                    body=forged,
+                    order_id="F-1",
+                    transaction_status="settlement",
+                    signature_valid=False,
+                    outcome=NotificationOutcome.REJECTED,
+                    reason="signature mismatch",
+                )
+            )
+        db.session.commit()
+    page.goto(f"{base}/admin/transactions/{txn_id}")
+    section = page.locator("#notifications")
+    assert "60 notifications · the newest 20 here" in section.locator(".list-count").inner_text()
+    assert section.locator("details.notification").count() == 20
+    section.locator("details.notification").first.locator("summary").click()
+    assert "The whole body" in section.locator("details.notification").first.inner_text()
+    shot("22-order-flooded")
+    section.locator("a", has_text="see them all").click()
+    assert "F-1" in page.locator("h1").inner_text()
+    assert "Page 1 of 2" in page.locator(".pager").inner_text()
+    shot("23-notifications-of-an-order")

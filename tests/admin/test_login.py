@@ -1,4 +1,4 @@
-"""Logging in and out: throttling, session ids, timeouts, cookie flags."""
+"""Logging in and out: session ids, timeouts, cookie flags (throttling: test_throttle.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ import pytest
 from admin.dashboard import PASSWORD, log_in, token_for
 from sqlalchemy import select, update
 
-from app.admin.models import AdminSession, AuditEntry, LoginThrottle
+from app.admin.models import AdminSession, AuditEntry
 from app.extensions import db
 from app.models import utcnow
 
 GENERIC = "Wrong username or password."
-LOCKED = "Too many failed logins"
 
 
 def session_cookie(client) -> str | None:
@@ -58,42 +57,6 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(client, admin_user,
     with app.app_context():
         entries = db.session.execute(select(AuditEntry.action, AuditEntry.username)).all()
     assert ("login_failed", "root") in entries and ("login_failed", "nobody") in entries
-
-
-@pytest.mark.parametrize("username", ["root", "nobody"])
-def test_five_failures_lock_the_account_even_for_the_right_password(client, admin_user, username):
-    for _ in range(5):
-        assert log_in(client, username, "wrong password!").status_code == 401
-    resp = log_in(client, username, PASSWORD)
-    assert resp.status_code == 401
-    assert LOCKED in resp.get_data(as_text=True)
-    assert "1 minute" in resp.get_data(as_text=True)
-    assert client.get("/admin/").status_code == 302
-
-
-def test_the_lock_grows_and_ends(client, admin_user, app):
-    for _ in range(5):
-        log_in(client, "root", "wrong password!")
-    with app.app_context():
-        db.session.execute(update(LoginThrottle).values(locked_until=utcnow()))
-        db.session.commit()
-    # The sixth failure locks for two minutes.
-    assert "2 minute" in log_in(client, "root", "still wrong").get_data(as_text=True)
-    with app.app_context():
-        db.session.execute(update(LoginThrottle).values(locked_until=utcnow()))
-        db.session.commit()
-    assert log_in(client, "root", PASSWORD).status_code == 302
-    with app.app_context():  # success forgets the failures
-        assert db.session.execute(select(LoginThrottle)).first() is None
-
-
-def test_the_throttle_is_shared_by_every_worker(env, build_app, admin_user):
-    """Two app instances (two gunicorn workers) on one database count failures together."""
-    other = build_app(env, reset=False)
-    first, second = build_app(env, reset=False).test_client(), other.test_client()
-    for client in (first, second, first, second, first):
-        log_in(client, "root", "wrong password!")
-    assert LOCKED in log_in(second, "root", PASSWORD).get_data(as_text=True)
 
 
 def test_the_session_id_changes_at_login(client, admin_user, app):
