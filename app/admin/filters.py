@@ -30,6 +30,26 @@ def percent(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f}%"
 
 
+def audit_changes(before: dict | None, after: dict | None) -> list[tuple[str, str, str]]:
+    """What an admin action changed, field by field: (field, before, after), the unchanged
+    fields left out; a value absent on one side shows as an empty string."""
+    before, after = before or {}, after or {}
+    changes = []
+    for field in sorted(set(before) | set(after)):
+        old, new = before.get(field), after.get(field)
+        if old != new:
+            changes.append((field, _shown(old), _shown(new)))
+    return changes
+
+
+def _shown(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
 def pretty_json(raw) -> str:
     """A notification body as received, indented when it is JSON."""
     if isinstance(raw, str):
@@ -87,6 +107,7 @@ def register_filters(app: Flask) -> None:
         outcome_of=outcome_of,
         is_paid=is_paid,
         clip_html=clip_html,
+        audit_changes=audit_changes,
         OUTCOME_LABELS=meaning.LABELS,
         OUTCOME_KINDS=meaning.KINDS,
     )
