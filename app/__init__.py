@@ -7,13 +7,12 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .callbacks import AddressPolicy
 from .config import Settings
 from .database import configure_engine
 from .extensions import db, migrate
 from .logs import configure_logging
-from .midtrans import Midtrans
 from .observability import init_observability
+from .services import Gateway
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_BODY_BYTES = 64 * 1024
@@ -44,9 +43,7 @@ def create_app(env: dict[str, str] | None = None) -> Flask:
         Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(
             parents=True, exist_ok=True
         )
-    app.extensions["settings"] = settings
-    app.extensions["midtrans"] = Midtrans(settings.midtrans)
-    app.extensions["callback_policy"] = AddressPolicy.parse(settings.callback_allowed_hosts)
+    Gateway.build(settings).install(app)
 
     if settings.proxy_hops:
         # Behind nginx: trust that many proxies for the client address, scheme and host.
@@ -63,15 +60,7 @@ def create_app(env: dict[str, str] | None = None) -> Flask:
         configure_engine(db.engine)
 
     # Operations: request ids in every log line, /metrics, rate limits.
-    init_observability(
-        app,
-        metrics_token=settings.metrics_token,
-        per_app=settings.ratelimit_per_app,
-        login=settings.ratelimit_login,
-        failed_auth=settings.ratelimit_failed_auth,
-        rejected_notifications=settings.ratelimit_rejected_notifications,
-        storage=settings.ratelimit_storage_uri,
-    )
+    init_observability(app, storage=settings.ratelimit_storage_uri)
 
     # Browsers: CSRF (admin only), cookie flags, security headers on every response, i18n.
     from .admin import init_admin

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, g, jsonify, request
 
 from . import payments
 from .auth import require_app
@@ -10,12 +10,13 @@ from .errors import InvalidRequestError, NotFoundError
 from .midtrans import Midtrans
 from .observability import RATE_LIMITED, client_app_key, limiter
 from .schemas import ORDER_ID_MAX, ORDER_ID_RE, ChargeRequest
+from .services import gateway
 
 bp = Blueprint("api", __name__)
 
 
 def midtrans() -> Midtrans:
-    return current_app.extensions["midtrans"]
+    return gateway().midtrans
 
 
 def json_body():
@@ -31,7 +32,7 @@ def json_body():
 
 
 def per_app_limit() -> str:
-    return current_app.config["RATELIMIT_PER_APP"]
+    return gateway().settings.ratelimit_per_app
 
 
 def _app_limit_breached(_limit) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 
 from .auth import check_imported_key, generate_api_key, hash_api_key, key_hint
-from .callbacks import AddressPolicy, UnsafeCallbackURL, new_signing_secret
+from .callback_sender import AddressPolicy, UnsafeCallbackURL, new_signing_secret
 from .errors import InvalidRequestError, NotFoundError
 from .extensions import db
 from .models import App

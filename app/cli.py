@@ -23,6 +23,7 @@ from .extensions import db
 from .models import Admin, App
 from .payments import recover_failed
 from .payments.reconcile import STATUS_CALLS_PER_MINUTE
+from .services import gateway
 
 MIN_PASSWORD = 12
 
@@ -96,7 +97,7 @@ def create_app_command(
     code: str, name: str, api_key: str | None, order_prefix: str | None, callback_url: str | None
 ):
     """Create a client app; prints its API key last, once."""
-    settings = current_app.extensions["settings"]
+    settings = gateway().settings
     new = _run(
         apps.create_client_app,
         code=code,
@@ -104,7 +105,7 @@ def create_app_command(
         order_prefix=order_prefix,
         api_key=api_key,
         callback_url=callback_url,
-        policy=current_app.extensions["callback_policy"],
+        policy=gateway().callback_policy,
         production=settings.midtrans.is_production,
     )
     click.echo(f"Created app {code} ({name}); Midtrans order prefix: {new.app.order_prefix!r}")
@@ -125,12 +126,12 @@ def _run(operation, *args, **kwargs):
 
 
 def _set_callback(app: App, url: str) -> str | None:
-    settings = current_app.extensions["settings"]
+    settings = gateway().settings
     return _run(
         apps.set_callback_url,
         app,
         url,
-        policy=current_app.extensions["callback_policy"],
+        policy=gateway().callback_policy,
         production=settings.midtrans.is_production,
     )
 

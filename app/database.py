@@ -17,16 +17,20 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError, OperationalError
+from sqlalchemy.orm import Session
 
 from .extensions import db
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 _READ_ONLY = "gateway_sqlite_read_only"
 _DML = {"INSERT", "UPDATE", "DELETE", "REPLAC"}
+_UNIT = "gateway_unit"  # session.info: "write" or "read" while a unit of work is open
 log = logging.getLogger(__name__)
 
 
@@ -127,6 +131,59 @@ def begin_read() -> None:
         if connection.get_execution_options().get(_READ_ONLY):
             return
     _fresh_transaction(**{_READ_ONLY: True})
+
+
+@contextmanager
+def writing() -> Iterator[Session]:
+    """One unit of work that writes: a fresh write transaction (ending a read still open, e.g.
+    the API-key lookup), committed when the block ends and rolled back if it raises.
+
+    A `writing()` inside another joins it: only the outermost commits, so a service function
+    never commits in the middle of its caller's unit. Never hold one across a call to
+    Midtrans or a client app. Inside a `reading()` it is an error: end the read first (on
+    SQLite a read cannot become a write without risking "database is locked")."""
+    session = db.session()
+    unit = session.info.get(_UNIT)
+    if unit == "write":
+        yield session
+        return
+    if unit == "read":
+        raise RuntimeError("writing() inside reading(): end the read first")
+    begin_write()
+    session.info[_UNIT] = "write"
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.info.pop(_UNIT, None)
+
+
+@contextmanager
+def reading() -> Iterator[Session]:
+    """One unit of work that only reads: on SQLite it never waits for writers. It ends when
+    the block does, so no transaction stays open across a call to Midtrans or a client app.
+    Inside any other unit it joins that one. Objects read keep their values afterwards."""
+    session = db.session()
+    if session.info.get(_UNIT):
+        yield session
+        return
+    begin_read()
+    session.info[_UNIT] = "read"
+    try:
+        yield session
+    except BaseException:
+        session.rollback()
+        raise
+    else:
+        if session.new or session.dirty or session.deleted:
+            session.rollback()
+            raise RuntimeError("a reading() unit changed objects: use writing()")
+        session.commit()  # ends the read; there is nothing to write
+    finally:
+        session.info.pop(_UNIT, None)
 
 
 def lock_row(model, row_id: int):

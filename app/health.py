@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 from sqlalchemy import text
 
 from .extensions import db
+from .services import gateway
 
 bp = Blueprint("health", __name__)
 
@@ -24,7 +25,7 @@ def readyz():
     except Exception:  # noqa: BLE001 - any failure means "not ready"
         db.session.rollback()
         checks["database"] = "unreachable"
-    if not current_app.extensions["settings"].midtrans.configured:
+    if not gateway().settings.midtrans.configured:
         checks["midtrans_server_key"] = "missing"
     ready = all(v == "ok" for v in checks.values())
     return jsonify({"status": "ready" if ready else "not ready", "checks": checks}), (

@@ -45,6 +45,7 @@ from .errors import GatewayError
 from .extensions import db
 from .logs import request_id_var
 from .metrics import HTTP_LATENCY, HTTP_REQUESTS
+from .services import gateway
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,6 @@ REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
 # Per client address. A real app gets no 401 at all; a flood of wrong keys (or an app with
 # a stale key) is told to back off. Rejected notifications are stored (4 KiB each), so their
 # limit bounds how fast one address can grow the database: 60 an hour is ~240 KiB.
-FAILED_AUTH_DEFAULT = "60 per minute"
-REJECTED_NOTIFICATIONS_DEFAULT = "60 per hour"
 
 AUTH_FAILURES = Counter(
     "gateway_auth_failures_total",
@@ -160,7 +159,7 @@ def failed_authentication() -> None:
     answer 429 instead of 401 once that address is over RATELIMIT_FAILED_AUTH. Only failures
     count, so the same address authenticating correctly is never held back by them (behind
     nginx with PROXY_FIX_HOPS=0 every caller has nginx's address)."""
-    limit = current_app.config["RATELIMIT_FAILED_AUTH"]
+    limit = gateway().settings.ratelimit_failed_auth
     wait = count_against(limit, "failed-auth", f"ip:{get_remote_address()}")
     AUTH_FAILURES.labels("yes" if wait else "no").inc()
     if wait:
@@ -175,7 +174,7 @@ def failed_authentication() -> None:
 def rejected_notification(remote_addr: str | None) -> int | None:
     """A notification was rejected (forged or malformed): count it against its sender's
     address; the seconds to wait when over RATELIMIT_REJECTED_NOTIFICATIONS, else None."""
-    limit = current_app.config["RATELIMIT_REJECTED_NOTIFICATIONS"]
+    limit = gateway().settings.ratelimit_rejected_notifications
     wait = count_against(limit, "rejected-notification", f"ip:{remote_addr or '-'}")
     if wait:
         RATE_LIMITED.labels("rejected_notification").inc()
@@ -233,9 +232,7 @@ def _allowed_to_scrape(token: str) -> bool:
 
 @bp.get("/metrics")
 def metrics():
-    from flask import current_app
-
-    if not _allowed_to_scrape(current_app.config.get("METRICS_TOKEN", "")):
+    if not _allowed_to_scrape(gateway().settings.metrics_token):
         abort(404)
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -250,28 +247,13 @@ def metrics():
     return Response(body, content_type=CONTENT_TYPE_LATEST)
 
 
-def init_observability(
-    app: Flask,
-    *,
-    metrics_token: str,
-    per_app: str,
-    login: str,
-    storage: str,
-    failed_auth: str | None = None,
-    rejected_notifications: str | None = None,
-):
-    app.config["METRICS_TOKEN"] = metrics_token
+def init_observability(app: Flask, *, storage: str) -> None:
+    """Request ids, /metrics and rate limits; the limits are read from `gateway().settings`
+    at each request."""
     backlog = CollectorRegistry()
     backlog.register(BacklogCollector(app))
     app.extensions["backlog_registry"] = backlog
-    app.config["RATELIMIT_STORAGE_URI"] = storage_uri(storage)
-    app.config["RATELIMIT_PER_APP"] = per_app
-    app.config["RATELIMIT_LOGIN"] = login
-    # Read at each request, so a test may change app.config afterwards.
-    app.config["RATELIMIT_FAILED_AUTH"] = failed_auth or FAILED_AUTH_DEFAULT
-    app.config["RATELIMIT_REJECTED_NOTIFICATIONS"] = (
-        rejected_notifications or REJECTED_NOTIFICATIONS_DEFAULT
-    )
+    app.config["RATELIMIT_STORAGE_URI"] = storage_uri(storage)  # Flask-Limiter reads it there
 
     # Registered before the limiter's, so it runs after it (Flask runs after_request hooks
     # last-registered first): the limiter's window never stands in for the gateway's own

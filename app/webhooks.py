@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 from sqlalchemy.exc import DBAPIError
 
 from . import payments
@@ -12,6 +12,7 @@ from .errors import DATABASE_RETRY_AFTER, ServiceUnavailableError, error_body
 from .extensions import db
 from .metrics import NOTIFICATIONS
 from .observability import RateLimitedError, rejected_notification
+from .services import gateway
 
 bp = Blueprint("webhooks", __name__)
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ def notification():
         receipt = payments.receive_notification(
             raw=request.get_data(cache=False),
             remote_addr=request.remote_addr,
-            midtrans=current_app.extensions["midtrans"],
+            midtrans=gateway().midtrans,
             admit_rejected=lambda: rejected_notification(request.remote_addr),
         )
     except DBAPIError:

@@ -4,7 +4,7 @@ Each round runs every job once; a round that found nothing to do waits `interval
 Status calls to Midtrans by the reconciler are rationed per minute for the process's whole
 life (`--max-status-calls`), so a backlog after a long stop drains at a bounded rate.
 Callbacks to client apps go out on threads of their own beside the rounds (a lane per app,
-a few at once: `payments.outbox.CallbackDispatcher`), so reconciliation and notification
+a few at once: `payments.callbacks.CallbackDispatcher`), so reconciliation and notification
 confirmation never wait behind a client app's endpoint, nor one app's callbacks behind
 another's. `--once` runs one round with one delivery pass in it.
 SIGTERM or SIGINT lets the current items finish (a callback attempt ends by CALLBACK_TIMEOUT),
@@ -23,14 +23,15 @@ from collections.abc import Callable
 from flask import Flask
 
 from . import payments
-from .callbacks import CallbackClient
+from .callback_sender import CallbackClient
 from .extensions import db
-from .payments.outbox import DELIVERY_THREADS, CallbackDispatcher
+from .payments.callbacks import DELIVERY_THREADS, CallbackDispatcher
 from .payments.reconcile import (
     STATUS_CALLS_PER_MINUTE,
     StatusCallBudget,
     settle_abandoned_attempts,
 )
+from .services import gateway
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,8 @@ class StoppingBudget(StatusCallBudget):
 
 def callback_client(app: Flask) -> CallbackClient:
     return CallbackClient(
-        app.extensions["callback_policy"],
-        timeout=app.extensions["settings"].callback_timeout,
+        gateway(app).callback_policy,
+        timeout=gateway(app).settings.callback_timeout,
     )
 
 
@@ -83,7 +84,7 @@ def jobs(
 ) -> list[tuple[str, Callable[[], int]]]:
     """The round's jobs; with `callbacks`, a callback delivery pass last (the running worker
     delivers them on its own threads instead). Once `stop` is set, no further status call."""
-    midtrans = app.extensions["midtrans"]
+    midtrans = gateway(app).midtrans
     client = callback_client(app)
     # One budget for every round: the cap holds per minute, not per round.
     stop = stop or threading.Event()

@@ -45,7 +45,7 @@ CATEGORIES = {
     "auth: app lookup, key hash, last_used (authenticate_app)": ["authenticate_app (app/auth.py"],
     "API key hashing (hash_api_key)": ["hash_api_key (app/auth.py"],
     "notification signature (sha512)": ["signature_matches (app/midtrans.py"],
-    "outbox: callback payload (enqueue_update)": ["enqueue_update (app/payments/outbox.py"],
+    "outbox: callback payload (enqueue_update)": ["enqueue_update (app/payments/callbacks.py"],
     "app logging (logging + redaction)": ["logging/__init__.py", "app/logs.py"],
     "gunicorn access log": ["access (gunicorn/glogging.py"],
     "observability hooks": ["app/observability.py"],

@@ -56,3 +56,13 @@ def snap_ok(rsps, token: str = "tok-123") -> None:
 
 def status_url(midtrans_order_id: str) -> str:
     return f"{API_BASE}/v2/{midtrans_order_id}/status"
+
+
+def use_settings(flask_app, **changes) -> None:
+    """Change some of a built app's settings (e.g. a rate limit), as if read from its env."""
+    from dataclasses import replace
+
+    from app.services import gateway
+
+    services = gateway(flask_app)
+    services.settings = replace(services.settings, **changes)

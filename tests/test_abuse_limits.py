@@ -12,9 +12,10 @@ import json
 
 import pytest
 import responses
-from support import SERVER_KEY, USER_DOC_KEY, make_app, snap_ok, status_url
+from support import SERVER_KEY, USER_DOC_KEY, make_app, snap_ok, status_url, use_settings
 
 from app.midtrans import signature_for
+from app.services import gateway
 
 FLOODER = {"REMOTE_ADDR": "203.0.113.7"}
 CLIENT = {"REMOTE_ADDR": "198.51.100.20"}
@@ -47,7 +48,7 @@ def metric(client, name: str, **labels: str) -> float:
 def limited_app(env, build_app):
     env["RATELIMIT_PER_APP"] = "5 per minute"
     app = build_app(env)
-    app.config["RATELIMIT_FAILED_AUTH"] = "20 per minute"
+    use_settings(app, ratelimit_failed_auth="20 per minute")
     return app
 
 
@@ -125,7 +126,7 @@ def test_failed_auth_is_limited_per_address(limited_app, midtrans):
 def test_behind_nginx_the_forwarded_address_is_the_one_counted(env, build_app, midtrans):
     env["PROXY_FIX_HOPS"] = "1"
     app = build_app(env)
-    app.config["RATELIMIT_FAILED_AUTH"] = "3 per minute"
+    use_settings(app, ratelimit_failed_auth="3 per minute")
     client = app.test_client()
     wrong = {"X-App-Code": "biling", "X-Api-Key": "nope"}
     nginx = {"REMOTE_ADDR": "127.0.0.1"}
@@ -139,8 +140,8 @@ def test_behind_nginx_the_forwarded_address_is_the_one_counted(env, build_app, m
 
 
 def test_the_failed_auth_limit_has_a_default(app):
-    assert app.config["RATELIMIT_FAILED_AUTH"] == "60 per minute"
-    assert app.config["RATELIMIT_REJECTED_NOTIFICATIONS"] == "60 per hour"
+    assert gateway(app).settings.ratelimit_failed_auth == "60 per minute"
+    assert gateway(app).settings.ratelimit_rejected_notifications == "60 per hour"
 
 
 def test_a_failing_limit_storage_still_answers_401_and_lets_the_real_app_in(
@@ -199,7 +200,7 @@ def test_forged_notifications_are_stored_as_bounded_excerpts_with_their_reason(
     env, build_app, midtrans
 ):
     app = build_app(env)
-    app.config["RATELIMIT_REJECTED_NOTIFICATIONS"] = "2000 per hour"
+    use_settings(app, ratelimit_rejected_notifications="2000 per hour")
     client = app.test_client()
     answers = [notify(client, forged(n)).status_code for n in range(1000)]
     assert answers.count(400) == 334 and answers.count(403) == 666

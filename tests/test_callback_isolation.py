@@ -26,10 +26,11 @@ import responses
 from sqlalchemy import select
 
 from app import payments
-from app.callbacks import ANSWER_CAP, EXCERPT, CallbackClient
+from app.callback_sender import ANSWER_CAP, EXCERPT, CallbackClient
 from app.extensions import db
 from app.models import App, CallbackAttempt, CallbackEvent, Transaction
-from app.payments.outbox import CallbackDispatcher, claim_lease
+from app.payments.callbacks import CallbackDispatcher, claim_lease
+from app.services import gateway
 
 TIMEOUT = 2.0
 SLACK = 1.0  # what an attempt may take beyond the timeout on a loaded machine
@@ -154,7 +155,7 @@ def env(env):
 
 
 def client_for(app) -> CallbackClient:
-    return CallbackClient(app.extensions["callback_policy"], timeout=TIMEOUT)
+    return CallbackClient(gateway(app).callback_policy, timeout=TIMEOUT)
 
 
 def attempt(app, url: str):
@@ -380,7 +381,7 @@ def test_two_workers_at_once_never_send_one_event_twice_and_keep_each_orders_ord
 
 
 def test_a_claim_outlasts_the_longest_attempt():
-    from app.callbacks import AddressPolicy
+    from app.callback_sender import AddressPolicy
 
     for seconds in (1, 15, 120, 600):
         client = CallbackClient(AddressPolicy(), timeout=seconds)
@@ -415,7 +416,7 @@ def test_an_event_in_flight_stays_claimed_past_its_deadline(app, client, cli, en
 def test_one_apps_backlog_does_not_crowd_other_apps_out_of_a_batch(
     app, client, cli, endpoints, midtrans
 ):
-    from app.payments.outbox import BATCH, PER_APP, _due_events
+    from app.payments.callbacks import BATCH, PER_APP, _due_events
 
     busy, quiet = endpoints(healthy), endpoints(healthy)
     busy_headers = hook_app(cli, "busy", busy.url)

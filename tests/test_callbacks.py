@@ -17,9 +17,10 @@ from standardwebhooks import Webhook
 from support import status_url
 
 from app import payments
-from app.callbacks import CallbackClient
+from app.callback_sender import CallbackClient
 from app.extensions import db
 from app.models import App, CallbackAttempt, CallbackEvent
+from app.services import gateway
 
 SETTLED = {
     "status_code": "200",
@@ -102,7 +103,7 @@ def charge(client, headers, midtrans, order_id="C-1", amount=7000):
 
 def deliver(app, at: datetime | None = None) -> int:
     with app.app_context():
-        client = CallbackClient(app.extensions["callback_policy"])
+        client = CallbackClient(gateway(app).callback_policy)
         return payments.deliver_due_callbacks(client=client, now=at)
 
 
@@ -439,7 +440,7 @@ def test_any_retry_after_is_recorded_and_rescheduled_within_the_schedule_bounds(
 
 
 def test_retry_after_is_parsed_from_seconds_and_http_dates():
-    from app.callbacks import parse_retry_after
+    from app.callback_sender import parse_retry_after
 
     now = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
     assert parse_retry_after("120", now) == 120
@@ -465,7 +466,7 @@ def test_an_attempt_is_recorded_even_when_the_client_raises(
     charge(client, headers, midtrans)
     now = datetime.now(UTC)
     with app.app_context():
-        broken = Broken(app.extensions["callback_policy"])
+        broken = Broken(gateway(app).callback_policy)
         assert payments.deliver_due_callbacks(client=broken, now=now) == 1
         attempt = db.session.query(CallbackAttempt).one()
         assert attempt.status_code is None and "RuntimeError" in attempt.error
@@ -519,7 +520,7 @@ EMBEDDINGS = {
 def test_ipv6_forms_carrying_a_forbidden_ipv4_are_refused(form, v4):
     import ipaddress
 
-    from app.callbacks import AddressPolicy, UnsafeCallbackURL, embedded_ipv4
+    from app.callback_sender import AddressPolicy, UnsafeCallbackURL, embedded_ipv4
 
     address = EMBEDDINGS[form](v4)
     assert ipaddress.IPv4Address(v4) in embedded_ipv4(ipaddress.IPv6Address(address))
@@ -531,7 +532,7 @@ def test_ipv6_forms_carrying_a_forbidden_ipv4_are_refused(form, v4):
 
 @pytest.mark.parametrize("form", EMBEDDINGS)
 def test_ipv6_forms_carrying_a_public_ipv4_are_allowed(form):
-    from app.callbacks import AddressPolicy
+    from app.callback_sender import AddressPolicy
 
     if form == "ipv4-mapped ::ffff:a.b.c.d":
         address = "::ffff:8.8.8.8"
@@ -547,14 +548,14 @@ def test_ipv6_forms_carrying_a_public_ipv4_are_allowed(form):
 
 
 def test_a_local_nat64_address_public_in_one_layout_only_is_refused():
-    from app.callbacks import AddressPolicy
+    from app.callback_sender import AddressPolicy
 
     address = rfc6052("64:ff9b:1::", "8.8.8.8", 96)  # in the /48 layout: 0.0.0.0
     assert not AddressPolicy.parse("").address_allowed(address, address)
 
 
 def test_callback_allowed_hosts_may_allow_the_embedded_ipv4():
-    from app.callbacks import AddressPolicy
+    from app.callback_sender import AddressPolicy
 
     policy = AddressPolicy.parse("10.1.2.3, 192.168.7.0/24")
     for allowed in ["64:ff9b::10.1.2.3", "::ffff:10.1.2.3", "2002:a01:203::1", "::192.168.7.9"]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from support import USER_DOC_KEY
+from support import USER_DOC_KEY, use_settings
 
 from app.auth import verify_password
 from app.extensions import db
@@ -84,7 +84,7 @@ def test_admins_create_refuses_short_passwords_and_duplicates(app, cli):
 def test_admins_unlock_clears_the_login_throttle(app, cli):
     from admin.dashboard import log_in
 
-    app.config["RATELIMIT_LOGIN"] = "10000 per minute"  # the throttle, not flask-limiter
+    use_settings(app, ratelimit_login="10000 per minute")  # the throttle, not flask-limiter
     cli("admins", "create", "ops", "--password", "a long enough password")
     client = app.test_client()
     client.environ_base["REMOTE_ADDR"] = "192.0.2.77"

@@ -12,6 +12,7 @@ from app.config import (
     ConfigError,
     Settings,
 )
+from app.services import gateway
 
 # A random key: production refuses a made-up one such as "x" * 40 (tests/test_start_up.py).
 STRONG_KEY = "5f0c9e1d7a3b48e2c6f19d0a7b4e3c82"
@@ -109,8 +110,8 @@ def test_the_abuse_limits_are_read_from_the_environment(env, build_app):
         },
         reset=False,
     )
-    assert flask_app.config["RATELIMIT_FAILED_AUTH"] == "7 per minute"
-    assert flask_app.config["RATELIMIT_REJECTED_NOTIFICATIONS"] == "9 per hour"
+    assert gateway(flask_app).settings.ratelimit_failed_auth == "7 per minute"
+    assert gateway(flask_app).settings.ratelimit_rejected_notifications == "9 per hour"
 
 
 @pytest.mark.parametrize("name", ["MIDTRANS_TIMEOUT", "CALLBACK_TIMEOUT"])

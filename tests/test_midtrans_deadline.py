@@ -11,6 +11,7 @@ import time
 import pytest
 
 from app.errors import MidtransTimeoutError
+from app.services import gateway
 
 ANSWER = b'{"status_code": "404", "status_message": "Transaction doesn\'t exist."}'
 
@@ -75,30 +76,30 @@ def env(env, server):
     "server", [(0.05, False), (0.05, True)], ids=["body", "headers"], indirect=True
 )
 def test_an_answer_dripping_past_the_timeout_is_cut_at_the_timeout(app, server, midtrans):
-    gateway = app.extensions["midtrans"]
+    client = gateway(app).midtrans
     started = time.monotonic()
     with pytest.raises(MidtransTimeoutError):
-        gateway.get_status("DRIP-1")  # the whole answer would take 3 to 6 s
+        client.get_status("DRIP-1")  # the whole answer would take 3 to 6 s
     assert time.monotonic() - started < 1.8
 
 
 def test_kept_alive_connections_are_reused_between_calls(app, server, midtrans):
-    gateway = app.extensions["midtrans"]
+    client = gateway(app).midtrans
     for _ in range(5):
-        assert gateway.get_status("FAST-1") is None  # Midtrans's 404: no transaction
+        assert client.get_status("FAST-1") is None  # Midtrans's 404: no transaction
     assert server.connections == 1
 
 
 def test_a_shorter_timeout_for_one_call_is_a_whole_call_deadline_too(app, midtrans):
     slow = Server(drip=0.05)
     try:
-        gateway = app.extensions["midtrans"]
-        gateway.settings = type(gateway.settings)(
-            **{**gateway.settings.__dict__, "api_base_url": f"http://127.0.0.1:{slow.port}"}
+        client = gateway(app).midtrans
+        client.settings = type(client.settings)(
+            **{**client.settings.__dict__, "api_base_url": f"http://127.0.0.1:{slow.port}"}
         )
         started = time.monotonic()
         with pytest.raises(MidtransTimeoutError):
-            gateway.get_status("DRIP-2", timeout=0.5)
+            client.get_status("DRIP-2", timeout=0.5)
         assert time.monotonic() - started < 1.2
     finally:
         slow.close()

@@ -25,6 +25,7 @@ from app.models import App, CallbackEvent, EventSource, LinkState, Transaction, 
 from app.payments import apply_midtrans_status
 from app.payments.charges import link_deadline
 from app.payments.outcomes import check_amount, is_paid, outcome_of
+from app.services import gateway
 
 SETTLEMENT = SNAP_NOTIFICATION_SETTLEMENT  # ORDER-sandbox-0001, 150000.00, gopay
 ORDER = SETTLEMENT["order_id"]
@@ -534,10 +535,10 @@ def test_a_refund_never_exceeds_what_is_left(client, shop, order, midtrans):
     refunds = midtrans.add(responses.POST, f"{API_BASE}/v2/{ORDER}/refund", json={})
     with client.application.app_context():
         txn_id = db.session.query(Transaction).filter_by(order_id=ORDER).one().id
-        gateway = client.application.extensions["midtrans"]
+        upstream = gateway(client.application).midtrans
         with pytest.raises(InvalidRequestError, match=r"left to refund \(100000\)"):
             refund_transaction(
-                txn_id, amount=100001, reason="r", refund_key="k-1", midtrans=gateway
+                txn_id, amount=100001, reason="r", refund_key="k-1", midtrans=upstream
             )
     assert refunds.call_count == 0
 
@@ -553,9 +554,9 @@ def test_a_challenged_capture_cannot_be_refunded(client, shop, order, midtrans):
     client.get(f"/status/{ORDER}", headers=shop)
     with client.application.app_context():
         txn_id = db.session.query(Transaction).filter_by(order_id=ORDER).one().id
-        gateway = client.application.extensions["midtrans"]
+        upstream = gateway(client.application).midtrans
         with pytest.raises(InvalidRequestError, match="challenge"):
-            refund_transaction(txn_id, amount=1000, reason="r", refund_key="k", midtrans=gateway)
+            refund_transaction(txn_id, amount=1000, reason="r", refund_key="k", midtrans=upstream)
 
 
 @pytest.mark.parametrize(

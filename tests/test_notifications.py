@@ -25,6 +25,7 @@ from support import API_BASE, snap_ok
 from app.extensions import db
 from app.midtrans import signature_for
 from app.models import Notification, Transaction, TransactionEvent
+from app.services import gateway
 
 ALL_SAMPLES = [
     PAYMENT_LINK_NOTIFICATION,
@@ -251,7 +252,7 @@ def test_status_api_down_keeps_it_unconfirmed_for_the_worker(client, order, midt
     with app.app_context():
         note = db.session.query(Notification).one()
         assert note.next_attempt_at is not None and note.attempts == 1
-        receipt = confirm_notification(note.id, midtrans=app.extensions["midtrans"])
+        receipt = confirm_notification(note.id, midtrans=gateway(app).midtrans)
     assert receipt.outcome == "applied"
     assert txn_status(client) == "settlement"
 

@@ -14,6 +14,7 @@ from app.extensions import db
 from app.midtrans import signature_for
 from app.models import CallbackEvent, Notification, Transaction, TransactionEvent
 from app.payments import confirm_due_notifications
+from app.services import gateway
 
 
 @pytest.fixture
@@ -139,7 +140,7 @@ def test_recovery_waits_for_midtrans_and_the_worker_finishes_it(client, shop, mi
     with client.application.app_context():
         note = db.session.query(Notification).one()
         confirm_due_notifications(
-            midtrans=client.application.extensions["midtrans"], now=note.next_attempt_at
+            midtrans=gateway(client.application).midtrans, now=note.next_attempt_at
         )
     [txn] = orders(client)
     assert (txn.order_id, txn.status) == ("INV-13", "settlement")

@@ -19,11 +19,12 @@ import pytest
 import responses
 from sqlalchemy import func, select
 
-from app.callbacks import CallbackClient
+from app.callback_sender import CallbackClient
 from app.extensions import db
 from app.models import CallbackAttempt, CallbackEvent
-from app.payments import outbox
-from app.payments.outbox import CallbackDispatcher, claim_lease
+from app.payments import callbacks as outbox
+from app.payments.callbacks import CallbackDispatcher, claim_lease
+from app.services import gateway
 
 ANSWER_AFTER = 0.4
 ATTEMPT_TIMEOUT = 0.6
@@ -91,7 +92,7 @@ def test_two_workers_with_passes_longer_than_a_claim_send_each_event_once(
             body = {"order_id": f"O-{n}", "amount": 7000}
             assert client.post("/charge", json=body, headers=headers).status_code == 201
     events = 2 * EVENTS_PER_APP
-    callback_client = CallbackClient(app.extensions["callback_policy"], timeout=ATTEMPT_TIMEOUT)
+    callback_client = CallbackClient(gateway(app).callback_policy, timeout=ATTEMPT_TIMEOUT)
     lease = claim_lease(callback_client)
     pass_length = EVENTS_PER_APP * ANSWER_AFTER
     assert lease < timedelta(seconds=pass_length / 2)  # the premise: passes outlast claims

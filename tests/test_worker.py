@@ -29,6 +29,7 @@ from app.payments.reconcile import (
     settle_abandoned_attempts,
 )
 from app.schemas import ChargeRequest
+from app.services import gateway
 from app.worker import jobs, run_round
 
 PAID = {
@@ -52,7 +53,7 @@ def charge(client, headers, midtrans, body=None):
 
 def reconcile(app, at: datetime) -> int:
     with app.app_context():
-        return payments.reconcile_due_orders(midtrans=app.extensions["midtrans"], now=at)
+        return payments.reconcile_due_orders(midtrans=gateway(app).midtrans, now=at)
 
 
 def txn(app) -> Transaction:
@@ -126,7 +127,7 @@ def abandoned_attempt(app, body: dict | None = None) -> Transaction:
 
 def settle(app, at: datetime) -> int:
     with app.app_context():
-        return settle_abandoned_attempts(midtrans=app.extensions["midtrans"], now=at)
+        return settle_abandoned_attempts(midtrans=gateway(app).midtrans, now=at)
 
 
 def test_a_paid_order_whose_notification_was_lost_is_settled_by_the_worker(
@@ -420,7 +421,7 @@ def test_orders_beyond_the_cap_are_checked_in_the_next_minute(app, client, app_k
 
     def run(at: datetime) -> int:
         with app.app_context():
-            midtrans_client = app.extensions["midtrans"]
+            midtrans_client = gateway(app).midtrans
             return payments.reconcile_due_orders(midtrans=midtrans_client, now=at, budget=budget)
 
     assert run(now) == 5

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 
-from flask import current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_limiter.util import get_remote_address
@@ -15,6 +15,7 @@ from ..auth import hash_password
 from ..extensions import db
 from ..models import Admin
 from ..observability import limiter
+from ..services import gateway
 from . import audit, bp, safe_next
 from .forms import AdminCreateForm, LanguageForm, LoginForm, PasswordChangeForm
 from .i18n import LANGUAGES
@@ -29,7 +30,7 @@ from .sessions import (
 
 
 def _login_limit() -> str:
-    return current_app.config["RATELIMIT_LOGIN"]
+    return gateway().settings.ratelimit_login
 
 
 @bp.route("/login", methods=["GET", "POST"])

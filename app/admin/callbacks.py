@@ -18,6 +18,7 @@ from ..database import begin_write, lock_row
 from ..errors import GatewayError
 from ..extensions import db
 from ..models import App, CallbackEvent, CallbackState, Transaction
+from ..services import gateway
 from . import audit, bp, queries, safe_next, search_term
 from .forms import CallbackRecoverForm, ConfirmedActionForm, ConfirmForm
 
@@ -28,8 +29,8 @@ def policy_kwargs() -> dict[str, Any]:
     """What `app.apps.set_callback_url` needs to judge a URL: the allowed hosts, and whether
     real money is at stake (https required)."""
     return {
-        "policy": current_app.extensions["callback_policy"],
-        "production": current_app.extensions["settings"].midtrans.is_production,
+        "policy": gateway().callback_policy,
+        "production": gateway().settings.midtrans.is_production,
     }
 
 

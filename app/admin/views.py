@@ -28,6 +28,7 @@ from ..errors import GatewayError, NotFoundError
 from ..extensions import db
 from ..models import Notification, NotificationOutcome, Transaction, TransactionEvent, TxStatus
 from ..payments.outcomes import OUTCOMES, REFUNDABLE_OUTCOMES
+from ..services import gateway
 from . import audit, bp, callbacks, meaning, queries, search_term
 from .audit import ACTIONS
 from .forms import (
@@ -342,7 +343,7 @@ def _run_action(txn: Transaction, action: str, call: Callable, *, detail: str | 
 @bp.post("/transactions/<int:txn_id>/sync")
 def transaction_sync(txn_id: int):
     txn = _get_transaction(txn_id)
-    midtrans = current_app.extensions["midtrans"]
+    midtrans = gateway().midtrans
     return _run_action(
         txn, "transaction_sync", lambda: payments.sync_transaction(txn.id, midtrans=midtrans)
     )
@@ -354,7 +355,7 @@ def transaction_stop(txn_id: int, action: str):
     if not ConfirmedActionForm().validate():
         flash(_("Tick the box to confirm first."), "error")
         return redirect(url_for("admin.transaction", txn_id=txn.id))
-    midtrans = current_app.extensions["midtrans"]
+    midtrans = gateway().midtrans
     operation = payments.cancel_transaction if action == "cancel" else payments.expire_transaction
     return _run_action(txn, f"transaction_{action}", lambda: operation(txn.id, midtrans=midtrans))
 
@@ -369,7 +370,7 @@ def transaction_refund(txn_id: int):
                 flash(f"{field.label.text}: {field.errors[0]}", "error")
                 break
         return redirect(url_for("admin.transaction", txn_id=txn.id))
-    midtrans = current_app.extensions["midtrans"]
+    midtrans = gateway().midtrans
     return _run_action(
         txn,
         "transaction_refund",

@@ -2,24 +2,22 @@
 `app.midtrans`. Every unit of work that reads and then writes starts with `begin_write()` and
 locks the row it changes, so several gunicorn workers and worker processes never race."""
 
-from .charges import ChargeResult, create_charge
-from .lifecycle import Applied, apply_midtrans_status, can_move, status_view
-from .notifications import Receipt, confirm_notification, receive_notification
-from .outbox import (
+from .actions import cancel_transaction, expire_transaction, refund_transaction
+from .callbacks import (
     deliver_due_callbacks,
     enable_endpoint,
     recover_failed,
     resend_event,
     rotate_signing_secret,
 )
+from .charges import ChargeResult, create_charge
+from .lifecycle import Applied, apply_midtrans_status, can_move, status_view
+from .notifications import Receipt, confirm_notification, receive_notification
 from .reconcile import confirm_due_notifications, reconcile_due_orders
 from .status import (
-    cancel_transaction,
-    expire_transaction,
     get_transaction_by_id_or_raise,
     get_transaction_or_raise,
     refresh_status,
-    refund_transaction,
     sync_transaction,
 )
 

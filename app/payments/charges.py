@@ -25,8 +25,8 @@ from ..extensions import db
 from ..midtrans import Midtrans
 from ..models import App, EventSource, LinkState, Transaction, TransactionEvent, TxStatus
 from ..schemas import ORDER_ID_MAX, ChargeRequest
+from .callbacks import enqueue_update
 from .lifecycle import apply_midtrans_status, flag_order, locked_transaction, status_view
-from .outbox import enqueue_update
 from .outcomes import Outcome, outcome_of
 from .recovery import RECOVERED
 

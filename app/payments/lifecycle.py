@@ -12,7 +12,7 @@ from typing import Any
 from ..database import begin_read, begin_write, lock_row
 from ..extensions import db
 from ..models import EventSource, Transaction, TransactionEvent, TxStatus
-from .outbox import enqueue_update
+from .callbacks import enqueue_update
 from .outcomes import (
     PARTLY_REVERSED,
     check_amount,

@@ -16,11 +16,12 @@ import pytest
 import requests
 import responses
 from admin.dashboard import PASSWORD, Receiver, settled
-from support import API_BASE, snap_ok, status_url
+from support import API_BASE, snap_ok, status_url, use_settings
 from werkzeug.serving import make_server
 
 from app import payments
-from app.callbacks import CallbackClient
+from app.callback_sender import CallbackClient
+from app.services import gateway
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parents[1] / "screenshots"
@@ -223,7 +224,7 @@ def test_an_admin_follows_callbacks_in_the_browser(screen, live_gateway, midtran
 
     def deliver() -> int:
         with app.app_context():
-            client = CallbackClient(app.extensions["callback_policy"])
+            client = CallbackClient(gateway(app).callback_policy)
             return payments.deliver_due_callbacks(client=client)
 
     page.goto(f"{base}/admin/login")
@@ -306,7 +307,7 @@ def test_a_mistyped_password_waits_and_a_flooded_order_stays_readable(
 
     now = [datetime.now(UTC)]
     monkeypatch.setattr(throttle, "utcnow", lambda: now[0])
-    app.config["RATELIMIT_LOGIN"] = "10000 per minute"  # the throttle, not flask-limiter
+    use_settings(app, ratelimit_login="10000 per minute")  # the throttle, not flask-limiter
     base = live_gateway
     page, shot = screen.page, screen.shot
 

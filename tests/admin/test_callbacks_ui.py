@@ -15,9 +15,10 @@ from standardwebhooks import Webhook
 
 from app import payments
 from app.admin.models import AuditEntry
-from app.callbacks import CallbackClient
+from app.callback_sender import CallbackClient
 from app.extensions import db
 from app.models import App, CallbackEvent, CallbackState
+from app.services import gateway
 
 NEW_APP = "/admin/apps/new"
 
@@ -47,7 +48,7 @@ def shop(cli, receiver) -> dict:
 def deliver(app, at: datetime | None = None) -> int:
     with app.app_context():
         return payments.deliver_due_callbacks(
-            client=CallbackClient(app.extensions["callback_policy"]), now=at
+            client=CallbackClient(gateway(app).callback_policy), now=at
         )
 
 

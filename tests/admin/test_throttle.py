@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from admin.dashboard import PASSWORD, csrf_from
 from sqlalchemy import select
+from support import use_settings
 
 import app.admin.sessions as sessions_module
 import app.admin.throttle as throttle_module
@@ -47,7 +48,7 @@ def clock(monkeypatch) -> Clock:
 def lenient_limiter(app):
     """RATELIMIT_LOGIN (flask-limiter, 10 a minute per address, real time) stays on the login
     form; it is raised here so that these tests see the throttle itself."""
-    app.config["RATELIMIT_LOGIN"] = "10000 per minute"
+    use_settings(app, ratelimit_login="10000 per minute")
 
 
 @pytest.fixture
@@ -114,7 +115,7 @@ def test_many_addresses_guessing_never_keep_the_owner_out(app, admin_user, clock
 
 def test_behind_a_proxy_the_forwarded_address_counts(env, build_app, cli, clock):
     proxied = build_app({**env, "PROXY_FIX_HOPS": "1"}, reset=False)
-    proxied.config["RATELIMIT_LOGIN"] = "10000 per minute"
+    use_settings(proxied, ratelimit_login="10000 per minute")
     cli("admins", "create", "root", "--password", PASSWORD)
     nginx = from_address(proxied, "127.0.0.1")  # every request comes from the proxy
     attacker = {"headers": {"X-Forwarded-For": ATTACKER}}

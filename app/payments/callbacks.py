@@ -30,7 +30,7 @@ from flask import Flask, current_app
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
-from ..callbacks import CallbackClient, DeliveryResult
+from ..callback_sender import CallbackClient, DeliveryResult
 from ..database import begin_write, lock_row
 from ..errors import BusyError, NotFoundError
 from ..extensions import db
