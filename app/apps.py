@@ -6,9 +6,11 @@ secrets are returned once, to be shown once; only a key's hash is stored.
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -18,8 +20,11 @@ from .callback_sender import AddressPolicy, UnsafeCallbackURL, new_signing_secre
 from .errors import InvalidRequestError, NotFoundError
 from .extensions import db
 from .models import App
-from .payments import enable_endpoint, rotate_signing_secret
 
+log = logging.getLogger(__name__)
+
+# After a rotation the old secret signs too, so the client can switch without missing one.
+PREVIOUS_SECRET_OVERLAP = timedelta(hours=24)
 APP_CODE_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 PREFIX_RE = re.compile(r"^[A-Za-z0-9\-_~.]{0,40}$")
 
@@ -175,3 +180,26 @@ def rotate_callback_secret(app: App) -> str:
     secret = new_signing_secret()
     rotate_signing_secret(app, secret)
     return secret
+
+
+def enable_endpoint(app: App) -> None:
+    """Deliver to the app's endpoint again (after it was disabled); the caller commits."""
+    app.callback_disabled_at = None
+    app.callback_disabled_reason = None
+    app.callback_failing_since = None
+
+
+def disable_endpoint(app: App, now: datetime, reason: str) -> None:
+    """Stop delivering to the app's endpoint (410 Gone, or failing for days); the caller
+    commits. Its admin sees `reason`; setting the URL or "enable" delivers again."""
+    app.callback_disabled_at = now
+    app.callback_disabled_reason = reason[:255]
+    log.error("callbacks to app %s disabled: %s", app.code, reason)
+
+
+def rotate_signing_secret(app: App, new_secret: str) -> None:
+    """Sign with both secrets for a day, so the client can switch without missing one."""
+    if app.signing_secret:
+        app.previous_signing_secret = app.signing_secret
+        app.previous_secret_expires_at = datetime.now(UTC) + PREVIOUS_SECRET_OVERLAP
+    app.signing_secret = new_secret

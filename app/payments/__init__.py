@@ -5,10 +5,8 @@ locks the row it changes, so several gunicorn workers and worker processes never
 from .actions import cancel_transaction, expire_transaction, refund_transaction
 from .callbacks import (
     deliver_due_callbacks,
-    enable_endpoint,
     recover_failed,
     resend_event,
-    rotate_signing_secret,
 )
 from .charges import ChargeResult, create_charge
 from .lifecycle import Applied, apply_midtrans_status, can_move, status_view
@@ -27,10 +25,8 @@ __all__ = [
     "Receipt",
     "confirm_due_notifications",
     "deliver_due_callbacks",
-    "enable_endpoint",
     "recover_failed",
     "resend_event",
-    "rotate_signing_secret",
     "confirm_notification",
     "reconcile_due_orders",
     "receive_notification",

@@ -30,6 +30,7 @@ from flask import Flask, current_app
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
+from ..apps import disable_endpoint
 from ..callback_sender import CallbackClient, DeliveryResult
 from ..database import begin_write, lock_row
 from ..errors import BusyError, NotFoundError
@@ -54,7 +55,6 @@ JITTER = 0.1
 MIN_RETRY_AFTER = RETRY_SCHEDULE[0]
 MAX_RETRY_AFTER = timedelta(hours=24)
 DISABLE_AFTER = timedelta(days=5)
-PREVIOUS_SECRET_OVERLAP = timedelta(hours=24)
 CLAIM_LEASE = timedelta(minutes=2)
 # A claim outlasts the attempt's deadline by this much at least (recording the attempt).
 CLAIM_MARGIN = timedelta(minutes=1)
@@ -236,10 +236,12 @@ def deliver_event(event_id: int, *, client: CallbackClient, now: datetime | None
         retry_after = result.retry_after if result.status_code in {429, 503} else None
         delay = _next_delay(event.attempts, retry_after)
         if result.status_code == 410:
-            _disable(app, now, "the endpoint answered 410 Gone")
+            disable_endpoint(app, now, "the endpoint answered 410 Gone")
             delay = None
         elif now - app.callback_failing_since >= DISABLE_AFTER:
-            _disable(app, now, f"failing since {app.callback_failing_since:%Y-%m-%d %H:%M} UTC")
+            disable_endpoint(
+                app, now, f"failing since {app.callback_failing_since:%Y-%m-%d %H:%M} UTC"
+            )
         if delay is None:
             event.state, event.next_attempt_at = CallbackState.FAILED, None
         else:
@@ -254,12 +256,6 @@ def deliver_event(event_id: int, *, client: CallbackClient, now: datetime | None
         result.status_code or result.error,
     )
     return state
-
-
-def _disable(app: App, now: datetime, reason: str) -> None:
-    app.callback_disabled_at = now
-    app.callback_disabled_reason = reason[:255]
-    log.error("callbacks to app %s disabled: %s", app.code, reason)
 
 
 def _deliver_lane(
@@ -442,18 +438,3 @@ def recover_failed(app_id: int, since: datetime) -> int:
     )
     db.session.commit()
     return result.rowcount
-
-
-def enable_endpoint(app: App) -> None:
-    """Deliver to the app's endpoint again (after it was disabled); caller commits."""
-    app.callback_disabled_at = None
-    app.callback_disabled_reason = None
-    app.callback_failing_since = None
-
-
-def rotate_signing_secret(app: App, new_secret: str) -> None:
-    """Sign with both secrets for a day, so the client can switch without missing one."""
-    if app.signing_secret:
-        app.previous_signing_secret = app.signing_secret
-        app.previous_secret_expires_at = datetime.now(UTC) + PREVIOUS_SECRET_OVERLAP
-    app.signing_secret = new_secret
