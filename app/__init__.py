@@ -7,8 +7,10 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from .cli import register_commands
 from .config import Settings
 from .database import configure_engine
+from .errors import register_error_handlers
 from .extensions import db, migrate
 from .logs import configure_logging
 from .observability import init_observability
@@ -26,10 +28,22 @@ def create_app(env: dict[str, str] | None = None) -> Flask:
         static_folder=str(ROOT / "static"),
         instance_path=str(ROOT / "instance"),
     )
-
-    # Configuration: read and checked once.
-    settings = Settings.from_env(env, instance_path=app.instance_path)
+    settings = Settings.from_env(env, instance_path=app.instance_path)  # read and checked once
     configure_logging(settings)
+    register_config(app, settings)
+    Gateway.build(settings).install(app)  # gateway(): settings, Midtrans, callback policy
+    register_proxy(app, settings)
+    register_database(app, settings)
+    init_observability(app, storage=settings.ratelimit_storage_uri)  # request ids, /metrics
+    register_browsers(app, settings)  # CSRF (admin only), cookies, security headers, i18n
+    register_blueprints(app)
+    register_error_handlers(app)  # JSON everywhere outside /admin
+    register_commands(app)  # flask --app wsgi apps|admins|worker ...
+    return app
+
+
+def register_config(app: Flask, settings: Settings) -> None:
+    """Flask's and its extensions' own keys; the gateway's settings stay in `gateway()`."""
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
@@ -39,19 +53,21 @@ def create_app(env: dict[str, str] | None = None) -> Flask:
         JSON_SORT_KEYS=False,
     )
     app.json.sort_keys = False
+
+
+def register_proxy(app: Flask, settings: Settings) -> None:
+    """Behind nginx: trust that many proxies for the client address, scheme and host. Never
+    set PROXY_FIX_HOPS without a proxy in front, or clients could forge their address."""
+    if settings.proxy_hops:
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+
+def register_database(app: Flask, settings: Settings) -> None:
     if settings.database_url.startswith("sqlite:///"):
         Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(
             parents=True, exist_ok=True
         )
-    Gateway.build(settings).install(app)
-
-    if settings.proxy_hops:
-        # Behind nginx: trust that many proxies for the client address, scheme and host.
-        # Never set it without a proxy in front, or clients could forge their address.
-        hops = settings.proxy_hops
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
-
-    # Extensions.
     db.init_app(app)
     migrate.init_app(
         app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True
@@ -59,10 +75,8 @@ def create_app(env: dict[str, str] | None = None) -> Flask:
     with app.app_context():
         configure_engine(db.engine)
 
-    # Operations: request ids in every log line, /metrics, rate limits.
-    init_observability(app, storage=settings.ratelimit_storage_uri)
 
-    # Browsers: CSRF (admin only), cookie flags, security headers on every response, i18n.
+def register_browsers(app: Flask, settings: Settings) -> None:
     from .admin import init_admin
 
     init_admin(
@@ -71,22 +85,10 @@ def create_app(env: dict[str, str] | None = None) -> Flask:
         translations=str(ROOT / "translations"),
     )
 
-    # Blueprints: one per caller.
+
+def register_blueprints(app: Flask) -> None:
+    """One blueprint per caller: client apps, Midtrans, probes, the API document, admins."""
     from . import admin, api, health, openapi, webhooks
 
-    app.register_blueprint(api.bp)
-    app.register_blueprint(webhooks.bp)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(openapi.bp)
-    app.register_blueprint(admin.bp)
-
-    # Errors: JSON everywhere outside /admin.
-    from .errors import register_error_handlers
-
-    register_error_handlers(app)
-
-    # Command line: flask --app wsgi apps|admins ...
-    from .cli import register_commands
-
-    register_commands(app)
-    return app
+    for blueprint in (api.bp, webhooks.bp, health.bp, openapi.bp, admin.bp):
+        app.register_blueprint(blueprint)
