@@ -9,6 +9,7 @@ from .auth import require_app
 from .errors import InvalidRequestError, NotFoundError
 from .midtrans import Midtrans
 from .observability import RATE_LIMITED, client_app_key, limiter
+from .payments import records
 from .schemas import ORDER_ID_MAX, ORDER_ID_RE, ChargeRequest
 from .services import gateway
 
@@ -75,10 +76,36 @@ def charge():
 @bp.get("/status/<path:order_id>")
 @client_call
 def status(order_id: str):
-    if len(order_id) > ORDER_ID_MAX or not ORDER_ID_RE.fullmatch(order_id):
-        # No order was ever created with such an id (/charge refuses it), so there is nothing
-        # to look up, and PostgreSQL would refuse a NUL in the query anyway.
-        raise NotFoundError("no order with this order_id for this app")
     return jsonify(
-        payments.refresh_status(app=g.client_app, order_id=order_id, midtrans=midtrans())
+        payments.refresh_status(
+            app=g.client_app, order_id=_known_order_id(order_id), midtrans=midtrans()
+        )
     )
+
+
+def _known_order_id(order_id: str) -> str:
+    """An order id /charge could have accepted; any other is no order of this app (a 404, and
+    PostgreSQL would refuse a NUL in the query anyway)."""
+    if len(order_id) > ORDER_ID_MAX or not ORDER_ID_RE.fullmatch(order_id):
+        raise NotFoundError("no order with this order_id for this app")
+    return order_id
+
+
+@bp.get("/transactions")
+@client_call
+def transactions():
+    query = records.ListQuery.parse(request.args)
+    return jsonify(records.list_transactions(client_app=g.client_app, query=query))
+
+
+@bp.get("/transactions/<path:order_id>")
+@client_call
+def transaction(order_id: str):
+    record = records.transaction_record(client_app=g.client_app, order_id=_known_order_id(order_id))
+    return jsonify(record)
+
+
+@bp.get("/config")
+@client_call
+def config():
+    return jsonify(records.client_config(gateway().settings.midtrans))
