@@ -121,6 +121,8 @@ class App(db.Model):
     callback_failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     callback_disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     callback_disabled_reason: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # Refunds through the API move money out: only for apps an admin allowed (SPEC).
+    allow_refunds: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
 
     def __repr__(self) -> str:
         return f"<App {self.code}>"
@@ -155,6 +157,8 @@ class Transaction(db.Model):
             sqlite_where=text("link_state = 'creating'"),
             postgresql_where=text("link_state = 'creating'"),
         ),
+        # GET /transactions: an app's orders, newest change first, by keyset pages.
+        Index("ix_transactions_app_updated", "app_id", "updated_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -202,6 +206,32 @@ class Transaction(db.Model):
 
     def __repr__(self) -> str:
         return f"<Transaction {self.midtrans_order_id} {self.status}>"
+
+
+class RefundState(enum.StrEnum):
+    REQUESTING = "requesting"  # sent (or about to be) to Midtrans; the answer is not known yet
+    DONE = "done"
+    REFUSED = "refused"  # Midtrans (or the gateway's own rules) said no: final for this key
+
+
+class Refund(db.Model):
+    """One refund a client app (or an admin) asked for, under its `refund_key`: the same key
+    again answers this record instead of refunding twice (Midtrans dedupes by the key too)."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (UniqueConstraint("transaction_id", "refund_key", name="uq_refunds_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id"), index=True)
+    refund_key: Mapped[str] = mapped_column(String(50))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(255), default="")
+    direct: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(16), default=RefundState.REQUESTING)
+    error: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # the refusal, as answered
+    requested_by: Mapped[str] = mapped_column(String(100), default="")  # "api" or "admin:<name>"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class TransactionEvent(db.Model):
