@@ -238,6 +238,72 @@ def _schemas() -> dict[str, dict]:
                 **{name: {"not": {}} for name in sorted(PRIVATE_FIELDS)},
             },
         },
+        "Record": {
+            "description": (
+                "An order as the gateway's records hold it (no Midtrans call): the `Status` "
+                'object with `"live": false`, and when it was made and last changed.'
+            ),
+            "allOf": [
+                _ref("Status"),
+                {
+                    "type": "object",
+                    "required": ["created_at", "updated_at"],
+                    "properties": {
+                        "created_at": {"type": "string", "format": "date-time"},
+                        "updated_at": {"type": "string", "format": "date-time"},
+                    },
+                },
+            ],
+        },
+        "TransactionList": {
+            "type": "object",
+            "required": ["data", "next_cursor"],
+            "properties": {
+                "data": {"type": "array", "items": _ref("Record")},
+                "next_cursor": {
+                    **text_or_null,
+                    "description": "Pass as `cursor` for the next page; null on the last.",
+                },
+            },
+        },
+        "TransactionRecord": {
+            "allOf": [
+                _ref("Record"),
+                {
+                    "type": "object",
+                    "required": ["events"],
+                    "properties": {
+                        "events": {
+                            "type": "array",
+                            "description": "The order's timeline, oldest first.",
+                            "items": {
+                                "type": "object",
+                                "required": ["at", "to_status", "source"],
+                                "properties": {
+                                    "at": {"type": "string", "format": "date-time"},
+                                    "from_status": text_or_null,
+                                    "to_status": {"type": "string"},
+                                    "fraud_status": text_or_null,
+                                    "source": {"type": "string"},
+                                    "detail": text_or_null,
+                                },
+                            },
+                        }
+                    },
+                },
+            ],
+        },
+        "ClientConfig": {
+            "type": "object",
+            "description": "Public settings for Snap.js and card tokenization on your page.",
+            "required": ["client_key", "is_production", "snap_js_url", "new3ds_js_url"],
+            "properties": {
+                "client_key": {"type": "string"},
+                "is_production": {"type": "boolean"},
+                "snap_js_url": {"type": "string", "format": "uri"},
+                "new3ds_js_url": {"type": "string", "format": "uri"},
+            },
+        },
         "Notification": {
             "type": "object",
             "description": "Midtrans's HTTP notification, as Midtrans sends it.",
@@ -348,6 +414,74 @@ def _paths() -> dict[str, dict]:
                 "responses": {
                     "200": _json("The order's status.", _ref("Status")),
                     **_errors(401, 404, 429),
+                },
+            }
+        },
+        "/transactions": {
+            "get": {
+                "operationId": "listTransactions",
+                "tags": ["client API"],
+                "summary": "Your orders, newest change first, from the gateway's records",
+                "description": (
+                    "Pages follow `next_cursor`. To keep a list in step, ask again with "
+                    "`updated_since` set to the newest `updated_at` you hold."
+                ),
+                "security": APP_AUTH,
+                "parameters": [
+                    {"name": "outcome", "in": "query", "schema": {"enum": OUTCOMES}},
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "schema": {"enum": [str(s) for s in TxStatus]},
+                    },
+                    {
+                        "name": "updated_since",
+                        "in": "query",
+                        "description": "ISO 8601 with its zone, e.g. 2026-01-31T17:00:00+07:00.",
+                        "schema": {"type": "string", "format": "date-time"},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+                    },
+                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": _json("A page of orders.", _ref("TransactionList")),
+                    **_errors(400, 401, 429),
+                },
+            }
+        },
+        "/transactions/{order_id}": {
+            "get": {
+                "operationId": "getTransaction",
+                "tags": ["client API"],
+                "summary": "One order from the gateway's records, with its timeline",
+                "security": APP_AUTH,
+                "parameters": [
+                    {
+                        "name": "order_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "minLength": 1},
+                    }
+                ],
+                "responses": {
+                    "200": _json("The order.", _ref("TransactionRecord")),
+                    **_errors(401, 404, 429),
+                },
+            }
+        },
+        "/config": {
+            "get": {
+                "operationId": "getConfig",
+                "tags": ["client API"],
+                "summary": "Public settings for Snap.js and Midtrans's card JS",
+                "security": APP_AUTH,
+                "responses": {
+                    "200": _json("The settings.", _ref("ClientConfig")),
+                    **_errors(401, 429),
                 },
             }
         },
