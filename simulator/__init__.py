@@ -86,7 +86,7 @@ from flask import Flask
 from . import control, core, page, snap
 from .api import RequestLog, Simulator
 from .notifier import Notifier
-from .settings import DEFAULT_SERVER_KEY, Settings
+from .settings import DEFAULT_CLIENT_KEY, DEFAULT_SERVER_KEY, Settings
 from .store import Store
 from .transactions import now
 
@@ -94,11 +94,13 @@ EXPIRY_SWEEP_SECONDS = 1.0
 
 
 def create_app(config: dict | None = None) -> Flask:
-    """`config` keys: SERVER_KEY, NOTIFICATION_URL, LATENCY_MS, TIME_FACTOR, MERCHANT_ID."""
+    """`config` keys: SERVER_KEY, CLIENT_KEY, NOTIFICATION_URL, LATENCY_MS, TIME_FACTOR,
+    MERCHANT_ID."""
     config = config or {}
     app = Flask(__name__)
     settings = Settings(
         server_key=config.get("SERVER_KEY") or DEFAULT_SERVER_KEY,
+        client_key=config.get("CLIENT_KEY") or DEFAULT_CLIENT_KEY,
         merchant_id=config.get("MERCHANT_ID", "G000000000"),
         notification_url=config.get("NOTIFICATION_URL") or None,
         latency_ms=int(config.get("LATENCY_MS", 0)),

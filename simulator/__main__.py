@@ -7,7 +7,7 @@ import os
 from werkzeug.serving import ThreadedWSGIServer
 
 from . import create_app
-from .settings import DEFAULT_SERVER_KEY
+from .settings import DEFAULT_CLIENT_KEY, DEFAULT_SERVER_KEY
 
 
 class _Server(ThreadedWSGIServer):
@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=env("SIMULATOR_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(env("SIMULATOR_PORT", "5001")))
     parser.add_argument("--server-key", default=env("SIMULATOR_SERVER_KEY", DEFAULT_SERVER_KEY))
+    parser.add_argument("--client-key", default=env("SIMULATOR_CLIENT_KEY", DEFAULT_CLIENT_KEY))
     parser.add_argument("--notification-url", default=env("SIMULATOR_NOTIFICATION_URL"))
     parser.add_argument("--latency-ms", type=int, default=int(env("SIMULATOR_LATENCY_MS", "0")))
     parser.add_argument(
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     app = create_app(
         {
             "SERVER_KEY": args.server_key,
+            "CLIENT_KEY": args.client_key,
             "NOTIFICATION_URL": args.notification_url,
             "LATENCY_MS": args.latency_ms,
             "TIME_FACTOR": args.time_factor,

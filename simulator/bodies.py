@@ -61,6 +61,14 @@ def charge_body(tx: Transaction, *, merchant_id: str) -> dict:
     return body
 
 
+def capture_body(tx: Transaction, message: str, *, merchant_id: str) -> dict:
+    """Answer of POST /v2/capture: the card's fields beside the captured gross_amount."""
+    body = {"status_code": status_code(tx), "status_message": message}
+    body.update(_identity(tx, merchant_id))
+    body.update(method_fields(tx))
+    return body
+
+
 def action_body(tx: Transaction, message: str, *, merchant_id: str) -> dict:
     """Answer of cancel, expire, approve and deny."""
     return {"status_code": status_code(tx), "status_message": message, **_identity(tx, merchant_id)}

@@ -124,6 +124,7 @@ def reset():
     """Forget every order, request and notification, and restore the start-up settings."""
     sim = simulator()
     sim.store.reset()
+    sim.vault.reset()
     sim.notifier.reset()
     sim.requests.clear()
     sim.settings.reset()

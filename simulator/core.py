@@ -1,14 +1,27 @@
 """Core API: /v2/charge, /v2/{id}/status and the actions that change a transaction.
 
 Errors follow Midtrans's habit of putting the code in the body (`"status_code": "412"`) with
-HTTP 200; only 401 and injected faults use the HTTP status, and `status_404_as_http` makes
-"Transaction doesn't exist." a real HTTP 404.
+HTTP 200; only 401 and injected faults use the HTTP status. `status_404_as_http` makes
+"Transaction doesn't exist." a real HTTP 404, `core_errors_as_http` does so for every error
+(400, 404, 406, 411, 412), as both of Midtrans's official clients are ready for.
+
+`GET /v2/token` is the card token endpoint the payer's browser calls with the client key (no
+server key); cards.py says what each test card does.
 """
 
-from flask import Blueprint, request
+from flask import Blueprint, request, url_for
 
+from . import cards
 from .api import guard, notification_urls, simulator
-from .bodies import action_body, charge_body, core_error, not_found, refund_body, status_body
+from .bodies import (
+    action_body,
+    capture_body,
+    charge_body,
+    core_error,
+    not_found,
+    refund_body,
+    status_body,
+)
 from .methods import LIFETIMES
 from .transactions import (
     OrderIdTaken,
@@ -17,7 +30,7 @@ from .transactions import (
     TransitionNotAllowed,
     now,
 )
-from .validation import InvalidRequest, parse_order, parse_payment
+from .validation import InvalidRequest, custom_expiry, parse_order, parse_payment
 
 bp = Blueprint("core", __name__, url_prefix="/v2")
 bp.before_request(lambda: guard("core"))
@@ -33,21 +46,60 @@ DUPLICATE_ORDER = (
     "target resource, please try again"
 )
 INVALID_PAYLOAD = "One or more parameters in the payload is invalid."
+TOKEN_INVALID = "Token id is missing, invalid, or timed out"
+UNKNOWN_CLIENT_KEY = (
+    "Access denied due to unauthorized transaction, please check client or server key"
+)
+CAPTURED = "Success, Credit Card capture transaction is successful"
+
+
+def error(code: str, message: str, **extra):
+    """A Core error: HTTP 200 with the code in the body, or a real HTTP status when switched."""
+    http = int(code) if simulator().settings.core_errors_as_http else 200
+    return core_error(code, message, **extra), http
 
 
 @bp.errorhandler(TransactionNotFound)
 def _not_found(_error):
-    return not_found(), 404 if simulator().settings.status_404_as_http else 200
+    settings = simulator().settings
+    http = 404 if settings.status_404_as_http or settings.core_errors_as_http else 200
+    return not_found(), http
 
 
 @bp.errorhandler(TransitionNotAllowed)
-def _not_allowed(error):
-    return core_error("412", error.message)
+def _not_allowed(failure):
+    return error("412", failure.message)
 
 
 @bp.errorhandler(InvalidRequest)
-def _invalid(error):
-    return core_error("400", INVALID_PAYLOAD, validation_messages=error.messages)
+def _invalid(failure):
+    return error("400", INVALID_PAYLOAD, validation_messages=failure.messages)
+
+
+@bp.get("/token")
+def card_token():
+    """The card token, for the payer's browser (midtrans-new-3ds.min.js) or a client library:
+    the query carries client_key, card_number, card_exp_month, card_exp_year, card_cvv; the
+    older 3DS flow adds `secure=true` (and gross_amount) and gets a `redirect_url`."""
+    sim = simulator()
+    params = request.args
+    if params.get("client_key") != sim.settings.client_key:
+        return core_error("401", UNKNOWN_CLIENT_KEY), 401
+    card, problems = cards.card_errors(params, now())
+    if problems:
+        return error("400", INVALID_PAYLOAD, validation_messages=problems)
+    token = sim.vault.issue(card)
+    body = {
+        "status_code": "200",
+        "status_message": cards.TOKEN_OK,
+        "validation_messages": [cards.TOKEN_OK],
+        "token_id": token,
+        "hash": f"{card.masked}-{card.brand}",
+    }
+    if params.get("secure") == "true":
+        body["bank"] = params.get("bank") or "bni"
+        body["redirect_url"] = url_for("page.three_ds", key=token, _external=True)
+    return body
 
 
 @bp.post("/charge")
@@ -57,20 +109,56 @@ def charge():
     order = parse_order(body)
     payment_type, bank = parse_payment(body)
     created = now()
+    expires_at = custom_expiry(body, created)
     tx = Transaction(
         order_id=order.order_id,
         gross_amount=order.gross_amount,
         created_at=created,
-        expires_at=created + LIFETIMES[payment_type],
+        expires_at=expires_at or created + LIFETIMES[payment_type],
+        expiry_given=expires_at is not None,
         notification_urls=notification_urls(sim.settings.notification_url),
         base_url=request.url_root,
         request=body,
     )
+    card = None
+    if payment_type == "credit_card":
+        details = body["credit_card"]
+        found = sim.vault.take(str(details["token_id"]))
+        if found is None:
+            return error("411", TOKEN_INVALID)
+        card = {
+            "masked": found.masked,
+            "outcome": found.outcome,
+            "authorize": details.get("type") == "authorize",
+            "three_ds": details.get("authentication") is True,
+        }
     try:
-        tx = sim.store.charge(tx, payment_type, bank)
+        tx = sim.store.charge(tx, payment_type, bank, card)
     except OrderIdTaken:
-        return core_error("406", DUPLICATE_ORDER)
-    return charge_body(tx, merchant_id=sim.settings.merchant_id)
+        return error("406", DUPLICATE_ORDER)
+    answer = charge_body(tx, merchant_id=sim.settings.merchant_id)
+    if tx.payment_type == "credit_card" and tx.transaction_status == "pending":
+        key = f"{tx.card['masked']}-{tx.transaction_id}"
+        answer["redirect_url"] = url_for("page.three_ds", key=key, _external=True)
+    return answer
+
+
+@bp.post("/capture")
+def capture():
+    """Capture an `authorize` card: {"transaction_id", "gross_amount"} (all when left out)."""
+    sim = simulator()
+    body = request.get_json(silent=True) or {}
+    key, amount = body.get("transaction_id"), body.get("gross_amount")
+    if not key:
+        raise InvalidRequest(["transaction_id is required"])
+    if amount is not None and (
+        isinstance(amount, bool) or not isinstance(amount, int | float) or amount < 1
+    ):
+        raise InvalidRequest(["gross_amount must be a positive number"])
+    if amount is not None and amount != int(amount):
+        raise InvalidRequest(["gross_amount must be an integer"])
+    tx = sim.store.capture(str(key), None if amount is None else int(amount))
+    return capture_body(tx, CAPTURED, merchant_id=sim.settings.merchant_id)
 
 
 @bp.get("/<key>/status")

@@ -14,7 +14,7 @@ import segno
 from .transactions import Transaction, midtrans_amount, midtrans_time
 
 PAYMENT_TYPES = ("bank_transfer", "echannel", "gopay", "qris", "credit_card")
-BANKS = ("bca", "bni", "bri", "permata")
+BANKS = ("bca", "bni", "bri", "permata", "cimb")
 BILLER_CODE = "70012"  # Midtrans's Mandiri biller code
 MERCHANT_NAME = "MIDTRANS SIMULATOR"
 
@@ -24,6 +24,7 @@ _VA_FORMATS = {
     "bni": ("98812345", 8),
     "bri": ("88599", 10),
     "permata": ("8778", 12),
+    "cimb": ("8277", 12),
 }
 
 # How long an unpaid payment lives when the merchant set no expiry (Midtrans's defaults).
@@ -42,6 +43,9 @@ CHARGE_MESSAGES = {
     "gopay": "GoPay transaction is created",
     "qris": "QRIS transaction is created",
     "credit_card": "Success, Credit Card transaction is successful",
+    "challenge": "Challenge by FDS",
+    "deny_fds": "Denied by FDS",
+    "deny_bank": "Deny by Bank [{bank}] with code [05] and message [Do not Honor]",
 }
 
 
@@ -59,7 +63,7 @@ def new_method(payment_type: str, bank: str | None, *, tx: Transaction, transact
         return {"qr_string": qris_string(tx.gross_amount, transaction_id)}
     card = tx.request.get("credit_card") or {}
     return {
-        "masked_card": "481111-1114",
+        "masked_card": (tx.card or {}).get("masked", "481111-1114"),
         "bank": card.get("bank") or "bni",
         "card_type": "credit",
         "approval_code": _digits(13),
@@ -79,6 +83,8 @@ def method_fields(tx: Transaction, *, notification: bool = False) -> dict:
     if tx.payment_type == "echannel":
         return {"bill_key": method["bill_key"], "biller_code": method["biller_code"]}
     if tx.payment_type == "credit_card":
+        if tx.transaction_status == "pending":  # 3DS still to be done: no bank answer yet
+            return {k: method[k] for k in ("masked_card", "bank", "card_type")}
         denied = tx.transaction_status == "deny"
         return {
             **method,
@@ -99,6 +105,11 @@ def method_fields(tx: Transaction, *, notification: bool = False) -> dict:
 def charge_message(tx: Transaction) -> str:
     if tx.payment_type == "bank_transfer" and tx.method["bank"] == "permata":
         return CHARGE_MESSAGES["permata"]
+    if tx.payment_type == "credit_card" and tx.fraud_status == "challenge":
+        return CHARGE_MESSAGES["challenge"]
+    if tx.payment_type == "credit_card" and tx.transaction_status == "deny":
+        key = "deny_fds" if tx.fraud_status == "deny" else "deny_bank"
+        return CHARGE_MESSAGES[key].format(bank=tx.method["bank"].upper())
     return CHARGE_MESSAGES[tx.payment_type]
 
 

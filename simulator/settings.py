@@ -8,18 +8,25 @@ from .fees import parse_rule
 FAULTS = (None, 500, 503, "non_json", "hang")
 FAULT_SCOPES = ("snap", "core", "all")
 DEFAULT_SERVER_KEY = "SB-Mid-server-simulator"
+DEFAULT_CLIENT_KEY = "SB-Mid-client-simulator"
 
 
 @dataclasses.dataclass
 class Settings:
-    """Every field but the two keys can be changed at run time; `reset()` restores start-up values.
+    """Every field but the keys and the merchant id can be changed at run time; `reset()`
+    restores start-up values.
 
     `fault_count` None means the fault hits every request until it is switched off; a number
     means only the next N requests in `fault_scope`, after which `fault` goes back to None.
     `fee_imposition` is a fee rule (fees.py) for payments whose method is chosen from now on.
+    `core_errors_as_http` answers every Core API error with its status_code as the HTTP status
+    too (off: HTTP 200 with the code in the body, 401 excepted); `status_404_as_http` does so
+    for "Transaction doesn't exist." alone. `refund_any_method` lets bank transfers, Mandiri
+    bill etc. be refunded, which Midtrans's API refuses.
     """
 
     server_key: str = DEFAULT_SERVER_KEY
+    client_key: str = DEFAULT_CLIENT_KEY
     merchant_id: str = "G000000000"
     notification_url: str | None = None
     latency_ms: int = 0
@@ -29,6 +36,8 @@ class Settings:
     fault_count: int | None = None
     hang_seconds: float = 30.0
     status_404_as_http: bool = False
+    core_errors_as_http: bool = False
+    refund_any_method: bool = False
     duplicate: bool = False
     reorder: bool = False
     fee_imposition: dict | None = None
@@ -86,7 +95,13 @@ def _check(name: str, value):
     elif name in ("time_factor", "hang_seconds"):
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise ValueError(f"{name} must be a number >= 0")
-    elif name in ("status_404_as_http", "duplicate", "reorder"):
+    elif name in (
+        "status_404_as_http",
+        "core_errors_as_http",
+        "refund_any_method",
+        "duplicate",
+        "reorder",
+    ):
         if not isinstance(value, bool):
             raise ValueError(f"{name} must be true or false")
     elif name == "notification_url":

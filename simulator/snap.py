@@ -1,4 +1,10 @@
-"""Snap API: POST /snap/v1/transactions creates an order and its payment page."""
+"""Snap API: POST /snap/v1/transactions creates an order and its payment page.
+
+The same order_id again, while nobody has chosen a payment method on the first page, makes a
+new token and page and the first one stops working (Midtrans: "it will revoke the old token,
+only the latest one is active"); once a payment exists the order_id is taken (400).
+`page_expiry` ({"duration", "unit"}) ends the page sooner than the order's `expiry`.
+"""
 
 import uuid
 
@@ -6,7 +12,7 @@ from flask import Blueprint, request, url_for
 
 from .api import guard, notification_urls, simulator
 from .transactions import OrderIdTaken, Transaction, now
-from .validation import InvalidRequest, parse_order, snap_expiry
+from .validation import InvalidRequest, page_expiry, parse_order, snap_expiry
 
 bp = Blueprint("snap", __name__, url_prefix="/snap/v1")
 bp.before_request(lambda: guard("snap"))
@@ -20,6 +26,7 @@ def create_transaction():
     try:
         order = parse_order(body)
         expires_at, expiry_given = snap_expiry(body, created)
+        page_expires_at = page_expiry(body, created)
     except InvalidRequest as error:
         return {"error_messages": error.messages}, 400
     token = str(uuid.uuid4())
@@ -33,6 +40,7 @@ def create_transaction():
         base_url=request.url_root,
         request=body,
         token=token,
+        page_expires_at=page_expires_at,
     )
     try:
         sim.store.add(tx)

@@ -8,7 +8,7 @@ import threading
 import uuid
 from datetime import datetime
 
-from . import fees, transactions
+from . import cards, fees, transactions
 from .bodies import notification_body
 from .methods import LIFETIMES, new_method
 from .notifier import Notifier
@@ -34,20 +34,76 @@ class Store:
         self._by_token: dict[str, Transaction] = {}
 
     def add(self, tx: Transaction) -> Transaction:
-        """Keep a new order (from Snap, method not chosen yet); raises OrderIdTaken."""
+        """Keep a new order from Snap (method not chosen yet). An order_id whose earlier Snap
+        order has no payment yet gets this new order, and the earlier token stops working
+        (Midtrans: "only the latest one is active"); one with a payment raises OrderIdTaken."""
         with self._lock:
+            earlier = self._orders.get(tx.order_id)
+            if earlier is not None and not earlier.chosen:
+                del self._orders[tx.order_id]
+                self._by_token.pop(earlier.token, None)
             self._reserve(tx)
             if tx.token:
                 self._by_token[tx.token] = tx
             return tx.snapshot()
 
-    def charge(self, tx: Transaction, payment_type: str, bank: str | None) -> Transaction:
-        """Keep a new order created by Core /v2/charge: pending, or captured for a card."""
+    def charge(
+        self, tx: Transaction, payment_type: str, bank: str | None, card: dict | None = None
+    ) -> Transaction:
+        """Keep a new order created by Core /v2/charge: pending, or, for a card (`card` from
+        cards.py), waiting for 3DS or ended at once as the test card says."""
         with self._lock:
             self._reserve(tx)
-            status = "capture" if payment_type == "credit_card" else "pending"
-            self._start_payment(tx, payment_type, bank, status=status)
+            if payment_type != "credit_card":
+                self._start_payment(tx, payment_type, bank)
+                return tx.snapshot()
+            tx.card = card
+            tx.authorized_amount = tx.gross_amount
+            if card["three_ds"]:
+                self._start_payment(tx, payment_type, bank)
+            else:
+                self._start_payment(tx, payment_type, bank, **_card_result(card))
             return tx.snapshot()
+
+    def authenticate(self, transaction_id: str, *, passed: bool) -> Transaction:
+        """The payer finished (or failed) 3DS for a pending card charge."""
+        with self._lock:
+            tx = self._by_transaction_id.get(transaction_id)
+            if tx is None or tx.payment_type != "credit_card":
+                raise TransactionNotFound(transaction_id)
+            if tx.transaction_status != "pending" or not (tx.card or {}).get("three_ds"):
+                raise TransitionNotAllowed("3DS authentication is already done")
+            result = _card_result(tx.card) if passed else {"status": "deny"}
+            tx.transaction_status = result["status"]
+            tx.fraud_status = result.get("fraud_status", tx.fraud_status)
+            tx.card = {**tx.card, "three_ds": False}
+            self._notify(tx)
+            return tx.snapshot()
+
+    def capture(self, key: str, amount: int | None) -> Transaction:
+        """POST /v2/capture: an authorized card is captured, all of it or `amount`."""
+        with self._lock:
+            tx = self._chosen(key)
+            transactions.capture(tx, amount)
+            self._notify(tx)
+            return tx.snapshot()
+
+    def settlement_time(self) -> dict[str, list[str]]:
+        """What Midtrans does at settlement time (next day, 16:00 WIB): challenges nobody
+        decided are cancelled, captured cards are settled."""
+        with self._lock:
+            done: dict[str, list[str]] = {"cancelled": [], "settled": []}
+            for tx in self._orders.values():
+                if transactions.challenged(tx):
+                    tx.transaction_status = "cancel"
+                    done["cancelled"].append(tx.order_id)
+                elif tx.payment_type == "credit_card" and tx.transaction_status == "capture":
+                    transactions.apply(tx, "pay")
+                    done["settled"].append(tx.order_id)
+                else:
+                    continue
+                self._notify(tx)
+            return done
 
     def find(self, key: str) -> Transaction:
         """By order id or transaction id; an order without a chosen method does not exist yet."""
@@ -72,7 +128,7 @@ class Store:
             tx = self._get_order(order_id)
             if tx.chosen:
                 raise TransitionNotAllowed("A payment method was already chosen for this order")
-            if tx.expires_at <= transactions.now():
+            if page_closed(tx, transactions.now()):
                 raise TransitionNotAllowed("The payment page has expired")
             self._start_payment(tx, payment_type, bank)
             return tx.snapshot()
@@ -115,7 +171,8 @@ class Store:
         with self._lock:
             tx = self._chosen(key)
             count = len(tx.refunds)
-            record = transactions.refund(tx, **details)
+            any_method = self._settings.refund_any_method
+            record = transactions.refund(tx, any_method=any_method, **details)
             if len(tx.refunds) > count:
                 self._notify(tx)
             return tx.snapshot(), record
@@ -199,3 +256,22 @@ class Store:
         )
         final = tx.transaction_status != "pending"
         self._notifier.notify(tx.order_id, tx.notification_urls, body, final=final)
+
+
+def _card_result(card: dict) -> dict:
+    """Status and fraud status of a card charge as its test card ends it."""
+    outcome = card["outcome"]
+    held = "authorize" if card["authorize"] else "capture"
+    if outcome == cards.CHALLENGE:
+        return {"status": held, "fraud_status": "challenge"}
+    if outcome == cards.DENY_FDS:
+        return {"status": "deny", "fraud_status": "deny"}
+    if outcome == cards.DENY_BANK:
+        return {"status": "deny", "fraud_status": "accept"}
+    return {"status": held, "fraud_status": "accept"}
+
+
+def page_closed(tx: Transaction, moment: datetime) -> bool:
+    """A Snap page past its order's expiry or its own page_expiry takes no method any more."""
+    ends = [tx.expires_at] + ([tx.page_expires_at] if tx.page_expires_at else [])
+    return min(ends) <= moment

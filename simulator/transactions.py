@@ -58,6 +58,12 @@ class Transaction:
     `expires_at` is when an unpaid order dies: the Snap token expiry before a method is chosen,
     the payment's `expiry_time` after.
 
+    `page_expires_at` ends a Snap page (its `page_expiry`) before the order's own expiry.
+
+    `card` is what a Core card charge decided (cards.py): the test card's `outcome`, whether it
+    is an `authorize` (pre-authorization) and whether 3DS is still to be done. An authorized
+    card keeps its `authorized_amount`; a capture may take less.
+
     `gross_amount` is what the payer is asked for: the order's amount, plus `imposed_fee` once
     a method is chosen under fee imposition (see fees.py). `fee_rule` is this order's own rule
     from the control API; None follows the global setting.
@@ -83,6 +89,9 @@ class Transaction:
     fee_rule: dict | None = None
     imposed_fee: int = 0
     fee_placement: str = "metadata"
+    page_expires_at: datetime | None = None
+    card: dict | None = None
+    authorized_amount: int = 0
 
     @property
     def chosen(self) -> bool:
@@ -127,20 +136,23 @@ class Transaction:
         self.fee_placement = placement
 
 
+def challenged(tx: Transaction) -> bool:
+    """A card the fraud detection holds for the merchant to approve or deny."""
+    return tx.transaction_status in ("capture", "authorize") and tx.fraud_status == "challenge"
+
+
 def status_code(tx: Transaction) -> str:
     """The status_code of GET status and of action answers: expire is "407" here."""
-    status = tx.transaction_status
-    if status == "pending" or (status == "capture" and tx.fraud_status == "challenge"):
+    if tx.transaction_status == "pending" or challenged(tx):
         return "201"
-    return {"deny": "202", "expire": "407"}.get(status, "200")
+    return {"deny": "202", "expire": "407"}.get(tx.transaction_status, "200")
 
 
 def notification_status_code(tx: Transaction) -> str:
     """The status_code of an HTTP notification: expire, cancel and deny are all "202" there."""
-    status = tx.transaction_status
-    if status == "pending" or (status == "capture" and tx.fraud_status == "challenge"):
+    if tx.transaction_status == "pending" or challenged(tx):
         return "201"
-    return "202" if status in ("expire", "cancel", "deny") else "200"
+    return "202" if tx.transaction_status in ("expire", "cancel", "deny") else "200"
 
 
 def apply(tx: Transaction, event: str) -> None:
@@ -150,34 +162,55 @@ def apply(tx: Transaction, event: str) -> None:
     pending -> settlement. A capture under fraud challenge waits for approve or deny.
     """
     status, card = tx.transaction_status, tx.payment_type == "credit_card"
-    challenged = status == "capture" and tx.fraud_status == "challenge"
+    held = challenged(tx)
     if event == "pay" and status == "pending":
         _move(tx, "capture" if card else "settlement")
-    elif event == "pay" and status == "capture" and not challenged:
+    elif event == "pay" and status == "capture" and not held:
         _move(tx, "settlement")
     elif event == "fail" and status == "pending":
         _move(tx, "deny")
     elif event == "expire" and status == "pending":
         _move(tx, "expire")
-    elif event == "cancel" and status in ("pending", "capture"):
+    elif event == "cancel" and status in ("pending", "capture", "authorize"):
         _move(tx, "cancel")
-    elif event == "approve" and challenged:
+    elif event == "approve" and held:
         tx.fraud_status = "accept"
-    elif event == "deny" and challenged:
+    elif event == "deny" and held:
         tx.fraud_status = "deny"
         _move(tx, "deny")
     else:
         raise TransitionNotAllowed()
 
 
-def refund(tx: Transaction, *, amount: int | None, refund_key: str | None, reason: str) -> Refund:
+# Midtrans refunds through the API only these (and e-wallets the simulator does not offer);
+# bank transfers, Mandiri bill and convenience stores are refunded by other means.
+REFUNDABLE_TYPES = ("credit_card", "gopay", "qris")
+REFUND_REFUSED = "Transaction status cannot be updated."
+
+
+def refund(
+    tx: Transaction,
+    *,
+    amount: int | None,
+    refund_key: str | None,
+    reason: str,
+    any_method: bool = False,
+) -> Refund:
     """Refund part or all of what is left of what was paid (an imposed fee included); the same
-    refund_key again returns the first refund."""
+    refund_key again returns the first refund.
+
+    Only a settled payment (or a captured card the fraud check accepted) of a refundable type
+    can be refunded; `any_method` lifts the type rule (the `refund_any_method` switch).
+    """
     for earlier in tx.refunds:
         if refund_key is not None and earlier.refund_key == refund_key:
             return earlier
-    if tx.transaction_status not in ("settlement", "capture", "partial_refund"):
-        raise TransitionNotAllowed()
+    status = tx.transaction_status
+    refundable_status = status in ("settlement", "partial_refund") or (
+        status == "capture" and tx.fraud_status == "accept"
+    )
+    if not refundable_status or not (any_method or tx.payment_type in REFUNDABLE_TYPES):
+        raise TransitionNotAllowed(REFUND_REFUSED)
     refundable = tx.gross_amount - tx.refunded_amount
     amount = refundable if amount is None else amount
     if amount > refundable:
@@ -192,6 +225,17 @@ def refund(tx: Transaction, *, amount: int | None, refund_key: str | None, reaso
     tx.refunds.append(record)
     tx.transaction_status = "refund" if tx.refunded_amount == tx.gross_amount else "partial_refund"
     return record
+
+
+def capture(tx: Transaction, amount: int | None) -> None:
+    """Capture an authorized card (pre-authorization), all of it or less."""
+    if tx.transaction_status != "authorize" or tx.fraud_status != "accept":
+        raise TransitionNotAllowed()
+    amount = tx.authorized_amount if amount is None else amount
+    if amount > tx.authorized_amount:
+        raise TransitionNotAllowed("Capture amount is greater than the authorized amount")
+    tx.gross_amount = amount
+    _move(tx, "capture")
 
 
 def _move(tx: Transaction, status: str) -> None:

@@ -78,6 +78,48 @@ def snap_expiry(body: dict, created: datetime) -> tuple[datetime, bool]:
     return start + timedelta(**{UNITS[unit]: duration}), True
 
 
+def page_expiry(body: dict, created: datetime) -> datetime | None:
+    """When a Snap page stops taking a method (`page_expiry`), or None: the order's expiry."""
+    expiry = body.get("page_expiry")
+    if expiry is None:
+        return None
+    if not isinstance(expiry, dict):
+        raise InvalidRequest(["page_expiry is invalid"])
+    return created + _duration(expiry, "page_expiry", "duration")
+
+
+def custom_expiry(body: dict, created: datetime) -> datetime | None:
+    """A Core charge's `custom_expiry` {"order_time", "expiry_duration", "unit"} as its
+    expiry_time, or None for the method's default lifetime."""
+    expiry = body.get("custom_expiry")
+    if expiry is None:
+        return None
+    if not isinstance(expiry, dict):
+        raise InvalidRequest(["custom_expiry is invalid"])
+    start = created
+    if expiry.get("order_time"):
+        try:
+            start = datetime.strptime(str(expiry["order_time"]), "%Y-%m-%d %H:%M:%S %z")
+        except ValueError:
+            raise InvalidRequest(
+                ["custom_expiry.order_time must be in format yyyy-MM-dd HH:mm:ss Z"]
+            ) from None
+    return start + _duration(expiry, "custom_expiry", "expiry_duration")
+
+
+def _duration(expiry: dict, name: str, field: str) -> timedelta:
+    unit = str(expiry.get("unit", "")).lower().removesuffix("s")
+    duration = expiry.get(field)
+    errors = []
+    if unit not in UNITS:
+        errors.append(f"{name}.unit must be one of second, minute, hour, day")
+    if isinstance(duration, bool) or not isinstance(duration, int) or duration < 1:
+        errors.append(f"{name}.{field} must be a positive integer")
+    if errors:
+        raise InvalidRequest(errors)
+    return timedelta(**{UNITS[unit]: duration})
+
+
 def parse_payment(body: dict) -> tuple[str, str | None]:
     """payment_type and, for bank transfers, the bank of a Core charge."""
     payment_type = body.get("payment_type")
@@ -88,10 +130,14 @@ def parse_payment(body: dict) -> tuple[str, str | None]:
     if payment_type == "bank_transfer":
         bank = (body.get("bank_transfer") or {}).get("bank")
         if bank not in BANKS:
-            raise InvalidRequest(["bank_transfer.bank must be one of bca, bni, bri, permata"])
+            raise InvalidRequest([f"bank_transfer.bank must be one of {', '.join(BANKS)}"])
         return payment_type, bank
-    if payment_type == "credit_card" and not (body.get("credit_card") or {}).get("token_id"):
-        raise InvalidRequest(["credit_card.token_id is required"])
+    if payment_type == "credit_card":
+        card = body.get("credit_card") or {}
+        if not card.get("token_id"):
+            raise InvalidRequest(["credit_card.token_id is required"])
+        if card.get("type", "authorize_capture") not in ("authorize", "authorize_capture"):
+            raise InvalidRequest(["credit_card.type must be one of authorize, authorize_capture"])
     return payment_type, None
 
 

@@ -90,8 +90,8 @@ def test_qris_answers_a_qr_string_with_a_valid_crc(client, auth):
     assert crc == f"{binascii.crc_hqx(payload.encode(), 0xFFFF):04X}"  # CRC-16/CCITT-FALSE
 
 
-def test_card_charge_is_captured_and_accepted(client, auth):
-    card = {"token_id": "481111-1114-any-token", "authentication": True}
+def test_card_charge_without_3ds_is_captured_and_accepted(client, auth):
+    card = {"token_id": "481111-1114-any-token"}
 
     body = charge(client, auth, "ORDER-1", "credit_card", credit_card=card).json
 
@@ -110,7 +110,7 @@ def test_card_charge_is_captured_and_accepted(client, auth):
         ),
         (
             {"payment_type": "bank_transfer", "bank_transfer": {"bank": "xyz"}},
-            ["bank_transfer.bank must be one of bca, bni, bri, permata"],
+            ["bank_transfer.bank must be one of bca, bni, bri, permata, cimb"],
         ),
         ({"payment_type": "credit_card"}, ["credit_card.token_id is required"]),
     ],

@@ -250,7 +250,7 @@ def test_action_answers_state_the_fee_inclusive_amount_and_the_split(client, aut
 def test_refunds_are_bounded_by_the_fee_inclusive_amount_paid(client, auth, snap_order):
     configure(client, fee_imposition={"fee": 4440})
     snap_order("ORDER-1", 10000)
-    client.post("/_sim/transactions/ORDER-1/pay")
+    client.post("/_sim/transactions/ORDER-1/pay", json={"payment_type": "gopay"})
 
     too_much = client.post("/v2/ORDER-1/refund", json={"amount": 14441}, headers=auth).json
     part = client.post("/v2/ORDER-1/refund", json={"amount": 10000}, headers=auth).json

@@ -98,13 +98,42 @@ def test_a_body_that_is_not_json_is_400(client, auth):
     assert answer.json == {"error_messages": ["There was a problem in the JSON you submitted"]}
 
 
-def test_an_order_id_is_accepted_only_once(client, auth):
+def test_an_order_id_with_a_payment_is_taken(client, auth):
     assert create(client, auth, details("ORDER-1")).status_code == 201
+    client.post("/_sim/transactions/ORDER-1/choose")
 
     again = create(client, auth, details("ORDER-1", 99000))
 
     assert again.status_code == 400
     assert again.json == {"error_messages": ["transaction_details.order_id has already been taken"]}
+
+
+def test_a_paid_order_id_is_taken_too(client, auth):
+    create(client, auth, details("ORDER-1"))
+    client.post("/_sim/transactions/ORDER-1/pay", json={"payment_type": "gopay"})
+
+    again = create(client, auth, details("ORDER-1"))
+
+    assert again.status_code == 400
+    assert again.json == {"error_messages": ["transaction_details.order_id has already been taken"]}
+
+
+def test_a_second_token_for_an_unpaid_order_revokes_the_first(client, auth):
+    first = create(client, auth, details("ORDER-1")).json
+
+    second = create(client, auth, details("ORDER-1", 99000))
+
+    assert second.status_code == 201
+    assert second.json["token"] != first["token"]
+    assert client.get(first["redirect_url"]).status_code == 404
+    chosen = client.post(f"{first['redirect_url']}/choose", data={"method": "qris"})
+    assert chosen.status_code == 404
+    page = client.get(second.json["redirect_url"])
+    assert page.status_code == 200 and "Rp99.000" in page.get_data(as_text=True)
+    client.post(f"{second.json['redirect_url']}/choose", data={"method": "qris"})
+    status = client.get("/v2/ORDER-1/status", headers=auth).json
+    assert (status["status_code"], status["gross_amount"]) == ("201", "99000.00")
+    assert [tx["token"] for tx in client.get("/_sim/transactions").json] == [second.json["token"]]
 
 
 def test_status_says_the_transaction_does_not_exist_before_a_method_is_chosen(
