@@ -7,12 +7,13 @@ state lives in memory (one process) and is lost on restart.
 Run it
 ------
     python -m simulator --port 5001 \\
-        --server-key SB-Mid-server-simulator \\
+        --server-key SB-Mid-server-simulator --client-key SB-Mid-client-simulator \\
         --notification-url http://127.0.0.1:5000/notification \\
         --latency-ms 0 --time-factor 1 --host 127.0.0.1
 
 Each option may come from the environment instead: SIMULATOR_PORT, SIMULATOR_HOST,
-SIMULATOR_SERVER_KEY (default `SB-Mid-server-simulator`), SIMULATOR_NOTIFICATION_URL,
+SIMULATOR_SERVER_KEY (default `SB-Mid-server-simulator`), SIMULATOR_CLIENT_KEY (default
+`SB-Mid-client-simulator`), SIMULATOR_NOTIFICATION_URL,
 SIMULATOR_LATENCY_MS, SIMULATOR_TIME_FACTOR; `--log-requests` logs every HTTP request. It is
 served by Werkzeug's threaded server (one thread per connection, one process, since the state
 is in memory), which copes with hundreds of concurrent connections. Point the gateway at it with
@@ -22,17 +23,30 @@ and `MIDTRANS_SERVER_KEY=SB-Mid-server-simulator`.
 Midtrans APIs (Basic auth: the server key as user name, empty password)
 -----------------------------------------------------------------------
 - `POST /snap/v1/transactions` -> 201 `{"token", "redirect_url"}`; 400 `{"error_messages": [...]}`
-  with Midtrans's wording (order_id required, at most 50 characters, used only once; gross_amount
-  an integer >= 1 equal to the sum of item_details); 401 on a wrong key. `expiry` is honoured
-  (24 hours by default). `X-Override-Notification` (replaces the default notification URL) and
+  with Midtrans's wording (order_id required, at most 50 characters, taken once it has a
+  payment; gross_amount an integer >= 1 equal to the sum of item_details); 401 on a wrong key.
+  The same order_id before any payment makes a new token and the first page stops working.
+  `expiry` is honoured (24 hours by default), `page_expiry` ends the page sooner.
+  `X-Override-Notification` (replaces the default notification URL) and
   `X-Append-Notification` (adds to it), up to 3 comma-separated URLs each, are kept per order.
 - `GET {redirect_url}` (`/snap/v4/redirection/<token>`): the payment page. Pick BCA, BNI, BRI or
   Permata VA, Mandiri bill, GoPay, QRIS or card (only those in `enabled_payments`, if given);
   then Pay, Fail (deny), Expire or Cancel. A card is captured or denied at once.
-- `POST /v2/charge` for bank_transfer (bca, bni, bri, permata), echannel, gopay, qris and
-  credit_card (any token_id; captured with fraud_status accept).
+- `POST /v2/charge` for bank_transfer (bca, bni, bri, permata, cimb), echannel, gopay, qris
+  and credit_card, with `custom_expiry` ({"expiry_duration", "unit", optional "order_time"}).
+  A card charge takes a `token_id` from `GET /v2/token` (client key in the query, no server
+  key; Midtrans's sandbox test cards, see cards.py: accept, challenge, denied by FDS or bank)
+  or any made-up token (the accept card). `authentication: true` answers pending with a
+  `redirect_url` to a 3DS page (OTP 112233) that ends the charge and notifies;
+  `credit_card.type: "authorize"` ends in `authorize`, captured by `POST /v2/capture`
+  `{"transaction_id", "gross_amount"}` (all of it by default, never more). An issued token
+  charged twice answers "411".
+- `GET /v2/assets/js/midtrans-new-3ds.min.js`: a stand-in for Midtrans's card JS
+  (`MidtransNew3ds.getCardToken`, `authenticate`, `redirect`) that talks to this simulator.
 - `GET /v2/<order_id or transaction_id>/status`; `POST /v2/<id>/cancel|expire|approve|deny|refund`
-  and `/v2/<id>/refund/online/direct` (`{"refund_key", "amount", "reason"}`). Errors carry their
+  and `/v2/<id>/refund/online/direct` (`{"refund_key", "amount", "reason"}`): only a
+  settlement (or a captured card the fraud check accepted) of a card, GoPay or QRIS; bank
+  transfers and Mandiri bill answer "412" as on Midtrans. Errors carry their
   code in the body with HTTP 200, as Midtrans does: unknown ids (and Snap orders whose customer
   has not chosen a method yet) answer `{"status_code": "404", "status_message": "Transaction
   doesn't exist."}`, forbidden changes `"412"`, charge validation `"400"`, a reused order_id
@@ -56,7 +70,9 @@ Control API (JSON, no auth)
 - `POST /_sim/config` with any of: `latency_ms`, `fault` (null, 500, 503, "non_json" = an HTML
   502 page, "hang" = sleep `hang_seconds`, default 30, then answer normally), `fault_scope`
   ("snap", "core", "all"), `fault_count` (next N API requests, null = until switched off),
-  `hang_seconds`, `status_404_as_http` (answer unknown ids with a real HTTP 404), `duplicate`
+  `hang_seconds`, `status_404_as_http` (answer unknown ids with a real HTTP 404),
+  `core_errors_as_http` (every Core error with its code as HTTP status too),
+  `refund_any_method` (let a VA or Mandiri bill be refunded), `duplicate`
   (send each notification twice), `reorder` (hold an order's notifications until its final one,
   then send them newest first; switching it off releases what is held), `time_factor`,
   `notification_url`, `fee_imposition` (below). `GET /_sim/config` shows them.
@@ -74,6 +90,8 @@ Control API (JSON, no auth)
 - `GET /_sim/requests`: the API requests received (method, path, headers without
   Authorization, JSON body, time). `GET /_sim/notifications`: every notification attempt (url,
   body, attempt, status answered or error, time). Both keep the last 10,000.
+- `POST /_sim/settlement-time`: Midtrans's daily settlement now: undecided challenges are
+  cancelled, captured cards settled; answers `{"cancelled": [...], "settled": [...]}`.
 - `GET /_sim/transactions`: the orders as JSON. `POST /_sim/reset`: forget everything.
 - `GET /_sim/`: a page listing transactions and every notification with the answer it got.
 """

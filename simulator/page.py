@@ -92,7 +92,7 @@ def qr_code(kind, transaction_id):
 
 
 @bp.route("/v2/token/rba/redirect/<key>", methods=["GET", "POST"])
-@bp.route("/v2/token/redirect/<key>", methods=["GET", "POST"])
+@bp.route("/v2/token/redirect/<key>", methods=["GET", "POST"], endpoint="token_3ds")
 def three_ds(key):
     """3DS for a Core card charge (key: "<masked card>-<transaction_id>"), or for a card token
     asked with secure=true (the older flow; key: the token)."""

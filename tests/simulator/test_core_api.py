@@ -3,10 +3,12 @@
 import binascii
 import hashlib
 import re
+from datetime import datetime, timedelta
 
 import pytest
 
 from simulator.signing import signature_key
+from simulator.transactions import WIB
 
 MIDTRANS_TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
 
@@ -313,3 +315,169 @@ def test_a_challenged_card_can_be_denied(client, auth, snap_order):
     denied = post(client, auth, "/v2/ORDER-1/deny").json
 
     assert (denied["status_code"], denied["transaction_status"]) == ("202", "deny")
+
+
+def test_cimb_answers_a_va_number(client, auth):
+    body = charge(client, auth, "ORDER-1", "bank_transfer", bank_transfer={"bank": "cimb"}).json
+
+    assert body["status_code"] == "201"
+    assert body["va_numbers"][0]["bank"] == "cimb"
+    assert re.fullmatch(r"\d{16}", body["va_numbers"][0]["va_number"])
+
+
+@pytest.mark.parametrize(
+    ("unit", "duration", "delta"),
+    [
+        ("minute", 15, timedelta(minutes=15)),
+        ("hour", 2, timedelta(hours=2)),
+        ("day", 1, timedelta(days=1)),
+    ],
+)
+def test_custom_expiry_sets_the_expiry_time(client, auth, unit, duration, delta):
+    start = datetime.now(WIB).replace(microsecond=0)
+    expiry = {
+        "order_time": start.strftime("%Y-%m-%d %H:%M:%S +0700"),
+        "expiry_duration": duration,
+        "unit": unit,
+    }
+
+    body = charge(client, auth, "ORDER-1", "qris", custom_expiry=expiry).json
+
+    expected = (start + delta).strftime("%Y-%m-%d %H:%M:%S")
+    assert body["expiry_time"] == expected
+    assert status(client, auth, "ORDER-1")["expiry_time"] == expected
+
+
+def test_custom_expiry_without_order_time_counts_from_the_charge(client, auth):
+    before = datetime.now(WIB).replace(microsecond=0)
+    expiry = {"expiry_duration": 30, "unit": "minute"}
+
+    body = charge(client, auth, "ORDER-1", "gopay", custom_expiry=expiry).json
+
+    expiry_time = datetime.strptime(body["expiry_time"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=WIB)
+    assert timedelta(minutes=30) <= expiry_time - before <= timedelta(minutes=30, seconds=2)
+
+
+def test_a_custom_expiry_already_past_expires_the_payment(client, auth):
+    start = (datetime.now(WIB) - timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S +0700")
+    expiry = {"order_time": start, "expiry_duration": 1, "unit": "minute"}
+    charge(client, auth, "ORDER-1", "gopay", custom_expiry=expiry)
+
+    client.application.extensions["simulator"].store.expire_overdue(datetime.now(WIB))
+
+    assert status(client, auth, "ORDER-1")["status_code"] == "407"
+
+
+@pytest.mark.parametrize(
+    ("expiry", "message"),
+    [
+        (
+            {"expiry_duration": 0, "unit": "minute"},
+            "custom_expiry.expiry_duration must be a positive integer",
+        ),
+        (
+            {"expiry_duration": 5, "unit": "week"},
+            "custom_expiry.unit must be one of second, minute, hour, day",
+        ),
+        (
+            {"expiry_duration": 5, "unit": "hour", "order_time": "yesterday"},
+            "custom_expiry.order_time must be in format yyyy-MM-dd HH:mm:ss Z",
+        ),
+    ],
+)
+def test_an_invalid_custom_expiry_is_400(client, auth, expiry, message):
+    body = charge(client, auth, "ORDER-1", "gopay", custom_expiry=expiry).json
+
+    assert (body["status_code"], body["validation_messages"]) == ("400", [message])
+
+
+def test_the_qris_qr_code_is_a_png_of_the_qr_string(client, auth):
+    body = charge(client, auth, "ORDER-1", "qris").json
+
+    qr = client.get(body["actions"][0]["url"])
+
+    assert body["actions"][0]["name"] == "generate-qr-code"
+    assert (qr.status_code, qr.mimetype) == (200, "image/png")
+    assert qr.data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert client.get(body["actions"][0]["url"].replace("qris", "gopay")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("payment_type", "extra"),
+    [("bank_transfer", {"bank_transfer": {"bank": "bca"}}), ("echannel", {})],
+)
+def test_methods_midtrans_cannot_refund_through_the_api_answer_412(
+    client, auth, payment_type, extra
+):
+    charge(client, auth, "ORDER-1", payment_type, **extra)
+    client.post("/_sim/transactions/ORDER-1/pay")
+
+    refused = post(client, auth, "/v2/ORDER-1/refund", {"amount": 1000}).json
+    direct = post(client, auth, "/v2/ORDER-1/refund/online/direct", {"amount": 1000}).json
+
+    assert (refused["status_code"], refused["status_message"]) == (
+        "412",
+        "Transaction status cannot be updated.",
+    )
+    assert direct["status_code"] == "412"
+    assert status(client, auth, "ORDER-1")["transaction_status"] == "settlement"
+
+
+def test_the_refund_any_method_switch_lets_a_va_be_refunded(client, auth):
+    charge(client, auth, "ORDER-1", "bank_transfer", bank_transfer={"bank": "bca"})
+    client.post("/_sim/transactions/ORDER-1/pay")
+    client.post("/_sim/config", json={"refund_any_method": True})
+
+    body = post(client, auth, "/v2/ORDER-1/refund", {"amount": 1000}).json
+
+    assert (body["status_code"], body["transaction_status"]) == ("200", "partial_refund")
+
+
+@pytest.mark.parametrize("payment_type", ["gopay", "qris"])
+def test_settled_e_wallets_are_refunded(client, auth, payment_type):
+    charge(client, auth, "ORDER-1", payment_type)
+    client.post("/_sim/transactions/ORDER-1/pay")
+
+    body = post(client, auth, "/v2/ORDER-1/refund/online/direct", {"refund_key": "k1"}).json
+
+    assert (body["status_code"], body["transaction_status"]) == ("200", "refund")
+    assert body["status_message"] == "Success, refund request is approved by the bank"
+
+
+def test_a_captured_card_is_refunded_but_a_challenged_one_is_not(client, auth):
+    charge(client, auth, "PAID", "credit_card", credit_card={"token_id": "t"})
+    token = client.get(
+        "/v2/token",
+        query_string={
+            "client_key": "SB-Mid-client-simulator",
+            "card_number": "4111111111111111",
+            "card_exp_month": "12",
+            "card_exp_year": str(datetime.now(WIB).year + 1),
+            "card_cvv": "123",
+        },
+    ).json["token_id"]
+    charge(client, auth, "HELD", "credit_card", credit_card={"token_id": token})
+
+    paid = post(client, auth, "/v2/PAID/refund", {"amount": 1000}).json
+    held = post(client, auth, "/v2/HELD/refund", {"amount": 1000}).json
+
+    assert (paid["status_code"], paid["transaction_status"]) == ("200", "partial_refund")
+    assert held["status_code"] == "412"
+
+
+def test_core_errors_as_http_switch(client, auth):
+    client.post("/_sim/config", json={"core_errors_as_http": True})
+    charge(client, auth, "ORDER-1", "gopay")
+
+    invalid = charge(client, auth, "ORDER-2", "bank_transfer", bank_transfer={"bank": "xyz"})
+    duplicate = charge(client, auth, "ORDER-1", "gopay")
+    refused = post(client, auth, "/v2/ORDER-1/refund", {"amount": 1})
+    unknown = client.get("/v2/NOPE/status", headers=auth)
+
+    assert [a.status_code for a in (invalid, duplicate, refused, unknown)] == [400, 406, 412, 404]
+    assert [a.json["status_code"] for a in (invalid, duplicate, refused, unknown)] == [
+        "400",
+        "406",
+        "412",
+        "404",
+    ]

@@ -178,3 +178,98 @@ def test_the_payment_page_over_http(snap, simulator_url):
     status = snap.transactions.status("ORDER-PAGE")
     assert status["transaction_status"] == "settlement"
     assert status["permata_va_number"] == va_number
+
+
+CLIENT_KEY = "SB-Mid-client-simulator"
+
+
+def card_token(core, number):
+    return core.card_token(
+        {
+            "card_number": number,
+            "card_exp_month": "12",
+            "card_exp_year": "2099",
+            "card_cvv": "123",
+            "client_key": CLIENT_KEY,
+        }
+    )["token_id"]
+
+
+def card_order(order_id, token_id, amount=150000, **card):
+    return {
+        **order(order_id, amount),
+        "payment_type": "credit_card",
+        "credit_card": {"token_id": token_id, **card},
+    }
+
+
+def test_card_token_and_charge_through_the_client(core):
+    token_id = card_token(core, "4811 1111 1111 1114")
+
+    charged = core.charge(card_order("ORDER-1", token_id))
+
+    assert token_id.startswith("481111-1114-")
+    assert (charged["status_code"], charged["transaction_status"]) == ("200", "capture")
+    with pytest.raises(midtransclient.error_midtrans.MidtransAPIError) as reused:
+        core.charge(card_order("ORDER-2", token_id))
+    assert reused.value.api_response_dict["status_code"] == "411"
+
+
+def test_a_3ds_charge_through_the_client_answers_a_redirect_url(core, simulator_url):
+    token_id = card_token(core, "4811111111111114")
+
+    charged = core.charge(card_order("ORDER-1", token_id, authentication=True))
+    page = requests.get(charged["redirect_url"], timeout=5)
+    done = requests.post(
+        charged["redirect_url"], data={"otp": "112233", "action": "authenticate"}, timeout=5
+    )
+
+    assert (charged["status_code"], charged["transaction_status"]) == ("201", "pending")
+    assert charged["redirect_url"].startswith(f"{simulator_url}/v2/token/rba/redirect/")
+    assert page.status_code == done.status_code == 200
+    assert core.transactions.status("ORDER-1")["transaction_status"] == "capture"
+
+
+def test_authorize_and_capture_through_the_client(core):
+    charged = core.charge(
+        card_order("ORDER-1", card_token(core, "4811111111111114"), 200000, type="authorize")
+    )
+
+    captured = core.capture({"transaction_id": charged["transaction_id"], "gross_amount": 120000})
+
+    assert charged["transaction_status"] == "authorize"
+    assert (captured["transaction_status"], captured["gross_amount"]) == ("capture", "120000.00")
+    with pytest.raises(midtransclient.error_midtrans.MidtransAPIError) as again:
+        core.capture({"transaction_id": charged["transaction_id"], "gross_amount": 1000})
+    assert again.value.api_response_dict["status_code"] == "412"
+
+
+def test_approve_and_deny_a_challenge_through_the_client(core):
+    core.charge(card_order("ORDER-1", card_token(core, "4511111111111117")))
+    core.charge(card_order("ORDER-2", card_token(core, "5510111111111115")))
+
+    held = core.transactions.status("ORDER-1")
+    approved = core.transactions.approve("ORDER-1")
+    denied = core.transactions.deny("ORDER-2")
+
+    assert (held["status_code"], held["fraud_status"]) == ("201", "challenge")
+    assert (approved["transaction_status"], approved["fraud_status"]) == ("capture", "accept")
+    assert (denied["status_code"], denied["transaction_status"]) == ("202", "deny")
+    with pytest.raises(midtransclient.error_midtrans.MidtransAPIError) as decided:
+        core.transactions.approve("ORDER-1")
+    assert decided.value.api_response_dict["status_code"] == "412"
+
+
+def test_refunds_through_the_core_client(core, simulator_url):
+    core.charge({**order("CARD"), **CHARGES["card"][0]})
+    core.charge({**order("VA"), **CHARGES["bca"][0]})
+    pay(simulator_url, "VA")
+
+    refunded = core.transactions.refund("CARD", {"refund_key": "r1", "amount": 50000})
+    direct = core.transactions.refundDirect("CARD", {"refund_key": "r2", "amount": 100000})
+    with pytest.raises(midtransclient.error_midtrans.MidtransAPIError) as refused:
+        core.transactions.refund("VA", {"refund_key": "r3", "amount": 1000})
+
+    assert (refunded["status_code"], refunded["transaction_status"]) == ("200", "partial_refund")
+    assert (direct["refund_amount"], direct["transaction_status"]) == ("100000.00", "refund")
+    assert refused.value.api_response_dict["status_code"] == "412"

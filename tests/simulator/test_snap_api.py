@@ -297,3 +297,38 @@ def test_an_invalid_expiry_is_400(client, auth):
             "expiry.duration must be a positive integer",
         ]
     }
+
+
+def test_page_expiry_ends_the_page_before_the_order_expires(client, auth):
+    body = {**details(), "page_expiry": {"duration": 1, "unit": "minutes"}}
+    order = create(client, auth, body).json
+    sim = client.application.extensions["simulator"]
+    tx = sim.store._orders["ORDER-1"]
+    tx.page_expires_at = tx.created_at - timedelta(seconds=1)  # a minute later, in effect
+
+    page = client.get(order["redirect_url"]).get_data(as_text=True)
+    chosen = client.post(f"{order['redirect_url']}/choose", data={"method": "qris"})
+    card = client.post(f"{order['redirect_url']}/pay", data={"payment_type": "credit_card"})
+
+    assert "expired" in page
+    assert (chosen.status_code, card.status_code) == (409, 409)
+    assert client.get("/v2/ORDER-1/status", headers=auth).json["status_code"] == "404"
+
+
+def test_page_expiry_is_kept_per_order(client, auth):
+    start = datetime.now(WIB)
+    create(client, auth, {**details(), "page_expiry": {"duration": 2, "unit": "hour"}})
+
+    tx = client.application.extensions["simulator"].store.find_order("ORDER-1")
+
+    assert timedelta(hours=2) <= tx.page_expires_at - start <= timedelta(hours=2, seconds=2)
+    assert tx.expires_at - start >= timedelta(hours=23)  # the order itself lives 24 hours
+
+
+def test_an_invalid_page_expiry_is_400(client, auth):
+    body = {**details(), "page_expiry": {"duration": -1, "unit": "days"}}
+
+    answer = create(client, auth, body)
+
+    assert answer.status_code == 400
+    assert answer.json == {"error_messages": ["page_expiry.duration must be a positive integer"]}
