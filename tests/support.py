@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import copy
 import os
 
 import responses
+from midtrans_samples import SNAP_NOTIFICATION_SETTLEMENT
 from sqlalchemy import text
 
 from app.extensions import db
+from app.midtrans import signature_for
 
 SERVER_KEY = "SB-Mid-server-test"
 API_BASE = "https://api.midtrans.test"
@@ -38,6 +41,14 @@ def make_app(cli, code: str, *extra: str) -> dict[str, str]:
     return {"X-App-Code": code, "X-Api-Key": key}
 
 
+def hook_app(cli, code: str, url: str, *extra: str) -> tuple[dict[str, str], str]:
+    """Create an app whose callbacks go to `url`: its auth headers and its signing secret."""
+    result = cli("apps", "create", code, "--name", code, "--callback-url", url, *extra)
+    lines = result.output.strip().splitlines()
+    secret = next(line.split(": ", 1)[1] for line in lines if line.startswith("Signing secret:"))
+    return {"X-App-Code": code, "X-Api-Key": lines[-1]}, secret
+
+
 def basic_auth() -> str:
     return "Basic " + base64.b64encode(f"{SERVER_KEY}:".encode()).decode()
 
@@ -52,6 +63,27 @@ def snap_ok(rsps, token: str = "tok-123") -> None:
         },
         status=201,
     )
+
+
+def charge(client, headers, midtrans, order_id: str = "C-1", amount: int = 7000, **extra):
+    """POST /charge as a client app with `headers`, Snap (mocked in `midtrans`) making a link
+    whose token is `tok-ORDER_ID`; the answer, asserted 201."""
+    snap_ok(midtrans, token=f"tok-{order_id}")
+    body = {"order_id": order_id, "amount": amount, **extra}
+    answer = client.post("/charge", json=body, headers=headers)
+    assert answer.status_code == 201, answer.get_data(as_text=True)
+    return answer
+
+
+def signed(base: dict | None = None, *, server_key: str = SERVER_KEY, **changes) -> dict:
+    """A Midtrans notification: `base` (Midtrans's own settlement sample by default) with
+    `changes`, signed again as Midtrans signs (order_id + status_code + gross_amount + the
+    server key), so that a test changes one thing and still sends a genuine notification."""
+    body = {**copy.deepcopy(base or SNAP_NOTIFICATION_SETTLEMENT), **changes}
+    body["signature_key"] = signature_for(
+        body["order_id"], body["status_code"], body["gross_amount"], server_key
+    )
+    return body
 
 
 def status_url(midtrans_order_id: str) -> str:

@@ -12,9 +12,8 @@ import json
 
 import pytest
 import responses
-from support import SERVER_KEY, USER_DOC_KEY, make_app, snap_ok, status_url, use_settings
+from support import USER_DOC_KEY, make_app, signed, snap_ok, status_url, use_settings
 
-from app.midtrans import signature_for
 from app.services import gateway
 
 FLOODER = {"REMOTE_ADDR": "203.0.113.7"}
@@ -247,8 +246,7 @@ def test_a_flood_of_forged_notifications_is_limited_per_address_and_verified_one
     assert client.post("/charge", json=order, headers=headers).status_code == 201
     midtrans.add(responses.GET, status_url("INV-1"), json=SETTLED)
     real = {k: SETTLED[k] for k in ("order_id", "status_code", "gross_amount")}
-    real.update(transaction_status="settlement", fraud_status="accept")
-    real["signature_key"] = signature_for("INV-1", "200", "1000.00", SERVER_KEY)
+    real = signed(real, transaction_status="settlement", fraud_status="accept")
     answer = notify(client, json.dumps(real).encode())
     assert answer.status_code == 200, answer.json
     assert answer.json["outcome"] == "applied"

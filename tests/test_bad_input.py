@@ -9,7 +9,6 @@ are sent to a real gunicorn over a raw socket.
 
 from __future__ import annotations
 
-import copy
 import json
 import socket
 from urllib.parse import quote
@@ -19,11 +18,10 @@ import responses
 from admin.dashboard import PASSWORD, log_in, token_for
 from midtrans_samples import FIXTURE_SERVER_KEY, SNAP_NOTIFICATION_SETTLEMENT
 from sqlalchemy import event
-from support import API_BASE, snap_ok
+from support import API_BASE, signed, snap_ok
 
 from app.admin.models import AuditEntry
 from app.extensions import db
-from app.midtrans import signature_for
 from app.models import App, Notification, Transaction, TransactionEvent
 
 SETTLEMENT = SNAP_NOTIFICATION_SETTLEMENT
@@ -43,14 +41,6 @@ def order(client, app_key, midtrans):
     snap_ok(midtrans)
     resp = client.post("/charge", json={"order_id": ORDER_ID, "amount": 150000}, headers=app_key)
     assert resp.status_code == 201
-
-
-def signed(**changes) -> dict:
-    body = {**copy.deepcopy(SETTLEMENT), **changes}
-    body["signature_key"] = signature_for(
-        body["order_id"], body["status_code"], body["gross_amount"], FIXTURE_SERVER_KEY
-    )
-    return body
 
 
 def post_notification(client, body: dict):
@@ -439,7 +429,7 @@ def gunicorn_gateway(tmp_path_factory):
         GUNICORN_THREADS="2",
     )
     prepare_database(env, workdir)
-    headers = create_client_app(env, workdir, "shop")
+    headers = create_client_app(env, workdir, "shop").headers
     process = start_gateway(env, workdir, log_dir=workdir)
     yield port, headers, process
     process.stop()

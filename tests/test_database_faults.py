@@ -16,10 +16,9 @@ from pathlib import Path
 import pytest
 import responses
 from sqlalchemy import text
-from support import SERVER_KEY, make_app, snap_ok, status_url
+from support import make_app, signed, snap_ok, status_url
 
 from app.extensions import db
-from app.midtrans import signature_for
 from app.models import Notification, Transaction
 
 
@@ -60,8 +59,7 @@ def notification(order_id: str) -> bytes:
         "transaction_status": "settlement",
         "transaction_id": "t-" + order_id,
     }
-    body["signature_key"] = signature_for(order_id, "200", "5000.00", SERVER_KEY)
-    return json.dumps(body).encode()
+    return json.dumps(signed(body)).encode()
 
 
 def under_load(client, headers, count: int = 24) -> list:

@@ -3,7 +3,6 @@ through the status API, duplicates, unknown orders, amount mismatches, database 
 
 from __future__ import annotations
 
-import copy
 import json
 
 import pytest
@@ -20,7 +19,7 @@ from midtrans_samples import (
     SNAP_NOTIFICATION_SETTLEMENT,
 )
 from sqlalchemy import text
-from support import API_BASE, snap_ok
+from support import API_BASE, signed, snap_ok
 
 from app.extensions import db
 from app.midtrans import signature_for
@@ -38,15 +37,6 @@ ALL_SAMPLES = [
 ]
 SETTLEMENT = SNAP_NOTIFICATION_SETTLEMENT
 STATUS_URL = f"{API_BASE}/v2/{SETTLEMENT['order_id']}/status"  # by the signed order_id
-
-
-def signed(base: dict | None = None, *, server_key: str = FIXTURE_SERVER_KEY, **changes) -> dict:
-    """A notification like Midtrans's sample, with `changes`, signed again with `server_key`."""
-    body = {**copy.deepcopy(base or SETTLEMENT), **changes}
-    body["signature_key"] = signature_for(
-        body["order_id"], body["status_code"], body["gross_amount"], server_key
-    )
-    return body
 
 
 def status_answer(notification: dict, **changes) -> dict:

@@ -8,10 +8,9 @@ import json
 import pytest
 import requests
 import responses
-from support import API_BASE, SERVER_KEY, SNAP_URL, make_app, snap_ok
+from support import API_BASE, SNAP_URL, make_app, signed, snap_ok
 
 from app.extensions import db
-from app.midtrans import signature_for
 from app.models import CallbackEvent, Notification, Transaction, TransactionEvent
 from app.payments import confirm_due_notifications
 from app.services import gateway
@@ -48,13 +47,8 @@ def settled(midtrans_order_id: str, amount: int = 150000, **changes) -> dict:
 
 
 def notify(client, body: dict):
-    signed = {
-        **body,
-        "signature_key": signature_for(
-            body["order_id"], body["status_code"], body["gross_amount"], SERVER_KEY
-        ),
-    }
-    return client.post("/notification", data=json.dumps(signed), content_type="application/json")
+    raw = json.dumps(signed(body))
+    return client.post("/notification", data=raw, content_type="application/json")
 
 
 def orders(client) -> list[Transaction]:

@@ -1,102 +1,71 @@
-"""Real processes for end-to-end tests: the simulator (`python -m simulator`) and the gateway
-under gunicorn with the repository's `gunicorn.conf.py`, wired together the way `make run` does.
+"""The gateway's stack for tests over real HTTP: the simulator (`python -m simulator`) and the
+gateway under gunicorn with the repository's `gunicorn.conf.py`, wired together the way
+`make run` does, its database migrated and one client app made; the worker on demand.
 
-Imported as `e2e.servers` (the `tests` folder is on pytest's pythonpath).
+The processes themselves are `bench.processes`'s, which the benchmark uses too. Imported as
+`e2e.servers` (the `tests` folder is on pytest's pythonpath).
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import requests
 from sqlalchemy import create_engine, text
+from support import database_url
 
-REPO = Path(__file__).resolve().parents[2]
+from bench.processes import (
+    REPO,
+    ClientApp,
+    Process,
+    clean_env,
+    flask_cli,
+    free_port,
+    spawn,
+    start_gunicorn,
+    start_worker,
+    wait_until_ready,
+)
+from bench.processes import create_client_app as _create_client_app
+from bench.processes import start_simulator as _start_simulator
+
+__all__ = [
+    "REPO",
+    "SECRET_KEY",
+    "SIMULATOR_KEY",
+    "ClientApp",
+    "Process",
+    "Stack",
+    "clean_env",
+    "create_client_app",
+    "database_url",
+    "flask_cli",
+    "free_port",
+    "gateway_env",
+    "prepare_database",
+    "reset_postgres",
+    "spawn",
+    "start_gateway",
+    "start_simulator",
+    "start_stack",
+    "wait_until_ready",
+]
+
 SIMULATOR_KEY = "SB-Mid-server-e2e"
 SECRET_KEY = "e2e-secret-key-0123456789abcdef0123"
-
-# Settings a developer's shell (or a `.env` written by `make run`) may hold that must not leak
-# into the processes under test.
-_FOREIGN = ("MIDTRANS_", "GUNICORN_", "DATABASE_URL", "SECRET_KEY", "LOG_", "CALLBACK_")
+PROBLEM_MARKS = ("Traceback", "ERROR", "CRITICAL", "database is locked")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@dataclass
-class Process:
-    """A child process whose output goes to `log_path`; `stop()` ends it and its children."""
-
-    name: str
-    popen: subprocess.Popen
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def stop(self, timeout: float = 20) -> None:
-        if self.alive():
-            self.popen.send_signal(signal.SIGTERM)
-        try:
-            self.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-            self.popen.wait()
-
-
-def spawn(name: str, argv: list[str], *, env: dict[str, str], cwd: Path, log_dir: Path) -> Process:
-    log_path = log_dir / f"{name}.log"
-    with open(log_path, "ab") as log:
-        popen = subprocess.Popen(
-            argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    return Process(name, popen, log_path)
-
-
-def wait_until_ready(
-    process: Process, url: str, *, timeout: float = 30, ready: Callable | None = None
-) -> None:
-    """Poll `url` until it answers 200 (or `ready(response)`); fail with the process's log."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            answer = requests.get(url, timeout=2)
-            if ready(answer) if ready else answer.status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        if not process.alive() or time.monotonic() > deadline:
-            process.stop()
-            raise RuntimeError(f"{process.name} did not become ready at {url}:\n{process.log()}")
-        time.sleep(0.1)
-
-
-def start_simulator(*, port: int, notification_url: str, log_dir: Path) -> Process:
-    argv = [sys.executable, "-m", "simulator", "--port", str(port)]
-    argv += ["--server-key", SIMULATOR_KEY, "--notification-url", notification_url]
-    process = spawn("simulator", argv, env=clean_env(), cwd=REPO, log_dir=log_dir)
-    wait_until_ready(process, f"http://127.0.0.1:{port}/_sim/config")
-    return process
-
-
-def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN)}
-    env["PYTHONPATH"] = str(REPO)
-    return env
+def start_simulator(*, port: int, log_dir: Path, notification_url: str | None = None) -> Process:
+    """The simulator signing with SIMULATOR_KEY; without `notification_url` it notifies nobody
+    about any order (the test decides which notifications reach the gateway)."""
+    return _start_simulator(
+        port=port,
+        server_key=SIMULATOR_KEY,
+        cwd=REPO,
+        log_dir=log_dir,
+        notification_url=notification_url,
+    )
 
 
 def gateway_env(
@@ -117,10 +86,6 @@ def gateway_env(
     }
 
 
-def database_url(folder: Path) -> str:
-    return os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{folder / 'gateway.db'}"
-
-
 def reset_postgres(url: str) -> None:
     """Empty the test database (as tests/support.py does) so migrations start from nothing."""
     engine = create_engine(url)
@@ -131,65 +96,123 @@ def reset_postgres(url: str) -> None:
         engine.dispose()
 
 
-def flask_cli(env: dict[str, str], cwd: Path, *args: str) -> str:
-    """Run `flask --app wsgi ARGS` like an operator would; its output (fails loudly)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, f"flask {' '.join(args)} failed:\n{done.stdout}{done.stderr}"
-    return done.stdout
-
-
 def prepare_database(env: dict[str, str], cwd: Path) -> None:
     if env["DATABASE_URL"].startswith("postgresql"):
         reset_postgres(env["DATABASE_URL"])
     flask_cli(env, cwd, "db", "upgrade")
 
 
-def create_client_app(env: dict[str, str], cwd: Path, code: str, *options: str) -> dict:
-    """`flask apps create CODE ...`; the headers a client sends (the key is the last line)."""
-    output = flask_cli(env, cwd, "apps", "create", code, "--name", f"{code} (e2e)", *options)
-    return {"X-App-Code": code, "X-Api-Key": output.strip().splitlines()[-1]}
+def create_client_app(
+    env: dict[str, str], cwd: Path, code: str, *options: str, name: str | None = None
+) -> ClientApp:
+    """`flask apps create CODE ...`: the app's headers and signing secret."""
+    return _create_client_app(env, cwd, code, *options, name=name or f"{code} (e2e)")
 
 
 def start_gateway(env: dict[str, str], cwd: Path, *, log_dir: Path, name="gateway") -> Process:
     """gunicorn with the repository's gunicorn.conf.py, ready when /readyz says so."""
-    argv = [sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py")]
-    process = spawn(name, argv, env=env, cwd=cwd, log_dir=log_dir)
-    wait_until_ready(process, f"http://{env['GUNICORN_BIND']}/readyz")
-    return process
+    return start_gunicorn(name, env, cwd, log_dir=log_dir)
 
 
 @dataclass
 class Stack:
-    """A running simulator and gateway; `headers` authenticate the app made for the test."""
+    """A running simulator and gateway, the client app made for the test (`headers`, and its
+    `signing_secret` when it has a callback URL), and the workers the test started."""
 
     gateway_url: str
     simulator_url: str
-    headers: dict[str, str]
+    client_app: ClientApp
     env: dict[str, str]
     workdir: Path
-    gateway: Process
+    gateway: Process | None
     simulator: Process
+    workers: list[Process] = field(default_factory=list)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.client_app.headers
+
+    @property
+    def signing_secret(self) -> str | None:
+        return self.client_app.signing_secret
+
+    def start_gateway(self) -> None:
+        self.gateway = start_gateway(self.env, self.workdir, log_dir=self.workdir)
+
+    def stop_gateway(self) -> int:
+        """SIGTERM gunicorn (in-flight requests finish); its master's exit code."""
+        code = self.gateway.stop() if self.gateway is not None else 0
+        self.gateway = None
+        return code
+
+    def restart_gateway(self) -> int:
+        """Stop gunicorn, then start it again on the same port; the old master's exit code."""
+        code = self.stop_gateway()
+        self.start_gateway()
+        return code
+
+    def start_worker(self, interval: float = 0.2, name: str = "worker", **env: str) -> Process:
+        """`flask --app wsgi worker` with the gateway's environment (and `env`), as systemd
+        would run it; returns once its loop (and SIGTERM handler) runs."""
+        worker = start_worker(
+            {**self.env, **env}, self.workdir, name=name, interval=interval, log_dir=self.workdir
+        )
+        self.workers.append(worker)
+        return worker
+
+    def stop_worker(self, worker: Process) -> int:
+        """SIGTERM the worker (it finishes the item in hand); its exit code."""
+        return worker.stop()
+
+    def restart_worker(self, worker: Process, interval: float = 0.2) -> tuple[int, Process]:
+        """Stop the worker, then start a new one; the old one's exit code and the new one."""
+        return self.stop_worker(worker), self.start_worker(interval)
+
+    def log_problems(self) -> list[str]:
+        """Lines of the gateway's and workers' logs that show a failure: a traceback, an
+        error, "database is locked"."""
+        return [
+            f"{name}: {line}"
+            for name, log in self._logs()
+            for line in log.splitlines()
+            if any(mark in line for mark in PROBLEM_MARKS)
+        ]
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"----- {name}.log (tail) -----\n{log[-20_000:]}" for name, log in self._logs()
+        )
+
+    def _logs(self) -> list[tuple[str, str]]:
+        paths = [self.workdir / "gateway.log", *(w.log_path for w in self.workers)]
+        unique = [p for i, p in enumerate(paths) if p.exists() and p not in paths[:i]]
+        return [(path.stem, path.read_text(errors="replace")) for path in unique]
 
     def stop(self) -> None:
-        self.gateway.stop()
+        for worker in self.workers:
+            worker.stop()
+        self.stop_gateway()
         self.simulator.stop()
 
 
-def start_stack(workdir: Path, *app_options: str, code: str = "shop", **gateway_extra) -> Stack:
-    """Simulator + migrated database + one client app + gunicorn, as `make run` sets them up."""
+def start_stack(
+    workdir: Path,
+    *app_options: str,
+    code: str = "shop",
+    name: str | None = None,
+    notify: bool = True,
+    **gateway_extra: str,
+) -> Stack:
+    """Simulator + migrated database + one client app (`apps create CODE APP_OPTIONS`) +
+    gunicorn, as `make run` sets them up. With `notify=False` the simulator notifies nobody
+    (nor may the gateway ask it to: no MIDTRANS_NOTIFICATION_URL)."""
     port, sim_port = free_port(), free_port()
     simulator_url = f"http://127.0.0.1:{sim_port}"
-    simulator = start_simulator(
-        port=sim_port, notification_url=f"http://127.0.0.1:{port}/notification", log_dir=workdir
-    )
+    notification_url = f"http://127.0.0.1:{port}/notification" if notify else None
+    simulator = start_simulator(port=sim_port, log_dir=workdir, notification_url=notification_url)
     try:
+        if not notify:
+            gateway_extra = {"MIDTRANS_NOTIFICATION_URL": "", **gateway_extra}
         env = gateway_env(
             database_url=database_url(workdir),
             port=port,
@@ -197,11 +220,12 @@ def start_stack(workdir: Path, *app_options: str, code: str = "shop", **gateway_
             **gateway_extra,
         )
         prepare_database(env, workdir)
-        headers = create_client_app(env, workdir, code, *app_options)
-        gateway = start_gateway(env, workdir, log_dir=workdir)
+        client_app = create_client_app(env, workdir, code, *app_options, name=name)
+        stack = Stack(
+            f"http://127.0.0.1:{port}", simulator_url, client_app, env, workdir, None, simulator
+        )
+        stack.start_gateway()
     except BaseException:
         simulator.stop()
         raise
-    return Stack(
-        f"http://127.0.0.1:{port}", simulator_url, headers, env, workdir, gateway, simulator
-    )
+    return stack

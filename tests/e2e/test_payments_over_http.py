@@ -212,7 +212,8 @@ def test_identical_charges_at_once_create_one_snap_transaction(gateway):
 
 def test_fifty_different_charges_at_once_all_succeed(gateway):
     """A newly created app's first burst: every request also records the app's first use."""
-    headers = create_client_app(gateway.env, gateway.workdir, f"burst{uuid.uuid4().hex[:6]}")
+    code = f"burst{uuid.uuid4().hex[:6]}"
+    headers = create_client_app(gateway.env, gateway.workdir, code).headers
     order_ids = [new_order_id(f"burst{n}") for n in range(50)]
     start = threading.Barrier(50)
 
