@@ -4,7 +4,6 @@ confirmation by the signed order id. Midtrans is mocked at the HTTP layer."""
 
 from __future__ import annotations
 
-import copy
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -17,10 +16,9 @@ from midtrans_samples import (
     SNAP_NOTIFICATION_PARTIAL_REFUND,
     SNAP_NOTIFICATION_SETTLEMENT,
 )
-from support import API_BASE, make_app, snap_ok
+from support import API_BASE, make_app, signed, snap_ok
 
 from app.extensions import db
-from app.midtrans import signature_for
 from app.models import App, CallbackEvent, EventSource, LinkState, Transaction, TransactionEvent
 from app.payments import apply_midtrans_status
 from app.payments.charges import link_deadline
@@ -50,14 +48,6 @@ def order(client, shop, midtrans):
     snap_ok(midtrans)
     resp = client.post("/charge", json={"order_id": ORDER, "amount": 150000}, headers=shop)
     assert resp.status_code == 201
-
-
-def signed(base: dict | None = None, **changes) -> dict:
-    body = {**copy.deepcopy(base or SETTLEMENT), **changes}
-    body["signature_key"] = signature_for(
-        body["order_id"], body["status_code"], body["gross_amount"], FIXTURE_SERVER_KEY
-    )
-    return body
 
 
 def answer_of(notification: dict, **changes) -> dict:
