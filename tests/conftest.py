@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 import responses
+from kit.endpoints import LocalServer
 from support import (
     API_BASE,
     SERVER_KEY,
@@ -95,3 +96,18 @@ def midtrans():
         rsps.add_passthru("http://127.0.0.1")
         rsps.add_passthru("http://localhost")
         yield rsps
+
+
+@pytest.fixture
+def served():
+    """`served(server)` keeps a `kit.endpoints` server (a `CallbackReceiver`, a `LocalServer`)
+    for the test and closes it at teardown; it returns the server."""
+    running: list[LocalServer] = []
+
+    def keep(server: LocalServer) -> LocalServer:
+        running.append(server)
+        return server
+
+    yield keep
+    for server in running:
+        server.close()

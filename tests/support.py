@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from app.extensions import db
 from app.midtrans import signature_for
+from bench.processes import ClientApp
 
 SERVER_KEY = "SB-Mid-server-test"
 API_BASE = "https://api.midtrans.test"
@@ -41,12 +42,12 @@ def make_app(cli, code: str, *extra: str) -> dict[str, str]:
     return {"X-App-Code": code, "X-Api-Key": key}
 
 
-def hook_app(cli, code: str, url: str, *extra: str) -> tuple[dict[str, str], str]:
+def hook_app(cli, code: str, url: str, *extra: str) -> ClientApp:
     """Create an app whose callbacks go to `url`: its auth headers and its signing secret."""
     result = cli("apps", "create", code, "--name", code, "--callback-url", url, *extra)
     lines = result.output.strip().splitlines()
     secret = next(line.split(": ", 1)[1] for line in lines if line.startswith("Signing secret:"))
-    return {"X-App-Code": code, "X-Api-Key": lines[-1]}, secret
+    return ClientApp({"X-App-Code": code, "X-Api-Key": lines[-1]}, secret)
 
 
 def basic_auth() -> str:

@@ -13,17 +13,16 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import tracemalloc
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import responses
+from kit.endpoints import LocalServer, Received
 from sqlalchemy import select
+from support import charge, hook_app
 
 from app import payments
 from app.callback_sender import ANSWER_CAP, EXCERPT, CallbackClient
@@ -31,6 +30,7 @@ from app.extensions import db
 from app.models import App, CallbackAttempt, CallbackEvent, Transaction
 from app.payments.callbacks import CallbackDispatcher, claim_lease
 from app.services import gateway
+from bench.processes import FLASK, REPO, Piped
 
 TIMEOUT = 2.0
 SLACK = 1.0  # what an attempt may take beyond the timeout on a loaded machine
@@ -225,22 +225,6 @@ def test_a_slow_name_lookup_counts_against_the_timeout(app, monkeypatch):
 # -- many apps --------------------------------------------------------------------------------
 
 
-def hook_app(cli, code: str, url: str) -> dict[str, str]:
-    out = cli("apps", "create", code, "--name", code, "--callback-url", url).output
-    return {"X-App-Code": code, "X-Api-Key": out.strip().splitlines()[-1]}
-
-
-def charge(client, headers, midtrans, order_id: str):
-    midtrans.upsert(
-        responses.POST,
-        "https://app.midtrans.test/snap/v1/transactions",
-        json={"token": "t", "redirect_url": "https://pay.example/t"},
-        status=201,
-    )
-    body = {"order_id": order_id, "amount": 7000}
-    assert client.post("/charge", json=body, headers=headers).status_code == 201
-
-
 def attempts_by_app(app) -> dict[str, list[CallbackAttempt]]:
     with app.app_context():
         rows = (
@@ -261,8 +245,8 @@ def test_a_pass_delivers_the_healthy_apps_callbacks_beside_stalling_endpoints(
     app, client, cli, endpoints, midtrans
 ):
     drip, huge, good = endpoints(drip_status), endpoints(huge_body), endpoints(healthy)
-    bad_headers = [hook_app(cli, "drip", drip.url), hook_app(cli, "huge", huge.url)]
-    good_headers = hook_app(cli, "good", good.url)
+    bad_headers = [hook_app(cli, "drip", drip.url).headers, hook_app(cli, "huge", huge.url).headers]
+    good_headers = hook_app(cli, "good", good.url).headers
     for headers in bad_headers:
         for n in range(3):
             charge(client, headers, midtrans, f"B-{n}")
@@ -291,7 +275,10 @@ def test_the_dispatcher_keeps_other_apps_moving_while_one_endpoint_stalls(
     """The worker's callback threads: new events of a healthy app go out within their normal
     time while a dripping endpoint holds its own lane, attempt after attempt."""
     drip, good = endpoints(drip_status), endpoints(healthy)
-    drip_headers, good_headers = hook_app(cli, "drip", drip.url), hook_app(cli, "good", good.url)
+    drip_headers, good_headers = (
+        hook_app(cli, "drip", drip.url).headers,
+        hook_app(cli, "good", good.url).headers,
+    )
     for n in range(5):
         charge(client, drip_headers, midtrans, f"D-{n}")
 
@@ -331,7 +318,7 @@ def test_two_workers_at_once_never_send_one_event_twice_and_keep_each_orders_ord
     from support import status_url
 
     good, other = endpoints(healthy), endpoints(healthy)
-    apps = [hook_app(cli, "good", good.url), hook_app(cli, "other", other.url)]
+    apps = [hook_app(cli, "good", good.url).headers, hook_app(cli, "other", other.url).headers]
     for headers in apps:
         prefix = headers["X-App-Code"]
         for n in range(4):
@@ -392,7 +379,7 @@ def test_an_event_in_flight_stays_claimed_past_its_deadline(app, client, cli, en
     from app.errors import BusyError
 
     drip = endpoints(drip_status)
-    charge(client, hook_app(cli, "drip", drip.url), midtrans, "D-1")
+    charge(client, hook_app(cli, "drip", drip.url).headers, midtrans, "D-1")
 
     def deliver():
         with app.app_context():
@@ -419,10 +406,10 @@ def test_one_apps_backlog_does_not_crowd_other_apps_out_of_a_batch(
     from app.payments.callbacks import BATCH, PER_APP, _due_events
 
     busy, quiet = endpoints(healthy), endpoints(healthy)
-    busy_headers = hook_app(cli, "busy", busy.url)
+    busy_headers = hook_app(cli, "busy", busy.url).headers
     for n in range(BATCH + 5):
         charge(client, busy_headers, midtrans, f"B-{n}")
-    charge(client, hook_app(cli, "quiet", quiet.url), midtrans, "Q-1")
+    charge(client, hook_app(cli, "quiet", quiet.url).headers, midtrans, "Q-1")
     with app.app_context():
         lanes = _due_events(datetime.now(UTC), BATCH)
         codes = {a.id: a.code for a in db.session.query(App)}
@@ -436,51 +423,26 @@ def test_one_apps_backlog_does_not_crowd_other_apps_out_of_a_batch(
 # -- the worker process -----------------------------------------------------------------------
 
 
-class MidtransStatus:
-    """Midtrans's status API on 127.0.0.1 for the worker process: every order is settled."""
-
-    def __init__(self):
-        asked = self.asked = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                order = self.path.split("/")[2]
-                asked.append(order)
-                body = json.dumps(
-                    {
-                        "status_code": "200",
-                        "transaction_id": f"tx-{order}",
-                        "order_id": order,
-                        "gross_amount": "7000.00",
-                        "currency": "IDR",
-                        "payment_type": "gopay",
-                        "transaction_status": "settlement",
-                        "fraud_status": "accept",
-                    }
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+def settled(request: Received) -> tuple[int, dict, bytes]:
+    """Midtrans's status API for the worker process: every order is settled."""
+    order = request.path.split("/")[2]
+    body = {
+        "status_code": "200",
+        "transaction_id": f"tx-{order}",
+        "order_id": order,
+        "gross_amount": "7000.00",
+        "currency": "IDR",
+        "payment_type": "gopay",
+        "transaction_status": "settlement",
+        "fraud_status": "accept",
+    }
+    return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
 
 
 @pytest.fixture
-def midtrans_status():
-    fake = MidtransStatus()
-    yield fake
-    fake.close()
+def midtrans_status(served):
+    """Midtrans's status API on 127.0.0.1; `asked()` is the orders it was asked about."""
+    return served(LocalServer(settled))
 
 
 def order_status(app, order_id: str) -> str:
@@ -500,10 +462,10 @@ def test_the_worker_keeps_callbacks_and_reconciliation_moving_beside_stalling_en
     made, a due reconciliation is done meanwhile, and SIGTERM stops the worker promptly."""
     drip, huge, good = endpoints(drip_status), endpoints(huge_body), endpoints(healthy)
     for code, endpoint in (("drip", drip), ("huge", huge)):
-        headers = hook_app(cli, code, endpoint.url)
+        headers = hook_app(cli, code, endpoint.url).headers
         for n in range(3):
             charge(client, headers, midtrans, f"B-{n}")
-    good_headers = hook_app(cli, "good", good.url)
+    good_headers = hook_app(cli, "good", good.url).headers
     charge(client, good_headers, midtrans, "R-1")
     with app.app_context():  # R-1's first status check is due now
         row = db.session.execute(select(Transaction).where(Transaction.order_id == "R-1"))
@@ -511,41 +473,34 @@ def test_the_worker_keeps_callbacks_and_reconciliation_moving_beside_stalling_en
         db.session.commit()
 
     process_env = {**os.environ, **env, "MIDTRANS_API_BASE_URL": midtrans_status.url}
-    with subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--interval", "0.2"],
-        env=process_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    ) as worker:
-        try:
-            started = time.monotonic()
-            while len(drip.requests) < 1 and time.monotonic() - started < 20:
-                time.sleep(0.05)
-            assert drip.requests, "the worker never tried the dripping endpoint"
-            # The dripping endpoint holds an attempt right now; reconciliation goes on.
-            while order_status(app, "R-1") != "settlement" and time.monotonic() - started < 5:
-                time.sleep(0.05)
-            assert order_status(app, "R-1") == "settlement"
-            assert midtrans_status.asked == ["good-R-1"]
-            delays = []
-            for n in range(5):
-                charge(client, good_headers, midtrans, f"G-{n}")
-                made = time.monotonic()
-                while len(good.requests) < n + 3 and time.monotonic() - made < 10:
-                    time.sleep(0.02)  # + R-1's two callbacks: pending, settlement
-                delays.append(good.requests[-1][0] - made)
-                time.sleep(0.4)
-            assert max(delays) < 1.0, delays
-            assert len(huge.requests) == 3  # each attempt was over in a moment
-            assert len(drip.requests) >= 2  # and the dripping app was tried all along
-        finally:
-            worker.send_signal(signal.SIGTERM)
-            stopping = time.monotonic()
-            code = worker.wait(timeout=TIMEOUT + 20)
-            output = worker.stdout.read()
+    worker = Piped([*FLASK, "worker", "--interval", "0.2"], env=process_env, cwd=REPO)
+    try:
+        started = time.monotonic()
+        while len(drip.requests) < 1 and time.monotonic() - started < 20:
+            time.sleep(0.05)
+        assert drip.requests, "the worker never tried the dripping endpoint"
+        # The dripping endpoint holds an attempt right now; reconciliation goes on.
+        while order_status(app, "R-1") != "settlement" and time.monotonic() - started < 5:
+            time.sleep(0.05)
+        assert order_status(app, "R-1") == "settlement"
+        assert [r.path.split("/")[2] for r in midtrans_status.requests] == ["good-R-1"]
+        delays = []
+        for n in range(5):
+            charge(client, good_headers, midtrans, f"G-{n}")
+            made = time.monotonic()
+            while len(good.requests) < n + 3 and time.monotonic() - made < 10:
+                time.sleep(0.02)  # + R-1's two callbacks: pending, settlement
+            delays.append(good.requests[-1][0] - made)
+            time.sleep(0.4)
+        assert max(delays) < 1.0, delays
+        assert len(huge.requests) == 3  # each attempt was over in a moment
+        assert len(drip.requests) >= 2  # and the dripping app was tried all along
+    finally:
+        _, took, code = worker.signal(signal.SIGTERM, TIMEOUT + 20)
+        worker.close()
+        output = worker.output()
     assert code == 0, output
-    assert time.monotonic() - stopping < TIMEOUT + 3, output
+    assert took < TIMEOUT + 3, output
     assert "worker stopped" in output, output
 
     attempts = attempts_by_app(app)

@@ -5,16 +5,15 @@ addresses unless allowed."""
 from __future__ import annotations
 
 import ipaddress
-import json
 import socket
 import threading
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import responses
+from kit.endpoints import CallbackReceiver
 from standardwebhooks import Webhook
-from support import status_url
+from support import charge, hook_app, status_url
 
 from app import payments
 from app.callback_sender import CallbackClient
@@ -36,42 +35,11 @@ SETTLED = {
 }
 
 
-class Receiver:
-    """A client app's callback endpoint on 127.0.0.1 that answers queued statuses."""
-
-    def __init__(self):
-        self.received: list[tuple[dict, bytes]] = []
-        self.answers: list[tuple[int, dict]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.received.append((dict(self.headers), body))
-                status, headers = receiver.answers.pop(0) if receiver.answers else (204, {})
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/midtrans-updates"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
+def receiver(served):
+    """The app's endpoint: keeps every callback unverified (the tests verify them) and answers
+    the statuses a test queues in `answers`, then 204."""
+    return served(CallbackReceiver(verify=False, path="/midtrans-updates"))
 
 
 @pytest.fixture
@@ -83,22 +51,9 @@ def env(env):
 @pytest.fixture
 def hooked(cli, receiver):
     """An app whose callbacks go to the receiver: its headers and signing secret."""
-    out = cli("apps", "create", "shop", "--name", "Shop", "--callback-url", receiver.url)
-    lines = out.output.strip().splitlines()
-    secret = next(line.split(": ", 1)[1] for line in lines if line.startswith("Signing secret:"))
-    assert secret.startswith("whsec_")
-    return {"X-App-Code": "shop", "X-Api-Key": lines[-1]}, secret
-
-
-def charge(client, headers, midtrans, order_id="C-1", amount=7000):
-    midtrans.upsert(
-        responses.POST,
-        "https://app.midtrans.test/snap/v1/transactions",
-        json={"token": "t", "redirect_url": "https://pay.example/t"},
-        status=201,
-    )
-    body = {"order_id": order_id, "amount": amount}
-    assert client.post("/charge", json=body, headers=headers).status_code == 201
+    made = hook_app(cli, "shop", receiver.url)
+    assert made.signing_secret.startswith("whsec_")
+    return made.headers, made.signing_secret
 
 
 def deliver(app, at: datetime | None = None) -> int:
@@ -127,7 +82,7 @@ def test_each_state_change_reaches_the_app_signed_and_verifiable(
     assert deliver(app) == 1
 
     verifier = Webhook(secret)
-    bodies = [verifier.verify(body, hdrs) for hdrs, body in receiver.received]
+    bodies = [verifier.verify(r.body, r.headers) for r in receiver.received]
     assert [b["type"] for b in bodies] == ["transaction.updated"] * 2
     assert [b["data"]["transaction_status"] for b in bodies] == ["pending", "settlement"]
     data = bodies[1]["data"]
@@ -152,10 +107,10 @@ def test_a_failed_attempt_is_retried_with_the_same_id_and_bytes(
     assert deliver(app, now + timedelta(seconds=2)) == 0  # not due yet
 
     deliver(app, now + timedelta(seconds=6))
-    (first_headers, first_body), (second_headers, second_body) = receiver.received
-    assert first_headers["webhook-id"] == second_headers["webhook-id"] == event.event_id
-    assert first_body == second_body
-    Webhook(secret).verify(second_body, second_headers)
+    first, second = receiver.received
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == event.event_id
+    assert first.body == second.body
+    Webhook(secret).verify(second.body, second.headers)
     assert events(app)[0].state == "delivered"
     with app.app_context():
         attempts = [(a.status_code, a.error) for a in db.session.query(CallbackAttempt)]
@@ -174,7 +129,7 @@ def test_events_of_one_order_are_delivered_in_order(app, client, hooked, receive
     assert deliver(app, now + timedelta(seconds=1)) == 0
     assert deliver(app, now + timedelta(seconds=10)) == 1
     assert deliver(app, now + timedelta(seconds=11)) == 1
-    statuses = [json.loads(body)["data"]["transaction_status"] for _, body in receiver.received]
+    statuses = [r.json()["data"]["transaction_status"] for r in receiver.received]
     assert statuses == ["pending", "pending", "settlement"]
 
 
@@ -233,7 +188,7 @@ def test_retries_end_after_the_schedule_and_the_event_is_kept_as_failed(
     receiver.answers = []
     deliver(app)
     assert events(app)[0].state == "delivered"
-    assert receiver.received[-1][0]["webhook-id"] == resent == event.event_id
+    assert receiver.received[-1].headers["webhook-id"] == resent == event.event_id
 
 
 def test_an_endpoint_failing_for_five_days_is_disabled(app, client, hooked, receiver, midtrans):
@@ -261,10 +216,10 @@ def test_rotated_secret_signs_alongside_the_old_one_for_a_day(
     new_secret = out.split(": ", 1)[1]
     charge(client, headers, midtrans)
     deliver(app)
-    hdrs, body = receiver.received[0]
-    assert len(hdrs["webhook-signature"].split(" ")) == 2
-    Webhook(old_secret).verify(body, hdrs)
-    Webhook(new_secret).verify(body, hdrs)
+    first = receiver.received[0]
+    assert len(first.headers["webhook-signature"].split(" ")) == 2
+    Webhook(old_secret).verify(first.body, first.headers)
+    Webhook(new_secret).verify(first.body, first.headers)
 
 
 def test_apps_without_a_callback_url_get_no_events(app, client, app_key, midtrans):

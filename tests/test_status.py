@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import requests
 import responses
-from support import snap_ok, status_url
+import support
+from support import status_url
 
 from app.extensions import db
 from app.models import Transaction, TransactionEvent
@@ -28,11 +31,7 @@ SETTLED = {
 NOT_FOUND = {"status_code": "404", "status_message": "Transaction doesn't exist.", "id": "x"}
 
 
-def charge(client, headers, midtrans, order_id="INV-2025-001", amount=150000):
-    snap_ok(midtrans, token=f"tok-{order_id}")
-    resp = client.post("/charge", json={"order_id": order_id, "amount": amount}, headers=headers)
-    assert resp.status_code == 201
-    return resp
+charge = partial(support.charge, order_id="INV-2025-001", amount=150000)
 
 
 def stored(client, order_id="INV-2025-001") -> Transaction:

@@ -9,11 +9,12 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import requests
 import responses
+import support
 from support import API_BASE, SNAP_URL, snap_ok, status_url
 
 from app import payments
@@ -31,6 +32,7 @@ from app.payments.reconcile import (
 from app.schemas import ChargeRequest
 from app.services import gateway
 from app.worker import jobs, run_round
+from bench.processes import FLASK, REPO, Piped
 
 PAID = {
     "status_code": "200",
@@ -45,10 +47,7 @@ PAID = {
 NOT_FOUND = {"status_code": "404", "status_message": "Transaction doesn't exist."}
 
 
-def charge(client, headers, midtrans, body=None):
-    snap_ok(midtrans)
-    body = body or {"order_id": "W-1", "amount": 5000}
-    assert client.post("/charge", json=body, headers=headers).status_code == 201
+charge = partial(support.charge, order_id="W-1", amount=5000)
 
 
 def reconcile(app, at: datetime) -> int:
@@ -164,7 +163,7 @@ def test_pending_orders_are_checked_on_the_schedule(app, client, app_key, midtra
 
 def test_a_link_nobody_paid_expires_after_its_expiry(app, client, app_key, midtrans):
     body = {"order_id": "W-1", "amount": 5000, "expiry": {"unit": "minutes", "duration": 30}}
-    charge(client, app_key, midtrans, body)
+    charge(client, app_key, midtrans, **body)
     row = txn(app)
     assert timedelta(minutes=30) <= row.expires_at - row.attempt_started_at < timedelta(minutes=31)
     midtrans.add(responses.GET, status_url("W-1"), json=NOT_FOUND)
@@ -208,24 +207,15 @@ def test_worker_once_runs_and_sigterm_stops_it_cleanly(app, env, client, app_key
     )
     assert once.returncode == 0, once.stderr
 
-    with subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--interval", "0.2"],
-        env=process_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    ) as proc:
-        deadline = time.monotonic() + 20
-        lines = []
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            lines.append(line)
-            if "worker started" in line:
-                break
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) == 0
-        rest = proc.stdout.read()
-    assert "worker stopped" in rest, "".join(lines) + rest
+    worker = Piped([*FLASK, "worker", "--interval", "0.2"], env=process_env, cwd=REPO)
+    try:
+        started = worker.wait_for("worker started", 20)
+        code = worker.signal(signal.SIGTERM, 15)[2]
+    finally:
+        worker.close()
+    output = worker.output()
+    assert code == 0, output
+    assert "worker stopped" in output[started.end() if started else 0 :], output
 
 
 # -- gateway-made expiry (issue 11 item 1) ---------------------------------------------------
@@ -235,7 +225,7 @@ def test_a_gateway_made_expire_is_marked_and_asked_about_daily_for_three_days(
     app, client, app_key, midtrans
 ):
     body = {"order_id": "W-1", "amount": 5000, "expiry": {"unit": "minutes", "duration": 30}}
-    charge(client, app_key, midtrans, body)
+    charge(client, app_key, midtrans, **body)
     started = txn(app).attempt_started_at
     midtrans.add(responses.GET, status_url("W-1"), json=NOT_FOUND)
 
@@ -263,7 +253,7 @@ def test_a_payment_found_after_a_gateway_made_expire_wins_and_is_flagged(
     app, client, app_key, midtrans
 ):
     body = {"order_id": "W-1", "amount": 5000, "expiry": {"unit": "minutes", "duration": 30}}
-    charge(client, app_key, midtrans, body)
+    charge(client, app_key, midtrans, **body)
     started = txn(app).attempt_started_at
     midtrans.add(responses.GET, status_url("W-1"), json=NOT_FOUND)
     reconcile(app, started + timedelta(minutes=32))
@@ -395,7 +385,7 @@ def test_a_check_is_never_followed_by_another_within_the_minimum_gap(
 
 def test_the_worker_caps_status_calls_per_minute_across_rounds(app, client, app_key, midtrans):
     for n in range(12):
-        charge(client, app_key, midtrans, {"order_id": f"W-{n}", "amount": 5000})
+        charge(client, app_key, midtrans, order_id=f"W-{n}", amount=5000)
     overdue_by(app, timedelta(days=2))
     before = {row.id: row.next_check_at for row in orders(app)}
     pending_at_midtrans(midtrans)
@@ -413,7 +403,7 @@ def test_the_worker_caps_status_calls_per_minute_across_rounds(app, client, app_
 
 def test_orders_beyond_the_cap_are_checked_in_the_next_minute(app, client, app_key, midtrans):
     for n in range(8):
-        charge(client, app_key, midtrans, {"order_id": f"W-{n}", "amount": 5000})
+        charge(client, app_key, midtrans, order_id=f"W-{n}", amount=5000)
     now = overdue_by(app, timedelta(days=2))
     pending_at_midtrans(midtrans)
     clock = [1000.0]

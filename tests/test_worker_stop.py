@@ -13,109 +13,53 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
-import threading
 import time
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 import requests
 import responses
+from kit.endpoints import LocalServer, Received
 from sqlalchemy import select, update
+from support import charge, hook_app
 
 from app.extensions import db
 from app.models import App, CallbackAttempt, CallbackEvent, Transaction
+from bench.processes import FLASK, REPO, Piped
 
-REPO = Path(__file__).resolve().parents[1]
 MARGIN = 3.0  # seconds beyond the bound for the process to wind down on a loaded machine
 APPS = ("north", "south", "east")  # three lanes in flight at once
 EVENTS_PER_APP = 3
 
 
-class SlowServer:
+class SlowServer(LocalServer):
     """An HTTP endpoint on 127.0.0.1 that answers each request after `delay` seconds (204 for
-    a POST, `answer(path)` as JSON for a GET); `arrivals` holds (monotonic time, path)."""
+    a POST, `answer(path)` as JSON for a GET); `requests` keeps when each arrived."""
 
     def __init__(self, delay: float, answer=None):
-        self.arrivals: list[tuple[float, str]] = []
-        self.released = threading.Event()
-        server = self
+        self.delay, self.answer = delay, answer
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                server.arrivals.append((time.monotonic(), self.path))
-                server.released.wait(delay)
-                self._answer(204, b"")
-
-            def do_GET(self):
-                server.arrivals.append((time.monotonic(), self.path))
-                server.released.wait(delay)
-                self._answer(200, json.dumps(answer(self.path)).encode())
-
-            def _answer(self, status: int, body: bytes):
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except OSError:
-                    pass  # the worker gave up on us: what some tests want
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def since(self, moment: float) -> list[str]:
-        return [path for at, path in self.arrivals if at >= moment]
-
-    def close(self):
-        self.released.set()
-        self.server.shutdown()
-        self.server.server_close()
+    def respond(self, request: Received) -> tuple[int, dict, bytes]:
+        self.released.wait(self.delay)
+        if request.method == "GET":
+            body = json.dumps(self.answer(request.path)).encode()
+            return 200, {"Content-Type": "application/json"}, body
+        return 204, {}, b""
 
 
 @pytest.fixture
-def servers():
-    made: list[SlowServer] = []
-
+def servers(served):
     def make(delay: float, answer=None) -> SlowServer:
-        made.append(SlowServer(delay, answer))
-        return made[-1]
+        return served(SlowServer(delay, answer))
 
-    yield make
-    for server in made:
-        server.close()
+    return make
 
 
 @pytest.fixture
 def env(env):
     env["CALLBACK_ALLOWED_HOSTS"] = "127.0.0.1"
     return env
-
-
-def charge(client, headers, midtrans, order_id: str) -> None:
-    midtrans.upsert(
-        responses.POST,
-        "https://app.midtrans.test/snap/v1/transactions",
-        json={"token": "t", "redirect_url": "https://pay.example/t"},
-        status=201,
-    )
-    answer = client.post("/charge", json={"order_id": order_id, "amount": 7000}, headers=headers)
-    assert answer.status_code == 201, answer.get_data(as_text=True)
-
-
-def hook_app(cli, code: str, url: str) -> dict[str, str]:
-    out = cli("apps", "create", code, "--name", code, "--callback-url", url).output
-    return {"X-App-Code": code, "X-Api-Key": out.strip().splitlines()[-1]}
 
 
 def settled_answer(midtrans_order_id: str) -> dict:
@@ -132,54 +76,19 @@ def settled_answer(midtrans_order_id: str) -> dict:
     }
 
 
-class Worker:
+def start_worker(env: dict[str, str], **settings: str) -> Piped:
     """`flask --app wsgi worker` as systemd runs it; its output is collected."""
-
-    def __init__(self, env: dict[str, str], **settings: str):
-        process_env = {**os.environ, **env, "LOG_LEVEL": "INFO", **settings}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--interval", "0.2"],
-            cwd=REPO,
-            env=process_env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._collect, daemon=True)
-        self._reader.start()
-
-    def _collect(self):
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def sigterm(self, timeout: float) -> tuple[float, float, int | None]:
-        """SIGTERM; (when it was sent, seconds until the process exited, exit code)."""
-        sent = time.monotonic()
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            code = None
-        return sent, time.monotonic() - sent, code
-
-    def close(self):
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        self._reader.join(5)
-        self.process.stdout.close()
+    process_env = {**os.environ, **env, "LOG_LEVEL": "INFO", **settings}
+    argv = [*FLASK, "worker", "--interval", "0.2"]
+    return Piped(argv, env=process_env, cwd=REPO)
 
 
 @pytest.fixture
 def worker_process():
-    started: list[Worker] = []
+    started: list[Piped] = []
 
-    def start(env, **settings) -> Worker:
-        started.append(Worker(env, **settings))
+    def start(env, **settings) -> Piped:
+        started.append(start_worker(env, **settings))
         return started[-1]
 
     yield start
@@ -187,12 +96,33 @@ def worker_process():
         worker.close()
 
 
-def wait_until(check, timeout: float, what: str, worker: Worker) -> None:
+def wait_until(check, timeout: float, what: str, worker: Piped) -> None:
     deadline = time.monotonic() + timeout
     while not check():
-        if time.monotonic() > deadline or worker.process.poll() is not None:
+        if time.monotonic() > deadline or not worker.alive():
             pytest.fail(f"{what}: not within {timeout} s\n{worker.output()}")
         time.sleep(0.02)
+
+
+def sigterm_with_a_slow_midtrans(env, servers, worker_process, orders: int):
+    """The worker against a Midtrans whose status API takes 2 s an answer (MIDTRANS_TIMEOUT
+    3 s), SIGTERM once the first status call is in hand: it exits 0 within the call's bound
+    and asks Midtrans nothing after the signal. The slow Midtrans, and seconds to exit."""
+    slow_midtrans = servers(2.0, lambda path: settled_answer(path.split("/")[2]))
+    midtrans_timeout = 3.0
+    worker = worker_process(
+        env, MIDTRANS_API_BASE_URL=slow_midtrans.url, MIDTRANS_TIMEOUT=str(midtrans_timeout)
+    )
+    wait_until(lambda: slow_midtrans.requests, 20, "the first status call", worker)
+    time.sleep(0.5)
+    sent, took, code = worker.signal(signal.SIGTERM, orders * midtrans_timeout + 20)
+    output = worker.output()
+
+    assert code == 0, output
+    asked_after = slow_midtrans.since(sent)
+    assert asked_after == [], f"status calls after SIGTERM: {asked_after}\n{output}"
+    assert took < midtrans_timeout + MARGIN, f"{took:.1f} s\n{output}"
+    return slow_midtrans, took
 
 
 @pytest.mark.parametrize(
@@ -205,26 +135,26 @@ def test_sigterm_during_deliveries_finishes_the_attempts_in_hand_and_starts_none
 ):
     endpoints = {code: servers(answer_after) for code in APPS}
     for code, endpoint in endpoints.items():
-        headers = hook_app(cli, code, endpoint.url + "/hook")
+        headers = hook_app(cli, code, endpoint.url + "/hook").headers
         for n in range(EVENTS_PER_APP):
             charge(client, headers, midtrans, f"{code}-{n}")
 
     worker = worker_process(env, CALLBACK_TIMEOUT=str(callback_timeout))
     wait_until(
-        lambda: all(e.arrivals for e in endpoints.values()),
+        lambda: all(e.requests for e in endpoints.values()),
         20,
         "every app's first callback reached its endpoint",
         worker,
     )
     time.sleep(0.5)  # each lane is now in the middle of its attempt
-    sent, took, code = worker.sigterm(timeout=callback_timeout + 20)
+    sent, took, code = worker.signal(signal.SIGTERM, callback_timeout + 20)
     output = worker.output()
 
     assert code == 0, output
     assert took < callback_timeout + MARGIN, f"{took:.1f} s\n{output}"
     assert "worker stopped" in output, output
     assert {c: e.since(sent) for c, e in endpoints.items()} == {c: [] for c in APPS}, output
-    assert all(len(e.arrivals) == 1 for e in endpoints.values()), output
+    assert all(len(e.requests) == 1 for e in endpoints.values()), output
 
     with app.app_context():
         attempts = db.session.execute(
@@ -262,28 +192,13 @@ def test_sigterm_during_a_reconciliation_round_with_a_slow_midtrans_starts_no_ne
         )
         db.session.commit()
 
-    slow_midtrans = servers(2.0, lambda path: settled_answer(path.split("/")[2]))
-    midtrans_timeout = 3.0
-    worker = worker_process(
-        env,
-        MIDTRANS_API_BASE_URL=slow_midtrans.url,
-        MIDTRANS_TIMEOUT=str(midtrans_timeout),
-    )
-    wait_until(lambda: slow_midtrans.arrivals, 20, "the first status call", worker)
-    time.sleep(0.5)
-    sent, took, code = worker.sigterm(timeout=len(orders) * midtrans_timeout + 20)
-    output = worker.output()
-
-    assert code == 0, output
-    asked_after = slow_midtrans.since(sent)
-    assert asked_after == [], f"status calls after SIGTERM: {asked_after}\n{output}"
-    assert took < midtrans_timeout + MARGIN, f"{took:.1f} s\n{output}"
+    slow_midtrans, took = sigterm_with_a_slow_midtrans(env, servers, worker_process, len(orders))
     with app.app_context():
         checked = db.session.execute(
             select(Transaction.order_id).where(Transaction.status == "settlement")
         ).scalars()
         # The order in hand was settled and recorded; the others wait for the next start.
-        assert len(list(checked)) == len(slow_midtrans.arrivals) == 1
+        assert len(list(checked)) == len(slow_midtrans.requests) == 1
     print(f"SIGTERM to exit: {took:.2f} s (a status call in hand, MIDTRANS_TIMEOUT 3 s)")
 
 
@@ -292,9 +207,8 @@ def test_sigterm_while_confirming_notifications_with_a_slow_midtrans_starts_no_n
 ):
     """Notifications the status API could not confirm on arrival, due again, while Midtrans
     takes 2 s an answer: SIGTERM lets the confirmation in hand finish and starts no other."""
-    from support import API_BASE, SERVER_KEY
+    from support import API_BASE, signed
 
-    from app.midtrans import signature_for
     from app.models import Notification
 
     orders = [f"N-{n}" for n in range(6)]
@@ -305,8 +219,7 @@ def test_sigterm_while_confirming_notifications_with_a_slow_midtrans_starts_no_n
             f"{API_BASE}/v2/{order_id}/status",
             body=requests.ConnectionError("Midtrans is down"),
         )
-        body = {**settled_answer(order_id), "status_code": "200"}
-        body["signature_key"] = signature_for(order_id, "200", body["gross_amount"], SERVER_KEY)
+        body = signed(settled_answer(order_id))
         answer = client.post("/notification", json=body)
         assert answer.status_code == 200 and answer.json["outcome"] == "unconfirmed", answer.json
     with app.app_context():
@@ -315,17 +228,4 @@ def test_sigterm_while_confirming_notifications_with_a_slow_midtrans_starts_no_n
         )
         db.session.commit()
 
-    slow_midtrans = servers(2.0, lambda path: settled_answer(path.split("/")[2]))
-    midtrans_timeout = 3.0
-    worker = worker_process(
-        env, MIDTRANS_API_BASE_URL=slow_midtrans.url, MIDTRANS_TIMEOUT=str(midtrans_timeout)
-    )
-    wait_until(lambda: slow_midtrans.arrivals, 20, "the first status call", worker)
-    time.sleep(0.5)
-    sent, took, code = worker.sigterm(timeout=len(orders) * midtrans_timeout + 20)
-    output = worker.output()
-
-    assert code == 0, output
-    asked_after = slow_midtrans.since(sent)
-    assert asked_after == [], f"status calls after SIGTERM: {asked_after}\n{output}"
-    assert took < midtrans_timeout + MARGIN, f"{took:.1f} s\n{output}"
+    sigterm_with_a_slow_midtrans(env, servers, worker_process, len(orders))
