@@ -20,77 +20,21 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import subprocess
-import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import requests
-from e2e.servers import (
-    REPO,
-    Process,
-    database_url,
-    flask_cli,
-    free_port,
-    gateway_env,
-    prepare_database,
-    spawn,
-    start_gateway,
-    start_simulator,
-)
+from e2e.servers import Stack, start_stack
+from kit.endpoints import CallbackReceiver
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from standardwebhooks import Webhook
 
 pytestmark = pytest.mark.timeout(120)
 
 PAID_WHILE_UP = 7
 PAID_WHILE_DOWN = 3
 AMOUNT = 125_000
-
-
-class Receiver:
-    """The client app's callback endpoint: verifies each callback; keeps (arrival, event)."""
-
-    def __init__(self):
-        self.events: list[tuple[float, dict]] = []
-        self.refused: list[str] = []
-        self.secret = ""
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                try:
-                    event = Webhook(receiver.secret).verify(body, dict(self.headers))
-                except Exception as err:  # a callback that does not verify is a failure
-                    receiver.refused.append(f"{type(err).__name__}: {err}")
-                    self.send_response(400)
-                else:
-                    receiver.events.append((time.monotonic(), event))
-                    self.send_response(204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/updates"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def settled_since(self, since: float) -> set[str]:
-        return {
-            event["data"]["order_id"]
-            for at, event in self.events
-            if at >= since and event["data"]["transaction_status"] == "settlement"
-        }
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 # -- backup and restore, as the README tells an operator ---------------------------------------
@@ -135,67 +79,39 @@ def restore_backup(url: str, backup: Path) -> None:
 # -- the stack ---------------------------------------------------------------------------------
 
 
-class Gateway:
-    """gunicorn and the worker on one database, stopped and started together (as the two
-    systemd units are for a restore)."""
-
-    def __init__(self, env: dict[str, str], workdir: Path):
-        self.env, self.workdir = env, workdir
-        self.url = f"http://{env['GUNICORN_BIND']}"
-        self.web: Process | None = None
-        self.worker: Process | None = None
-
-    def start(self) -> None:
-        self.web = start_gateway(self.env, self.workdir, log_dir=self.workdir)
-        argv = [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--interval", "0.2"]
-        self.worker = spawn("worker", argv, env=self.env, cwd=REPO, log_dir=self.workdir)
-
-    def stop(self) -> None:
-        for process in (self.web, self.worker):
-            if process is not None:
-                process.stop()
-        self.web = self.worker = None
-
-
 @pytest.fixture
-def restore_stack(tmp_path):
-    receiver = Receiver()
-    port, sim_port = free_port(), free_port()
-    simulator_url = f"http://127.0.0.1:{sim_port}"
-    simulator = start_simulator(
-        port=sim_port, notification_url=f"http://127.0.0.1:{port}/notification", log_dir=tmp_path
-    )
-    env = gateway_env(
-        database_url=database_url(tmp_path),
-        port=port,
-        simulator_url=simulator_url,
+def restore_stack(tmp_path, served):
+    """The simulator, gunicorn and the worker on one database, and an app `shop` whose
+    callbacks go to a receiver that verifies each one."""
+    receiver = served(CallbackReceiver())
+    stack = start_stack(
+        tmp_path,
+        "--callback-url",
+        receiver.url,
+        name="Shop",
         CALLBACK_ALLOWED_HOSTS="127.0.0.1",
         GUNICORN_WORKERS="2",
         GUNICORN_THREADS="4",
         LOG_LEVEL="INFO",
     )
-    gateway = Gateway(env, tmp_path)
     try:
-        prepare_database(env, tmp_path)
-        output = flask_cli(
-            env,
-            tmp_path,
-            "apps",
-            "create",
-            "shop",
-            "--name",
-            "Shop",
-            "--callback-url",
-            receiver.url,
-        ).splitlines()
-        receiver.secret = next(line for line in output if line.startswith("Signing secret:"))[16:]
-        headers = {"X-App-Code": "shop", "X-Api-Key": output[-1].strip()}
-        gateway.start()
-        yield gateway, simulator_url, headers, receiver
+        receiver.secret = stack.signing_secret
+        stack.start_worker()
+        yield stack, receiver
     finally:
-        gateway.stop()
-        simulator.stop()
-        receiver.close()
+        stack.stop()
+
+
+def stop_gateway(stack: Stack) -> None:
+    """gunicorn and the worker stopped together, as the two systemd units are for a restore."""
+    stack.stop_gateway()
+    for worker in stack.workers:
+        stack.stop_worker(worker)
+
+
+def start_gateway(stack: Stack) -> None:
+    stack.start_gateway()
+    stack.start_worker()
 
 
 def pay(simulator_url: str, order_id: str) -> None:
@@ -207,26 +123,26 @@ def pay(simulator_url: str, order_id: str) -> None:
     assert paid.status_code == 200, paid.text
 
 
-def wait_for(what: str, check, timeout: float, log: Gateway) -> None:
+def wait_for(what: str, check, timeout: float, stack: Stack) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
-            logs = "\n".join(p.log()[-4000:] for p in (log.web, log.worker) if p is not None)
-            pytest.fail(f"{what} within {timeout} s\n{logs}")
+            pytest.fail(f"{what} within {timeout} s\n{stack.logs()}")
         time.sleep(0.2)
 
 
 def test_payments_made_after_the_backup_are_recovered_after_a_restore(restore_stack, tmp_path):
-    gateway, simulator_url, headers, receiver = restore_stack
+    stack, receiver = restore_stack
+    gateway, simulator_url, headers = stack.gateway_url, stack.simulator_url, stack.headers
     started = time.monotonic()
-    url = gateway.env["DATABASE_URL"]
+    url = stack.env["DATABASE_URL"]
     backup = tmp_path / "gateway.backup"
     take_backup(url, backup)
 
     orders = [f"INV-{n:02d}" for n in range(PAID_WHILE_UP + PAID_WHILE_DOWN)]
     for order_id in orders:
         made = requests.post(
-            f"{gateway.url}/charge",
+            f"{gateway}/charge",
             json={"order_id": order_id, "amount": AMOUNT},
             headers=headers,
             timeout=30,
@@ -240,10 +156,10 @@ def test_payments_made_after_the_backup_are_recovered_after_a_restore(restore_st
         "the payments made before the restore were applied",
         lambda: receiver.settled_since(started) >= set(paid_up),
         30,
-        gateway,
+        stack,
     )
 
-    gateway.stop()
+    stop_gateway(stack)
     restore_backup(url, backup)
     # Midtrans retries a notification nobody answered, after 1 min, 5 min, 30 min...: here
     # after 0.6 s, 3.6 s, 21.6 s... from the payment.
@@ -253,10 +169,10 @@ def test_payments_made_after_the_backup_are_recovered_after_a_restore(restore_st
     for order_id in paid_down:
         pay(simulator_url, order_id)
     restored = time.monotonic()
-    gateway.start()
+    start_gateway(stack)
 
     for order_id in orders:  # the restored database knows none of them
-        answer = requests.get(f"{gateway.url}/status/{order_id}", headers=headers, timeout=10)
+        answer = requests.get(f"{gateway}/status/{order_id}", headers=headers, timeout=10)
         assert answer.status_code == 404 or order_id in paid_down, answer.text
 
     # Resend, as from Midtrans's dashboard: the very notifications the gateway acknowledged.
@@ -270,19 +186,19 @@ def test_payments_made_after_the_backup_are_recovered_after_a_restore(restore_st
     ]
     assert len(resend) == PAID_WHILE_UP, sent
     for body in resend:
-        answer = requests.post(f"{gateway.url}/notification", json=body, timeout=30)
+        answer = requests.post(f"{gateway}/notification", json=body, timeout=30)
         assert answer.status_code == 200, answer.text
 
     wait_for(
         "a verified settlement callback for every order",
         lambda: receiver.settled_since(restored) >= set(orders),
         50,
-        gateway,
+        stack,
     )
-    assert not receiver.refused
+    assert not receiver.unverified()
 
     for order_id in orders:
-        status = requests.get(f"{gateway.url}/status/{order_id}", headers=headers, timeout=10)
+        status = requests.get(f"{gateway}/status/{order_id}", headers=headers, timeout=10)
         assert status.status_code == 200, status.text
         body = status.json()
         assert (body["outcome"], body["paid"], body["amount"]) == ("paid", True, AMOUNT), body
@@ -308,7 +224,7 @@ def test_payments_made_after_the_backup_are_recovered_after_a_restore(restore_st
 
     # The client, never having heard back, retries its /charge: it gets the payment's status.
     retry = requests.post(
-        f"{gateway.url}/charge",
+        f"{gateway}/charge",
         json={"order_id": orders[0], "amount": AMOUNT},
         headers=headers,
         timeout=30,

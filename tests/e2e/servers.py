@@ -42,6 +42,7 @@ __all__ = [
     "flask_cli",
     "free_port",
     "gateway_env",
+    "hooked_client_app",
     "prepare_database",
     "reset_postgres",
     "spawn",
@@ -193,6 +194,20 @@ class Stack:
             worker.stop()
         self.stop_gateway()
         self.simulator.stop()
+
+
+def hooked_client_app(
+    stack: Stack, receiver, code: str, name: str | None = None
+) -> tuple[ClientApp, Process]:
+    """A client app on the running stack whose callbacks go to `receiver` (a
+    `kit.endpoints.CallbackReceiver`, given the app's signing secret), and a worker delivering
+    them (stopped with the stack, or by the caller)."""
+    allow = {"CALLBACK_ALLOWED_HOSTS": "127.0.0.1"}
+    client_app = create_client_app(
+        {**stack.env, **allow}, stack.workdir, code, "--callback-url", receiver.url, name=name
+    )
+    receiver.secret = client_app.signing_secret
+    return client_app, stack.start_worker(name=f"worker-{code}", **allow)
 
 
 def start_stack(

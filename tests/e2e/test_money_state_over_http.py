@@ -11,18 +11,14 @@ the simulator notifying the gateway and the real worker process reconciling and 
 
 from __future__ import annotations
 
-import sys
-import threading
 import time
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
-from e2e.servers import SIMULATOR_KEY, flask_cli, spawn
+from e2e.servers import SIMULATOR_KEY, hooked_client_app
+from kit.endpoints import CallbackReceiver
 from sqlalchemy import create_engine, select, update
-from standardwebhooks import Webhook
-from standardwebhooks.webhooks import WebhookVerificationError
 
 from app.database import configure_engine
 from app.models import Transaction
@@ -42,79 +38,10 @@ FEE = 4440
 MONEY = ("outcome", "paid", "amount", "original_amount", "customer_imposed_fee", "refunded_amount")
 
 
-class Receiver:
-    """The client app's callback URL: every callback is verified with `standardwebhooks`
-    (a bad signature is answered 400 and counted), and kept with its `webhook-id`."""
-
-    def __init__(self):
-        self.secret: str | None = None
-        self.received: list[tuple[str, dict]] = []
-        self.unverified: list[str] = []
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                headers = dict(self.headers)
-                try:
-                    event = Webhook(receiver.secret).verify(body, headers)
-                except WebhookVerificationError as err:
-                    with receiver.lock:
-                        receiver.unverified.append(f"{type(err).__name__}: {err}")
-                    self.send_response(400)
-                else:
-                    with receiver.lock:
-                        receiver.received.append((self.headers["webhook-id"], event))
-                    self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/updates"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def events(self, order_id: str) -> list[dict]:
-        """The order's callbacks, one per webhook-id (a retry is the same event), in the order
-        they first arrived."""
-        seen: dict[str, dict] = {}
-        with self.lock:
-            for webhook_id, event in self.received:
-                if event["data"]["order_id"] == order_id:
-                    seen.setdefault(webhook_id, event)
-        return list(seen.values())
-
-    def wait_for(
-        self, order_id: str, status: str, *, after: str | None = None, timeout: float = 20
-    ) -> dict:
-        """The order's first callback with `status` (after its first with `after`, if
-        given), waiting for it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            events = [e["data"] for e in self.events(order_id)]
-            if after is not None:
-                seen = [e["transaction_status"] for e in events]
-                events = events[seen.index(after) + 1 :] if after in seen else []
-            for data in events:
-                if data["transaction_status"] == status:
-                    return data
-            assert time.monotonic() < deadline, (
-                f"no {status} callback for {order_id}; so far "
-                f"{[e['data']['transaction_status'] for e in self.events(order_id)]}"
-            )
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 class Shop:
     """A client app with a callback URL, its receiver, and the gateway's database."""
 
-    def __init__(self, stack, headers: dict[str, str], receiver: Receiver):
+    def __init__(self, stack, headers: dict[str, str], receiver: CallbackReceiver):
         self.stack = stack
         self.headers = headers
         self.receiver = receiver
@@ -179,35 +106,15 @@ class Shop:
 def shop(stack):
     """An app whose callbacks go to a verifying receiver, and `flask --app wsgi worker`
     (reconciling orders and delivering callbacks every 0.2 s) for the whole module."""
-    receiver = Receiver()
+    receiver = CallbackReceiver()
     code = f"money{int(time.time() * 1000) % 10**8}"
-    env = {**stack.env, "CALLBACK_ALLOWED_HOSTS": "127.0.0.1"}
-    output = flask_cli(
-        env,
-        stack.workdir,
-        "apps",
-        "create",
-        code,
-        "--name",
-        "shop that reads outcomes",
-        "--callback-url",
-        receiver.url,
-    )
-    lines = output.strip().splitlines()
-    receiver.secret = next(line for line in lines if line.startswith("Signing secret:"))[16:]
-    worker = spawn(
-        f"worker-{code}",
-        [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--interval", "0.2"],
-        env={**env, "LOG_LEVEL": "INFO"},
-        cwd=stack.workdir,
-        log_dir=stack.workdir,
-    )
-    running = Shop(stack, {"X-App-Code": code, "X-Api-Key": lines[-1]}, receiver)
+    client_app, worker = hooked_client_app(stack, receiver, code, "shop that reads outcomes")
+    running = Shop(stack, client_app.headers, receiver)
     yield running
     worker.stop()
-    receiver.stop()
+    receiver.close()
     running.engine.dispose()
-    assert not receiver.unverified, receiver.unverified
+    assert not receiver.unverified(), receiver.unverified()
 
 
 @pytest.fixture
@@ -275,7 +182,7 @@ def test_late_payments_after_the_gateway_expired_the_link_are_paid_and_flagged(g
             (e["data"]["transaction_status"], e["data"]["outcome"])
             for e in shop.receiver.events(order_id)
         ] == [("pending", "pending"), ("expire", "expired"), *late, ("settlement", "paid")]
-    assert not shop.receiver.unverified, shop.receiver.unverified
+    assert not shop.receiver.unverified(), shop.receiver.unverified()
 
 
 def test_a_fee_imposed_payment_is_paid_with_the_fee_apart(gateway, shop, fees):
@@ -308,7 +215,7 @@ def test_a_fee_imposed_payment_is_paid_with_the_fee_apart(gateway, shop, fees):
     paid = shop.receiver.wait_for(plain, "settlement")
     assert (paid["outcome"], paid["gross_amount"], paid["amount"]) == ("paid", "100000.00", 100000)
     assert "customer_imposed_fee" not in paid and "original_amount" not in paid
-    assert not shop.receiver.unverified, shop.receiver.unverified
+    assert not shop.receiver.unverified(), shop.receiver.unverified()
 
 
 def test_an_orders_own_fee_at_the_top_level_is_paid_then_refunded_in_full(gateway, shop, fees):
@@ -367,4 +274,4 @@ def test_an_orders_own_fee_at_the_top_level_is_paid_then_refunded_in_full(gatewa
         "paid",
         "refunded",
     ]
-    assert not shop.receiver.unverified, shop.receiver.unverified
+    assert not shop.receiver.unverified(), shop.receiver.unverified()
