@@ -87,6 +87,29 @@ def signed(base: dict | None = None, *, server_key: str = SERVER_KEY, **changes)
     return body
 
 
+# The status_code Midtrans puts in a notification (not the status API's: expire is 407 there).
+NOTIFICATION_CODES = {
+    "pending": "201",
+    "settlement": "200",
+    "refund": "200",
+    "partial_refund": "200",
+    "deny": "202",
+    "expire": "202",
+    "cancel": "202",
+}
+
+
+def notification_for(
+    status: dict, *, server_key: str = SERVER_KEY, without: tuple[str, ...] = (), **changes
+) -> dict:
+    """What Midtrans posts about the state its status answer `status` shows: the same fields
+    (but `without`), the notification's status_code and message, `changes`, signed."""
+    body = {k: v for k, v in status.items() if k not in {"signature_key", *without}}
+    body["status_code"] = NOTIFICATION_CODES[body["transaction_status"]]
+    body["status_message"] = "midtrans payment notification"
+    return signed(body, server_key=server_key, **changes)
+
+
 def status_url(midtrans_order_id: str) -> str:
     return f"{API_BASE}/v2/{midtrans_order_id}/status"
 

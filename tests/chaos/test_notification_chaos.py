@@ -34,8 +34,9 @@ from dataclasses import dataclass, field
 
 import pytest
 import requests
+from e2e.servers import SIMULATOR_KEY
+from support import NOTIFICATION_CODES, notification_for
 
-from app.midtrans import signature_for
 from app.payments import can_move
 
 pytestmark = pytest.mark.timeout(300)
@@ -44,7 +45,7 @@ ORDERS = 200
 PARALLEL_LIFECYCLES = 16
 BURST = 10
 SEED = int(os.environ.get("CHAOS_SEED", "4"))
-SERVER_KEY = "SB-Mid-server-e2e"  # e2e.servers.SIMULATOR_KEY
+SERVER_KEY = SIMULATOR_KEY
 ATTACKER_KEY = "SB-Mid-server-other"
 
 # The true final state of each order, and how often it is drawn.
@@ -76,16 +77,6 @@ OUTCOMES = {
 FEE_SHARE = 0.25
 # An order's own fee imposition, fixed as the customer picks a method: the rule, the fee.
 FEE_RULES = [({"fee": 4440}, 4440), ({"fee_imposition": {"fee": 2500, "placement": "top"}}, 2500)]
-# The status_code Midtrans puts in a notification (not the status API's: expire is 407 there).
-NOTIFICATION_CODES = {
-    "pending": "201",
-    "settlement": "200",
-    "refund": "200",
-    "partial_refund": "200",
-    "deny": "202",
-    "expire": "202",
-    "cancel": "202",
-}
 FORGERIES = (
     "bad_signature",
     "other_server_key",
@@ -148,19 +139,6 @@ class Sender:
             record.answers.append(status)
 
 
-def notification(status: dict, *, server_key: str = SERVER_KEY, **changes) -> dict:
-    """What Midtrans posts for the status answer `status`: its fields, the notification's
-    status_code and message, signed with `server_key`."""
-    body = {k: v for k, v in status.items() if k != "signature_key"}
-    body["status_code"] = NOTIFICATION_CODES[body["transaction_status"]]
-    body["status_message"] = "midtrans payment notification"
-    body.update(changes)
-    body["signature_key"] = signature_for(
-        body["order_id"], body["status_code"], body["gross_amount"], server_key
-    )
-    return body
-
-
 def forged(kind: str, genuine: dict, other_order: str) -> dict:
     """A notification that must be rejected: made without the server key, or a genuine one
     edited after signing. Each claims the order is paid, which is what an attacker wants."""
@@ -168,7 +146,7 @@ def forged(kind: str, genuine: dict, other_order: str) -> dict:
     if kind == "bad_signature":
         return {**genuine, **claim, "signature_key": secrets.token_hex(64)}
     if kind == "other_server_key":
-        return notification(genuine, server_key=ATTACKER_KEY, **claim)
+        return notification_for(genuine, server_key=ATTACKER_KEY, **claim)
     if kind == "edited_gross_amount":
         return {**genuine, "gross_amount": "1.00"}
     if kind == "edited_status_code":
@@ -293,7 +271,7 @@ def test_notifications_duplicated_reordered_bursting_and_forged_end_in_the_true_
 
         def happened(status: dict) -> None:
             """Midtrans would notify now: send it (or hold it, for a reordered order)."""
-            body = notification(status)
+            body = notification_for(status, server_key=SERVER_KEY)
             assert body["transaction_status"] in NOTIFICATION_CODES, body
             genuine.append(body)
             if not reordered:

@@ -9,11 +9,14 @@ The processes themselves are `bench.processes`'s, which the benchmark uses too. 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
 from support import database_url
 
+from app.database import configure_engine
 from bench.processes import (
     REPO,
     ClientApp,
@@ -34,6 +37,7 @@ __all__ = [
     "SECRET_KEY",
     "SIMULATOR_KEY",
     "ClientApp",
+    "GatewayDB",
     "Process",
     "Stack",
     "clean_env",
@@ -115,10 +119,33 @@ def start_gateway(env: dict[str, str], cwd: Path, *, log_dir: Path, name="gatewa
     return start_gunicorn(name, env, cwd, log_dir=log_dir)
 
 
+class GatewayDB:
+    """The gateway's database as a test sees it: plain SQL, configured like the gateway's
+    own engine (WAL, busy timeout, BEGIN IMMEDIATE on SQLite), so a write from the test
+    queues behind the gateway's writers instead of failing."""
+
+    def __init__(self, url: str):
+        self.engine: Engine = create_engine(url)
+        configure_engine(self.engine)
+
+    def rows(self, sql: str, **params) -> list[dict]:
+        with self.engine.begin() as conn:
+            return [dict(row._mapping) for row in conn.execute(text(sql), params)]
+
+    def execute(self, statement, **params) -> int:
+        with self.engine.begin() as conn:
+            result = conn.execute(text(statement) if isinstance(statement, str) else statement)
+            return result.rowcount
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
 @dataclass
 class Stack:
     """A running simulator and gateway, the client app made for the test (`headers`, and its
-    `signing_secret` when it has a callback URL), and the workers the test started."""
+    `signing_secret` when it has a callback URL, whose orders Midtrans knows as
+    `prefix + order_id`), the workers the test started, and the database (`db`)."""
 
     gateway_url: str
     simulator_url: str
@@ -127,6 +154,7 @@ class Stack:
     workdir: Path
     gateway: Process | None
     simulator: Process
+    prefix: str = ""
     workers: list[Process] = field(default_factory=list)
 
     @property
@@ -136,6 +164,13 @@ class Stack:
     @property
     def signing_secret(self) -> str | None:
         return self.client_app.signing_secret
+
+    @cached_property
+    def db(self) -> GatewayDB:
+        return GatewayDB(self.env["DATABASE_URL"])
+
+    def midtrans_id(self, order_id: str) -> str:
+        return self.prefix + order_id
 
     def start_gateway(self) -> None:
         self.gateway = start_gateway(self.env, self.workdir, log_dir=self.workdir)
@@ -194,6 +229,8 @@ class Stack:
             worker.stop()
         self.stop_gateway()
         self.simulator.stop()
+        if "db" in self.__dict__:
+            self.db.close()
 
 
 def hooked_client_app(
@@ -236,8 +273,21 @@ def start_stack(
         )
         prepare_database(env, workdir)
         client_app = create_client_app(env, workdir, code, *app_options, name=name)
+        options = list(app_options)
+        prefix = (
+            options[options.index("--order-prefix") + 1]
+            if "--order-prefix" in options
+            else f"{code}-"
+        )
         stack = Stack(
-            f"http://127.0.0.1:{port}", simulator_url, client_app, env, workdir, None, simulator
+            f"http://127.0.0.1:{port}",
+            simulator_url,
+            client_app,
+            env,
+            workdir,
+            None,
+            simulator,
+            prefix,
         )
         stack.start_gateway()
     except BaseException:

@@ -18,9 +18,8 @@ import pytest
 import requests
 from e2e.servers import SIMULATOR_KEY, hooked_client_app
 from kit.endpoints import CallbackReceiver
-from sqlalchemy import create_engine, select, update
+from sqlalchemy import select, update
 
-from app.database import configure_engine
 from app.models import Transaction
 
 pytestmark = pytest.mark.timeout(120)
@@ -45,8 +44,7 @@ class Shop:
         self.stack = stack
         self.headers = headers
         self.receiver = receiver
-        self.engine = create_engine(stack.env["DATABASE_URL"])
-        configure_engine(self.engine)  # as the gateway's own: WAL, busy timeout on SQLite
+        self.engine = stack.db.engine  # as the gateway's own: WAL, busy timeout on SQLite
 
     def midtrans_id(self, order_id: str) -> str:
         return f"{self.headers['X-App-Code']}-{order_id}"
@@ -113,7 +111,6 @@ def shop(stack):
     yield running
     worker.stop()
     receiver.close()
-    running.engine.dispose()
     assert not receiver.unverified(), receiver.unverified()
 
 
