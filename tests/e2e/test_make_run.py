@@ -11,13 +11,13 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
 import requests
 from e2e.servers import REPO, clean_env, free_port
+
+from bench.processes import Piped
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -34,45 +34,24 @@ class MakeRun:
         env["GUNICORN_WORKERS"] = "2"
         del env["PYTHONPATH"]  # the copy must run its own code
         self.folder = folder
-        self.process = subprocess.Popen(
-            [sys.executable, "scripts/run.py"],
-            cwd=folder,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._collect, daemon=True)
-        self._reader.start()
-
-    def _collect(self):
-        for line in self.process.stdout:
-            self.lines.append(line)
+        self.process = Piped([sys.executable, "scripts/run.py"], env=env, cwd=folder)
 
     def output(self) -> str:
-        return "".join(self.lines)
+        return self.process.output()
 
     def wait_for(self, pattern: str, timeout: float = 75) -> re.Match:
-        deadline = time.monotonic() + timeout
-        while not (found := re.search(pattern, self.output(), re.MULTILINE)):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"make run never printed {pattern!r}:\n{self.output()}")
-            time.sleep(0.1)
+        found = self.process.wait_for(pattern, timeout)
+        if found is None:
+            self.stop()
+            pytest.fail(f"make run never printed {pattern!r}:\n{self.output()}")
         return found
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-        try:
-            return self.process.wait(timeout=45)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            raise
-        finally:
-            self._reader.join(timeout=5)
-            self.process.stdout.close()
+        """Ctrl-C; its exit code (-9 if it had to be killed after 45 s)."""
+        if self.process.alive():
+            self.process.signal(signal.SIGINT, 45)
+        self.process.close()
+        return self.process.popen.returncode
 
 
 def processes_in(folder: Path) -> list[str]:
