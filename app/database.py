@@ -149,9 +149,9 @@ def writing() -> Iterator[Session]:
         return
     if unit == "read":
         raise RuntimeError("writing() inside reading(): end the read first")
-    begin_write()
-    session.info[_UNIT] = "write"
     try:
+        begin_write()  # inside the try: a BEGIN that fails (database locked or down) is undone
+        session.info[_UNIT] = "write"
         yield session
         session.commit()
     except BaseException:
@@ -170,9 +170,9 @@ def reading() -> Iterator[Session]:
     if session.info.get(_UNIT):
         yield session
         return
-    begin_read()
-    session.info[_UNIT] = "read"
     try:
+        begin_read()
+        session.info[_UNIT] = "read"
         yield session
     except BaseException:
         session.rollback()
