@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .errors import InvalidRequestError
@@ -33,6 +34,7 @@ NOT_BLANK_RE = re.compile(NOT_BLANK)
 EMAIL_RE = re.compile(f"^[^@{SPACE}]{{1,64}}@[^@{SPACE}]+\\.[^@{SPACE}]{{2,}}$")
 PHONE_RE = re.compile(r"^\+?[0-9][0-9 \-()]{3,18}$")
 EXPIRY_UNITS = {"second", "seconds", "minute", "minutes", "hour", "hours", "day", "days"}
+UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 CARD_TRANSACTION_TYPES = ("authorize", "authorize_capture")
 FINISH_URL_SCHEMES = ("https://", "http://")
 
@@ -279,6 +281,32 @@ def _parse_expiry(value: Any, name: str, *, needs_unit: bool) -> dict:
     return expiry
 
 
+@dataclass(frozen=True)
+class Expiry:
+    """A Snap `expiry` or `page_expiry`: how long, and from when (`start_time`, in UTC; None
+    when absent or unreadable, and Midtrans then counts from the token's creation)."""
+
+    span: timedelta
+    start_time: datetime | None = None
+
+    @classmethod
+    def of(cls, expiry: dict) -> Expiry:
+        """From an object `_parse_expiry` accepted (the unit defaults to minutes)."""
+        unit = str(expiry.get("unit") or "minute").rstrip("s")
+        span = timedelta(seconds=UNIT_SECONDS[unit] * expiry["duration"])
+        return cls(span, _start_time(expiry.get("start_time")))
+
+
+def _start_time(text: Any) -> datetime | None:
+    """`start_time` ("2026-11-26 18:11:08 +0700") as UTC; None when absent or unreadable."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.strptime(text.strip(), "%Y-%m-%d %H:%M:%S %z").astimezone(UTC)
+    except ValueError:
+        return None
+
+
 def _parse_options(body: dict) -> dict:
     options: dict[str, Any] = {}
     for key in OBJECT_OPTIONS:
@@ -333,7 +361,9 @@ class ChargeRequest:
     amount: int
     item_details: list[dict] | None = None
     customer_details: dict | None = None
-    options: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)  # Snap's options, passed on as given
+    expiry: Expiry | None = None  # options' `expiry`, typed
+    page_expiry: Expiry | None = None  # options' `page_expiry`, typed
 
     @classmethod
     def parse(cls, body: Any, *, prefix: str) -> ChargeRequest:
@@ -347,7 +377,16 @@ class ChargeRequest:
         customer = None
         if body.get("customer_details") is not None:
             customer = _parse_customer(body["customer_details"])
-        return cls(order_id, amount, items, customer, _parse_options(body))
+        options = _parse_options(body)
+        return cls(
+            order_id,
+            amount,
+            items,
+            customer,
+            options,
+            expiry=Expiry.of(options["expiry"]) if "expiry" in options else None,
+            page_expiry=Expiry.of(options["page_expiry"]) if "page_expiry" in options else None,
+        )
 
     def as_dict(self) -> dict:
         data: dict[str, Any] = {"order_id": self.order_id, "amount": self.amount}
@@ -373,17 +412,6 @@ class ChargeRequest:
             payload["customer_details"] = self.customer_details
         payload.update(self.options)
         return payload
-
-    @classmethod
-    def from_stored(cls, data: dict) -> ChargeRequest:
-        known = {"order_id", "amount", "item_details", "customer_details"}
-        return cls(
-            order_id=data["order_id"],
-            amount=data["amount"],
-            item_details=data.get("item_details"),
-            customer_details=data.get("customer_details"),
-            options={k: v for k, v in data.items() if k not in known},
-        )
 
 
 # JSON Schema of the `POST /charge` body, built from the same tables and limits the parser
