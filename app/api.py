@@ -56,9 +56,9 @@ def client_call(view):
 @bp.post("/charge")
 @client_call
 def charge():
-    app = g.client_app
-    parsed = ChargeRequest.parse(json_body(), prefix=app.order_prefix)
-    result = payments.create_charge(app=app, charge=parsed, midtrans=midtrans())
+    client_app = g.client_app
+    parsed = ChargeRequest.parse(json_body(), prefix=client_app.order_prefix)
+    result = payments.create_charge(client_app=client_app, charge=parsed, midtrans=midtrans())
     txn = result.transaction
     if txn.snap_token is None:
         # No link to give: Midtrans already holds this order's payment (adopted, or rebuilt
@@ -78,7 +78,7 @@ def charge():
 def status(order_id: str):
     return jsonify(
         payments.refresh_status(
-            app=g.client_app, order_id=_known_order_id(order_id), midtrans=midtrans()
+            client_app=g.client_app, order_id=_known_order_id(order_id), midtrans=midtrans()
         )
     )
 

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from .auth import check_imported_key, generate_api_key, hash_api_key, key_hint
 from .callback_sender import AddressPolicy, UnsafeCallbackURL, new_signing_secret
+from .database import writing
 from .errors import InvalidRequestError, NotFoundError
 from .extensions import db
 from .models import App
@@ -99,55 +100,55 @@ def create_client_app(
         raise InvalidRequestError(
             "the code may only contain letters, digits, - and _ (max 64)", field="code"
         )
-    if db.session.execute(select(App.id).where(App.code == code)).first():
-        raise InvalidRequestError(f"an app with code {code} already exists", field="code")
-    name = _check_name(name)
-    prefix = _check_prefix(f"{code}-" if order_prefix is None else order_prefix, app_id=None)
-    if api_key is not None:
-        try:
-            check_imported_key(api_key)
-        except ValueError as err:
-            raise InvalidRequestError(str(err), field="api_key") from None
-    key = api_key or generate_api_key()
-    app = App(
-        code=code,
-        name=name,
-        key_hash=hash_api_key(key),
-        key_hint=key_hint(key),
-        order_prefix=prefix,
-    )
-    secret = None
-    if callback_url:
-        secret = set_callback_url(
-            app, callback_url, policy=policy or AddressPolicy(), production=production
+    with writing():
+        if db.session.execute(select(App.id).where(App.code == code)).first():
+            raise InvalidRequestError(f"an app with code {code} already exists", field="code")
+        name = _check_name(name)
+        prefix = _check_prefix(f"{code}-" if order_prefix is None else order_prefix, app_id=None)
+        if api_key is not None:
+            try:
+                check_imported_key(api_key)
+            except ValueError as err:
+                raise InvalidRequestError(str(err), field="api_key") from None
+        key = api_key or generate_api_key()
+        app = App(
+            code=code,
+            name=name,
+            key_hash=hash_api_key(key),
+            key_hint=key_hint(key),
+            order_prefix=prefix,
         )
-    db.session.add(app)
-    db.session.commit()
+        secret = None
+        if callback_url:
+            secret = set_callback_url(
+                app, callback_url, policy=policy or AddressPolicy(), production=production
+            )
+        db.session.add(app)
     return NewKey(app, key, secret)
 
 
 def rotate_key(app_id: int) -> NewKey:
     """A new key; the old one stops working at once."""
-    app = get_app_or_raise(app_id)
     key = generate_api_key()
-    app.key_hash, app.key_hint = hash_api_key(key), key_hint(key)
-    db.session.commit()
+    with writing():
+        app = get_app_or_raise(app_id)
+        app.key_hash, app.key_hint = hash_api_key(key), key_hint(key)
     return NewKey(app, key)
 
 
 def set_active(app_id: int, active: bool) -> App:
-    app = get_app_or_raise(app_id)
-    app.active = active
-    db.session.commit()
+    with writing():
+        app = get_app_or_raise(app_id)
+        app.active = active
     return app
 
 
 def edit_app(app_id: int, *, name: str, order_prefix: str) -> App:
     """Rename, or change the prefix of future orders (existing orders keep theirs)."""
-    app = get_app_or_raise(app_id)
-    name, prefix = _check_name(name), _check_prefix(order_prefix, app_id=app.id)
-    app.name, app.order_prefix = name, prefix
-    db.session.commit()
+    with writing():
+        app = get_app_or_raise(app_id)
+        name, prefix = _check_name(name), _check_prefix(order_prefix, app_id=app.id)
+        app.name, app.order_prefix = name, prefix
     return app
 
 

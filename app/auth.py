@@ -18,7 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import g, request
 from sqlalchemy import or_, select, update
 
-from .database import begin_read, begin_write
+from .database import reading, writing
 from .errors import AuthenticationError
 from .extensions import db
 from .models import App
@@ -57,34 +57,41 @@ def check_imported_key(key: str) -> None:
 
 
 def authenticate_app(code: str | None, key: str | None) -> App:
-    """The active app these headers belong to; every failure is the same AuthenticationError."""
-    app = None
-    begin_read()
+    """The active client app these headers belong to; every failure is the same
+    AuthenticationError."""
+    client_app = None
     # A code with a control character is no app's (PostgreSQL would refuse a NUL anyway).
     if code and len(code) <= 64 and code.isprintable():
-        app = db.session.execute(select(App).where(App.code == code)).scalar_one_or_none()
-    stored = app.key_hash if app is not None else _DUMMY_HASH
+        with reading():
+            client_app = db.session.execute(
+                select(App).where(App.code == code)
+            ).scalar_one_or_none()
+    stored = client_app.key_hash if client_app is not None else _DUMMY_HASH
     presented = hash_api_key(key or "")
-    if not hmac.compare_digest(stored, presented) or app is None or not key or not app.active:
+    if (
+        not hmac.compare_digest(stored, presented)
+        or client_app is None
+        or not key
+        or not client_app.active
+    ):
         raise AuthenticationError()
-    _touch(app)
-    return app
+    _touch(client_app)
+    return client_app
 
 
-def _touch(app: App) -> None:
+def _touch(client_app: App) -> None:
     """Record use at most once a minute, in one conditional statement (no lock upgrade)."""
     now = datetime.now(UTC)
-    if app.last_used_at is not None and now - app.last_used_at < LAST_USED_RESOLUTION:
+    if client_app.last_used_at is not None and now - client_app.last_used_at < LAST_USED_RESOLUTION:
         return
-    begin_write()  # ends the read transaction of the lookup
-    db.session.execute(
-        update(App)
-        .where(App.id == app.id)
-        .where(or_(App.last_used_at.is_(None), App.last_used_at < now - LAST_USED_RESOLUTION))
-        .values(last_used_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
+    with writing():
+        db.session.execute(
+            update(App)
+            .where(App.id == client_app.id)
+            .where(or_(App.last_used_at.is_(None), App.last_used_at < now - LAST_USED_RESOLUTION))
+            .values(last_used_at=now)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def require_app(view):

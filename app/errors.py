@@ -72,6 +72,27 @@ class BusyError(GatewayError):
     public = False
 
 
+class InvalidNotificationError(GatewayError):
+    """A notification Midtrans cannot have sent as it is (not a JSON object, a signed field
+    missing, a status_code that does not fit its status): stored as an excerpt with this
+    reason, never applied. Answered to the notification's sender only, not to client apps."""
+
+    status, code = 400, "invalid_notification"
+    public = False
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+        self.notification_id: int | None = None  # the stored excerpt's, once stored
+
+
+class InvalidSignatureError(InvalidNotificationError):
+    """A notification whose `signature_key` does not match: forged, or signed with another
+    server key."""
+
+    status, code = 403, "invalid_signature"
+
+
 class MidtransRejectedError(GatewayError):
     """Midtrans refused the request's details (Snap 400); its messages are passed on."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from sqlalchemy import text
 
+from .database import reading
 from .extensions import db
 from .services import gateway
 
@@ -20,10 +21,9 @@ def healthz():
 def readyz():
     checks = {"database": "ok", "midtrans_server_key": "ok"}
     try:
-        db.session.execute(text("SELECT 1"))
-        db.session.commit()
+        with reading():
+            db.session.execute(text("SELECT 1"))
     except Exception:  # noqa: BLE001 - any failure means "not ready"
-        db.session.rollback()
         checks["database"] = "unreachable"
     if not gateway().settings.midtrans.configured:
         checks["midtrans_server_key"] = "missing"

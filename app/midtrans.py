@@ -106,6 +106,42 @@ class SnapLink:
     redirect_url: str
 
 
+# What Midtrans's `status_code` says beside each `transaction_status`: two tables, because a
+# notification and the status API disagree (an expiry is "202" in a notification, "407" from
+# the status API).
+# In a notification: the codes Midtrans sends with each status (a status not listed here, one
+# Midtrans adds later, may come with any code).
+NOTIFICATION_STATUS_CODES: dict[str, frozenset[str]] = {
+    "pending": frozenset({"201"}),
+    "authorize": frozenset({"200", "201"}),
+    "capture": frozenset({"200", "201"}),
+    "settlement": frozenset({"200"}),
+    "deny": frozenset({"202", "200"}),
+    "cancel": frozenset({"202", "200"}),
+    "expire": frozenset({"202", "407"}),
+    "failure": frozenset({"202", "500", "502", "503"}),
+    "refund": frozenset({"200"}),
+    "partial_refund": frozenset({"200"}),
+    "chargeback": frozenset({"200"}),
+    "partial_chargeback": frozenset({"200"}),
+}
+# From the status API (GET /v2/<order_id>/status): the one code each status comes with.
+STATUS_API_CODES: dict[str, str] = {
+    "pending": "201",
+    "authorize": "200",
+    "capture": "200",
+    "settlement": "200",
+    "deny": "202",
+    "cancel": "200",
+    "expire": "407",
+    "failure": "202",
+    "refund": "200",
+    "partial_refund": "200",
+    "chargeback": "200",
+    "partial_chargeback": "200",
+}
+
+
 def signature_for(order_id: str, status_code: str, gross_amount: str, server_key: str) -> str:
     """Midtrans's notification signature: sha512 over the literal strings, concatenated."""
     return hashlib.sha512(

@@ -41,6 +41,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 
+from .database import reading
 from .errors import GatewayError
 from .extensions import db
 from .logs import request_id_var
@@ -171,14 +172,20 @@ def failed_authentication() -> None:
         )
 
 
-def rejected_notification(remote_addr: str | None) -> int | None:
+def admit_rejected_notification(remote_addr: str | None) -> None:
     """A notification was rejected (forged or malformed): count it against its sender's
-    address; the seconds to wait when over RATELIMIT_REJECTED_NOTIFICATIONS, else None."""
+    address, and raise RateLimitedError (429, the rejection not stored) once that address is
+    over RATELIMIT_REJECTED_NOTIFICATIONS."""
     limit = gateway().settings.ratelimit_rejected_notifications
     wait = count_against(limit, "rejected-notification", f"ip:{remote_addr or '-'}")
     if wait:
         RATE_LIMITED.labels("rejected_notification").inc()
-    return wait
+        log.debug("notification from %s rejected, over its limit: not stored", remote_addr)
+        raise RateLimitedError(
+            "too many rejected notifications from this address; retry after the time in "
+            "Retry-After",
+            retry_after=wait,
+        )
 
 
 class BacklogCollector:
@@ -191,7 +198,7 @@ class BacklogCollector:
         from .models import CallbackEvent, CallbackState, Notification, Transaction
 
         now = time.time()
-        with self.app.app_context():
+        with self.app.app_context(), reading():
             from datetime import UTC, datetime
 
             moment = datetime.fromtimestamp(now, UTC)
@@ -206,7 +213,6 @@ class BacklogCollector:
             unconfirmed = db.session.execute(
                 select(func.count()).where(Notification.outcome == "unconfirmed")
             ).scalar_one()
-            db.session.commit()
         yield GaugeMetricFamily(
             "gateway_outbox_pending", "Callback events waiting for delivery", value=outbox
         )

@@ -24,7 +24,6 @@ from flask import Flask
 
 from . import payments
 from .callback_sender import CallbackClient
-from .extensions import db
 from .payments.callbacks import DELIVERY_THREADS, CallbackDispatcher
 from .payments.reconcile import (
     STATUS_CALLS_PER_MINUTE,
@@ -123,12 +122,11 @@ def run_round(
     for name, job in round_jobs:
         if stop is not None and stop.is_set():
             break
-        with app.app_context():
+        with app.app_context():  # its end discards whatever the job left in the session
             try:
                 handled += job()
             except Exception:
                 # One bad round must not kill the worker; the next round tries again.
-                db.session.rollback()
                 log.exception("worker job %r failed", name)
     return handled
 

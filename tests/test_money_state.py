@@ -23,6 +23,7 @@ from app.models import App, CallbackEvent, EventSource, LinkState, Transaction, 
 from app.payments import apply_midtrans_status
 from app.payments.charges import link_deadline
 from app.payments.outcomes import check_amount, is_paid, outcome_of
+from app.schemas import ChargeRequest
 from app.services import gateway
 
 SETTLEMENT = SNAP_NOTIFICATION_SETTLEMENT  # ORDER-sandbox-0001, 150000.00, gopay
@@ -401,7 +402,8 @@ MADE = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
     ],
 )
 def test_link_deadline_follows_snaps_rules(body, deadline):
-    assert link_deadline(body, MADE) == deadline
+    charge = ChargeRequest.parse({"order_id": "D-1", "amount": 5000, **body}, prefix="")
+    assert link_deadline(charge, MADE) == deadline
 
 
 def test_the_charge_keeps_the_links_real_deadline(client, shop, midtrans):

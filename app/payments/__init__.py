@@ -1,6 +1,23 @@
 """The payment rules. Nothing here knows about HTTP; Midtrans is reached only through
-`app.midtrans`. Every unit of work that reads and then writes starts with `begin_write()` and
-locks the row it changes, so several gunicorn workers and worker processes never race."""
+`app.midtrans`.
+
+Words used the same way everywhere:
+- a *client app* (model `App`, variable `client_app`, never a bare `app` where Flask's
+  `current_app` is also in scope) is a tenant: a shop or system that charges through the gateway
+  with its app code and API key;
+- an *order* is a client app's `order_id` (model `Transaction`); its *attempts* at Midtrans
+  each use a Midtrans order id (the app's prefix, the order id, a suffix after a lost attempt);
+- a *notification* goes Midtrans -> gateway (`POST /notification`, `notifications.py`);
+- a *callback* goes gateway -> client app (`transaction.updated`, written to the outbox in
+  `callbacks.py` with the change it reports, sent over HTTP by `app/callback_sender.py`);
+- an order is *flagged* (`lifecycle.flag_order`) when a person must look at it: the flag
+  and, on its timeline, the reason.
+
+Units of work (`app.database`): every change is one `with writing():` block, committed at
+its end or not at all; a service function called inside another's unit joins it. A row that
+is read and then changed is locked in that block (`lock_row`). Reads that precede a call to
+Midtrans or a client app are `with reading():` blocks that end before the call: no
+transaction, and on SQLite no write lock, is ever held across one."""
 
 from .actions import cancel_transaction, expire_transaction, refund_transaction
 from .callbacks import (

@@ -5,7 +5,6 @@ applies what Midtrans's status API says, never the action's own answer."""
 from __future__ import annotations
 
 from ..errors import InvalidRequestError
-from ..extensions import db
 from ..midtrans import Midtrans
 from ..models import EventSource, Transaction
 from ..schemas import parse_amount
@@ -19,7 +18,6 @@ def _act_then_sync(
 ) -> tuple[Transaction, Applied | None]:
     txn = get_transaction_by_id_or_raise(txn_id)
     ident = txn.midtrans_transaction_id or txn.midtrans_order_id
-    db.session.commit()
     action(ident)
     # The status API, not the action's answer, is the truth that gets applied.
     return sync_transaction(txn_id, midtrans=midtrans, source=EventSource.ADMIN)

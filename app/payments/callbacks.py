@@ -32,7 +32,7 @@ from sqlalchemy.orm import aliased
 
 from ..apps import disable_endpoint
 from ..callback_sender import CallbackClient, DeliveryResult
-from ..database import begin_write, lock_row
+from ..database import lock_row, reading, writing
 from ..errors import BusyError, NotFoundError
 from ..extensions import db
 from ..models import App, CallbackAttempt, CallbackEvent, CallbackState, Transaction
@@ -68,15 +68,16 @@ def new_event_id() -> str:
 
 
 def enqueue_update(txn: Transaction, view: dict) -> CallbackEvent | None:
-    """Add a `transaction.updated` event for the order's app, in the caller's transaction."""
-    app = txn.app
-    if not app.callback_url:
+    """Add a `transaction.updated` event for the order's client app, in the caller's unit of
+    work: the event commits with the change it reports, or neither does."""
+    client_app = txn.app
+    if not client_app.callback_url:
         return None
     now = datetime.now(UTC)
     payload = {"type": EVENT_TYPE, "timestamp": now.isoformat(), "data": view}
     event = CallbackEvent(
         event_id=new_event_id(),
-        app_id=app.id,
+        app_id=client_app.id,
         transaction_id=txn.id,
         type=EVENT_TYPE,
         payload=json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str),
@@ -87,14 +88,14 @@ def enqueue_update(txn: Transaction, view: dict) -> CallbackEvent | None:
     return event
 
 
-def _secrets_in_use(app: App, now: datetime) -> list[str]:
-    keys = [app.signing_secret] if app.signing_secret else []
+def _secrets_in_use(client_app: App, now: datetime) -> list[str]:
+    keys = [client_app.signing_secret] if client_app.signing_secret else []
     if (
-        app.previous_signing_secret
-        and app.previous_secret_expires_at
-        and now < app.previous_secret_expires_at
+        client_app.previous_signing_secret
+        and client_app.previous_secret_expires_at
+        and now < client_app.previous_secret_expires_at
     ):
-        keys.append(app.previous_signing_secret)
+        keys.append(client_app.previous_signing_secret)
     return keys
 
 
@@ -138,13 +139,13 @@ def _due_events(
         )
         .subquery()
     )
-    rows = db.session.execute(
-        select(due.c.id, due.c.app_id)
-        .where(due.c.rank <= PER_APP)
-        .order_by(due.c.next_attempt_at, due.c.id)
-        .limit(limit)
-    ).all()
-    db.session.commit()
+    with reading():
+        rows = db.session.execute(
+            select(due.c.id, due.c.app_id)
+            .where(due.c.rank <= PER_APP)
+            .order_by(due.c.next_attempt_at, due.c.id)
+            .limit(limit)
+        ).all()
     lanes: dict[int, list[int]] = {}
     for event_id, app_id in rows:
         lanes.setdefault(app_id, []).append(event_id)
@@ -159,19 +160,19 @@ def claim_lease(client: CallbackClient) -> timedelta:
 def _claim(event_id: int, now: datetime, lease: timedelta = CLAIM_LEASE) -> bool:
     """Claim the event if it is still its turn (due, unclaimed, the oldest pending one of
     its order): another worker may have delivered or rescheduled it since it was listed."""
-    claimed = db.session.execute(
-        update(CallbackEvent)
-        .where(
-            CallbackEvent.id == event_id,
-            CallbackEvent.state == CallbackState.PENDING,
-            CallbackEvent.next_attempt_at <= now,
-            or_(CallbackEvent.claimed_until.is_(None), CallbackEvent.claimed_until < now),
-            _not_after_an_earlier_pending_one(),
+    with writing():
+        claimed = db.session.execute(
+            update(CallbackEvent)
+            .where(
+                CallbackEvent.id == event_id,
+                CallbackEvent.state == CallbackState.PENDING,
+                CallbackEvent.next_attempt_at <= now,
+                or_(CallbackEvent.claimed_until.is_(None), CallbackEvent.claimed_until < now),
+                _not_after_an_earlier_pending_one(),
+            )
+            .values(claimed_until=now + lease)
+            .execution_options(synchronize_session=False)
         )
-        .values(claimed_until=now + lease)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
     return claimed.rowcount == 1
 
 
@@ -198,11 +199,11 @@ def _next_delay(attempts: int, retry_after: float | None) -> timedelta | None:
 def deliver_event(event_id: int, *, client: CallbackClient, now: datetime | None = None) -> str:
     """Make one attempt at a claimed event and record it; the event's state afterwards."""
     now = now or datetime.now(UTC)
-    event = db.session.get(CallbackEvent, event_id, populate_existing=True)
-    app = event.app
-    url, msg_id, body = app.callback_url, event.event_id, event.payload.encode("utf-8")
-    keys = _secrets_in_use(app, now)
-    db.session.commit()
+    with reading():
+        event = db.session.get(CallbackEvent, event_id, populate_existing=True)
+        client_app = event.app
+        url, msg_id, body = client_app.callback_url, event.event_id, event.payload.encode("utf-8")
+        keys = _secrets_in_use(client_app, now)
 
     try:
         result = client.deliver(url, msg_id=msg_id, body=body, secrets_in_use=keys)
@@ -210,9 +211,22 @@ def deliver_event(event_id: int, *, client: CallbackClient, now: datetime | None
         log.exception("callback %s: the attempt failed unexpectedly", msg_id)
         result = DeliveryResult(None, 0, None, f"failed: {type(err).__name__}")
 
-    begin_write()
+    with writing():
+        state = _record_attempt(event_id, url, result, now)
+    log.info(
+        "callback %s to app %s: %s (%s)",
+        msg_id,
+        client_app.code,
+        state,
+        result.status_code or result.error,
+    )
+    return state
+
+
+def _record_attempt(event_id: int, url: str, result: DeliveryResult, now: datetime) -> str:
+    """Record an attempt on the (locked) event and schedule what follows; its state."""
     event = lock_row(CallbackEvent, event_id)
-    app = lock_row(App, event.app_id)
+    client_app = lock_row(App, event.app_id)
     db.session.add(
         CallbackAttempt(
             callback_event_id=event.id,
@@ -229,33 +243,24 @@ def deliver_event(event_id: int, *, client: CallbackClient, now: datetime | None
     if result.delivered:
         event.state, event.delivered_at, event.last_error = CallbackState.DELIVERED, now, None
         event.next_attempt_at = None
-        app.callback_failing_since = None
+        client_app.callback_failing_since = None
+        return event.state
+    event.last_error = result.error or f"HTTP {result.status_code}"
+    client_app.callback_failing_since = client_app.callback_failing_since or now
+    retry_after = result.retry_after if result.status_code in {429, 503} else None
+    delay = _next_delay(event.attempts, retry_after)
+    if result.status_code == 410:
+        disable_endpoint(client_app, now, "the endpoint answered 410 Gone")
+        delay = None
+    elif now - client_app.callback_failing_since >= DISABLE_AFTER:
+        disable_endpoint(
+            client_app, now, f"failing since {client_app.callback_failing_since:%Y-%m-%d %H:%M} UTC"
+        )
+    if delay is None:
+        event.state, event.next_attempt_at = CallbackState.FAILED, None
     else:
-        event.last_error = result.error or f"HTTP {result.status_code}"
-        app.callback_failing_since = app.callback_failing_since or now
-        retry_after = result.retry_after if result.status_code in {429, 503} else None
-        delay = _next_delay(event.attempts, retry_after)
-        if result.status_code == 410:
-            disable_endpoint(app, now, "the endpoint answered 410 Gone")
-            delay = None
-        elif now - app.callback_failing_since >= DISABLE_AFTER:
-            disable_endpoint(
-                app, now, f"failing since {app.callback_failing_since:%Y-%m-%d %H:%M} UTC"
-            )
-        if delay is None:
-            event.state, event.next_attempt_at = CallbackState.FAILED, None
-        else:
-            event.next_attempt_at = now + delay
-    state = event.state
-    db.session.commit()
-    log.info(
-        "callback %s to app %s: %s (%s)",
-        msg_id,
-        app.code,
-        state,
-        result.status_code or result.error,
-    )
-    return state
+        event.next_attempt_at = now + delay
+    return event.state
 
 
 def _deliver_lane(
@@ -280,8 +285,8 @@ def _deliver_lane(
                     deliver_event(event_id, client=client, now=at)
                     done += 1
             except Exception:
-                # One bad event must not stop the lane; its claim runs out and it is retried.
-                db.session.rollback()
+                # One bad event must not stop the lane (its unit was rolled back); its claim
+                # runs out and it is retried.
                 log.exception("callback event %s: delivery failed", event_id)
     return done
 
@@ -382,8 +387,6 @@ class CallbackDispatcher:
                     self.poll()
                 except Exception:
                     log.exception("looking for due callbacks failed")
-                    with self.app.app_context():
-                        db.session.rollback()
                 if stop.wait(self.min_gap):
                     break
                 self._wait_for_wake(stop, interval)
@@ -408,33 +411,30 @@ class CallbackDispatcher:
 def resend_event(event_id: int) -> CallbackEvent:
     """Queue one event again, now, with the same webhook-id and bytes (not while a worker is
     delivering it: that would send it twice at once)."""
-    begin_write()
-    event = lock_row(CallbackEvent, event_id)
-    now = datetime.now(UTC)
-    if event is None:
-        db.session.rollback()
-        raise NotFoundError(f"no callback event {event_id}")
-    if event.claimed_until is not None and event.claimed_until > now:
-        db.session.rollback()
-        raise BusyError("a worker is delivering this event right now; retry shortly")
-    event.state, event.claimed_until = CallbackState.PENDING, None
-    event.next_attempt_at = now
-    db.session.commit()
+    with writing():
+        event = lock_row(CallbackEvent, event_id)
+        now = datetime.now(UTC)
+        if event is None:
+            raise NotFoundError(f"no callback event {event_id}")
+        if event.claimed_until is not None and event.claimed_until > now:
+            raise BusyError("a worker is delivering this event right now; retry shortly")
+        event.state, event.claimed_until = CallbackState.PENDING, None
+        event.next_attempt_at = now
     return event
 
 
 def recover_failed(app_id: int, since: datetime) -> int:
     """Queue again every failed event of the app created since `since`; how many."""
     now = datetime.now(UTC)
-    result = db.session.execute(
-        update(CallbackEvent)
-        .where(
-            CallbackEvent.app_id == app_id,
-            CallbackEvent.state == CallbackState.FAILED,
-            CallbackEvent.created_at >= since,
+    with writing():
+        result = db.session.execute(
+            update(CallbackEvent)
+            .where(
+                CallbackEvent.app_id == app_id,
+                CallbackEvent.state == CallbackState.FAILED,
+                CallbackEvent.created_at >= since,
+            )
+            .values(state=CallbackState.PENDING, next_attempt_at=now, claimed_until=None)
+            .execution_options(synchronize_session=False)
         )
-        .values(state=CallbackState.PENDING, next_attempt_at=now, claimed_until=None)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
     return result.rowcount

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from ..database import begin_write
+from ..database import writing
 from ..errors import (
     ChargeInProgressError,
     GatewayError,
@@ -27,8 +27,9 @@ from ..models import App, EventSource, LinkState, Transaction, TransactionEvent,
 from ..schemas import ORDER_ID_MAX, ChargeRequest
 from .callbacks import enqueue_update
 from .lifecycle import apply_midtrans_status, flag_order, locked_transaction, status_view
-from .outcomes import Outcome, outcome_of
+from .outcomes import UNSUCCESSFUL, outcome_of
 from .recovery import RECOVERED
+from .status import get_transaction_by_id_or_raise
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,6 @@ log = logging.getLogger(__name__)
 DEFAULT_LINK_LIFETIME = timedelta(hours=24)
 # The worker first asks Midtrans about a pending order this long after its link was made.
 FIRST_CHECK = timedelta(minutes=2)
-UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
 # New attempts with a fresh Midtrans order id after Midtrans said the id was taken.
 TAKEN_RETRIES = 1
@@ -53,7 +53,7 @@ class ChargeResult:
 # -- POST /charge --------------------------------------------------------------------------
 
 
-def create_charge(*, app: App, charge: ChargeRequest, midtrans: Midtrans) -> ChargeResult:
+def create_charge(*, client_app: App, charge: ChargeRequest, midtrans: Midtrans) -> ChargeResult:
     """Reserve the order before calling Midtrans so a repeat or a race cannot charge twice.
 
     The identical request again answers the stored link (a replay); other details for an
@@ -62,7 +62,7 @@ def create_charge(*, app: App, charge: ChargeRequest, midtrans: Midtrans) -> Cha
     """
     in_flight = timedelta(seconds=midtrans.settings.timeout) + ATTEMPT_GRACE
     for _ in range(TAKEN_RETRIES + 1):
-        txn, attempt = _reserve(app, charge, in_flight=in_flight)
+        txn, attempt = _reserve(client_app, charge, in_flight=in_flight)
         if attempt is None:
             return ChargeResult(txn, replayed=True)
         try:
@@ -86,7 +86,7 @@ def create_charge(*, app: App, charge: ChargeRequest, midtrans: Midtrans) -> Cha
         except BaseException as err:
             _end_attempt(txn.id, attempt, LinkState.UNKNOWN, error=err)
             raise
-        return ChargeResult(_link_created(txn.id, attempt, link), replayed=False)
+        return ChargeResult(_link_created(txn.id, attempt, link, charge), replayed=False)
     raise MidtransUnavailableError(
         "Midtrans keeps saying the order id is taken; the next attempt uses a fresh one"
     )
@@ -105,7 +105,7 @@ def _adopt_taken_order(
     """Midtrans already has an order under this id. With a payment there, the order is that
     payment (the client sees its status, never a dead end); without one, the attempt ends
     `unknown` so the next one uses a fresh Midtrans order id."""
-    txn = get_transaction_by_id(txn_id)
+    txn = get_transaction_by_id_or_raise(txn_id)
     try:
         answer = midtrans.get_status(txn.midtrans_order_id)
     except GatewayError:
@@ -114,22 +114,21 @@ def _adopt_taken_order(
     if answer is None:
         _end_attempt(txn_id, attempt, LinkState.UNKNOWN, error=error)
         return None
-    begin_write()
-    txn = locked_transaction(txn_id)
-    if txn.attempt == attempt and txn.link_state == LinkState.CREATING:
-        txn.link_state = LinkState.CREATED
-        txn.last_error = None
-        flag_order(
-            txn,
-            f"adopted: Midtrans already held a payment under {txn.midtrans_order_id}",
-            source=EventSource.CHARGE,
-        )
-    db.session.commit()
+    with writing():
+        txn = locked_transaction(txn_id)
+        if txn.attempt == attempt and txn.link_state == LinkState.CREATING:
+            txn.link_state = LinkState.CREATED
+            txn.last_error = None
+            flag_order(
+                txn,
+                f"adopted: Midtrans already held a payment under {txn.midtrans_order_id}",
+                source=EventSource.CHARGE,
+            )
     txn, _ = apply_midtrans_status(txn_id, answer, source=EventSource.CHARGE)
     return txn
 
 
-def link_deadline(request_body: dict, created_at: datetime) -> datetime:
+def link_deadline(charge: ChargeRequest, created_at: datetime) -> datetime:
     """When the Snap link can no longer lead to a payment (Snap's rules, seed 003 "Expiry").
 
     The page lives for `page_expiry` when given. The payment's own `expiry` counts from its
@@ -137,76 +136,59 @@ def link_deadline(request_body: dict, created_at: datetime) -> datetime:
     the token lives 24 hours. The worker expires an order only after this, and only when
     Midtrans has no transaction for it; a payment Midtrans reports later still wins.
     """
-    expiry = request_body.get("expiry")
-    expiry = expiry if isinstance(expiry, dict) else None
-    page = _span(request_body.get("page_expiry"))
-    start = _start_time(expiry)
-    pay_span = _span(expiry)
-    pay_end = (start or created_at) + pay_span if pay_span is not None else None
+    expiry, page = charge.expiry, charge.page_expiry
+    start = expiry.start_time if expiry is not None else None
+    pay_end = (start or created_at) + expiry.span if expiry is not None else None
     if page is not None:
-        end = created_at + page
+        end = created_at + page.span
         return min(end, pay_end) if start is not None and pay_end is not None else end
     return pay_end if pay_end is not None else created_at + DEFAULT_LINK_LIFETIME
 
 
-def _span(expiry) -> timedelta | None:
-    """An `expiry`/`page_expiry` object's duration (unit defaults to minutes)."""
-    if not isinstance(expiry, dict) or not isinstance(expiry.get("duration"), int):
-        return None
-    unit = str(expiry.get("unit") or "minute").rstrip("s")
-    return timedelta(seconds=UNIT_SECONDS.get(unit, 60) * expiry["duration"])
-
-
-def _start_time(expiry: dict | None) -> datetime | None:
-    """`expiry.start_time` ("2026-11-26 18:11:08 +0700") as UTC; None when absent or unreadable
-    (Midtrans then counts from the token's creation)."""
-    text = (expiry or {}).get("start_time")
-    if not isinstance(text, str):
-        return None
-    try:
-        return datetime.strptime(text.strip(), "%Y-%m-%d %H:%M:%S %z").astimezone(UTC)
-    except ValueError:
-        return None
-
-
 def _reserve(
-    app: App, charge: ChargeRequest, *, in_flight: timedelta
+    client_app: App, charge: ChargeRequest, *, in_flight: timedelta
 ) -> tuple[Transaction, int | None]:
     """The order's row, locked and marked `creating`; attempt None means replay the link."""
     fingerprint = charge.fingerprint()
     for _ in range(5):
-        begin_write()
-        txn = db.session.execute(
-            select(Transaction)
-            .where(Transaction.app_id == app.id, Transaction.order_id == charge.order_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).scalar_one_or_none()
-        if txn is None:
-            txn = Transaction(
-                app_id=app.id,
-                order_id=charge.order_id,
-                midtrans_order_id=_free_midtrans_order_id(app.order_prefix + charge.order_id),
-                amount=charge.amount,
-                request_fingerprint=fingerprint,
-                request_body=charge.as_dict(),
-                link_state=LinkState.CREATING,
-                attempt=1,
-                attempt_owner=process_identity(),
-            )
-            txn.midtrans_order_ids = [txn.midtrans_order_id]
-            db.session.add(txn)
-            try:
-                db.session.commit()
-            except IntegrityError:
-                # Another worker inserted the same order (or took that Midtrans id) meanwhile.
-                db.session.rollback()
-                continue
-            return txn, 1
-        result = _reuse(txn, charge, fingerprint, in_flight=in_flight)
-        db.session.commit()
-        return txn, result
+        try:
+            with writing():
+                txn = db.session.execute(
+                    select(Transaction)
+                    .where(
+                        Transaction.app_id == client_app.id,
+                        Transaction.order_id == charge.order_id,
+                    )
+                    .with_for_update()
+                    .execution_options(populate_existing=True)
+                ).scalar_one_or_none()
+                if txn is None:
+                    txn = _new_order(client_app, charge, fingerprint)
+                    attempt = 1
+                else:
+                    attempt = _reuse(txn, charge, fingerprint, in_flight=in_flight)
+        except IntegrityError:
+            # Another worker inserted the same order (or took that Midtrans id) meanwhile.
+            continue
+        return txn, attempt
     raise ChargeInProgressError("the order is being created by another request; retry shortly")
+
+
+def _new_order(client_app: App, charge: ChargeRequest, fingerprint: str) -> Transaction:
+    txn = Transaction(
+        app_id=client_app.id,
+        order_id=charge.order_id,
+        midtrans_order_id=_free_midtrans_order_id(client_app.order_prefix + charge.order_id),
+        amount=charge.amount,
+        request_fingerprint=fingerprint,
+        request_body=charge.as_dict(),
+        link_state=LinkState.CREATING,
+        attempt=1,
+        attempt_owner=process_identity(),
+    )
+    txn.midtrans_order_ids = [txn.midtrans_order_id]
+    db.session.add(txn)
+    return txn
 
 
 def _reuse(
@@ -239,11 +221,10 @@ def _reuse(
             f"a payment link for order_id {charge.order_id} is being created; retry shortly",
             headers={"Retry-After": "2"},
         )
-    if txn.midtrans_transaction_id is not None and outcome_of(txn.status, txn.fraud_status) not in {
-        Outcome.EXPIRED,
-        Outcome.CANCELLED,
-        Outcome.FAILED,
-    }:
+    if (
+        txn.midtrans_transaction_id is not None
+        and outcome_of(txn.status, txn.fraud_status) not in UNSUCCESSFUL
+    ):
         # Midtrans holds a live or paid payment for an attempt whose link nobody saw (an
         # abandoned attempt the worker found): a new one could make the customer pay twice.
         raise OrderConflictError(
@@ -314,46 +295,37 @@ def _free_midtrans_order_id(base: str, *, fresh: bool = False) -> str:
     raise RuntimeError("could not find a free Midtrans order id")
 
 
-def get_transaction_by_id(txn_id: int) -> Transaction:
-    txn = db.session.get(Transaction, txn_id, populate_existing=True)
-    db.session.commit()
-    return txn
-
-
 def _end_attempt(txn_id: int, attempt: int, state: LinkState, *, error: BaseException) -> None:
-    db.session.rollback()
-    begin_write()
-    txn = locked_transaction(txn_id)
-    if txn.attempt == attempt and txn.link_state == LinkState.CREATING:
-        txn.link_state = state
-        txn.last_error = getattr(error, "message", type(error).__name__)
-    db.session.commit()
+    with writing():
+        txn = locked_transaction(txn_id)
+        if txn.attempt == attempt and txn.link_state == LinkState.CREATING:
+            txn.link_state = state
+            txn.last_error = getattr(error, "message", type(error).__name__)
 
 
-def _link_created(txn_id: int, attempt: int, link) -> Transaction:
-    begin_write()
-    txn = locked_transaction(txn_id)
-    # Still this attempt and still in flight: a Snap answer that comes after the worker
-    # settled the attempt as abandoned must not overwrite what it found.
-    if txn.attempt == attempt and txn.link_state == LinkState.CREATING:
-        txn.link_state = LinkState.CREATED
-        txn.snap_token = link.token
-        txn.redirect_url = link.redirect_url
-        txn.last_error = None
-        txn.status = TxStatus.PENDING
-        # Counted from Snap's answer, which follows the token's own clock: never too early.
-        txn.expires_at = link_deadline(txn.request_body, datetime.now(UTC))
-        txn.next_check_at = txn.attempt_started_at + FIRST_CHECK
-        txn.check_count = 0
-        db.session.add(
-            TransactionEvent(
-                transaction_id=txn.id,
-                from_status=None,
-                to_status=TxStatus.PENDING,
-                source=EventSource.CHARGE,
-                detail=f"Snap link created (attempt {attempt})",
+def _link_created(txn_id: int, attempt: int, link, charge: ChargeRequest) -> Transaction:
+    with writing():
+        txn = locked_transaction(txn_id)
+        # Still this attempt and still in flight: a Snap answer that comes after the worker
+        # settled the attempt as abandoned must not overwrite what it found.
+        if txn.attempt == attempt and txn.link_state == LinkState.CREATING:
+            txn.link_state = LinkState.CREATED
+            txn.snap_token = link.token
+            txn.redirect_url = link.redirect_url
+            txn.last_error = None
+            txn.status = TxStatus.PENDING
+            # Counted from Snap's answer, which follows the token's own clock: never too early.
+            txn.expires_at = link_deadline(charge, datetime.now(UTC))
+            txn.next_check_at = txn.attempt_started_at + FIRST_CHECK
+            txn.check_count = 0
+            db.session.add(
+                TransactionEvent(
+                    transaction_id=txn.id,
+                    from_status=None,
+                    to_status=TxStatus.PENDING,
+                    source=EventSource.CHARGE,
+                    detail=f"Snap link created (attempt {attempt})",
+                )
             )
-        )
-        enqueue_update(txn, status_view(txn, live=True))
-    db.session.commit()
-    return txn
+            enqueue_update(txn, status_view(txn, live=True))
+        return txn

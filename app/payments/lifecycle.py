@@ -9,8 +9,9 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..database import begin_read, begin_write, lock_row
+from ..database import lock_row, reading, writing
 from ..extensions import db
+from ..midtrans import STATUS_API_CODES
 from ..models import EventSource, Transaction, TransactionEvent, TxStatus
 from .callbacks import enqueue_update
 from .outcomes import (
@@ -78,22 +79,6 @@ def _closure(moves: dict[str, set[str]]) -> dict[str, set[str]]:
 
 FORWARD = _closure(NEXT)
 
-# Midtrans's status_code for each status, as its status API reports them.
-STATUS_CODES = {
-    TxStatus.PENDING: "201",
-    TxStatus.AUTHORIZE: "200",
-    TxStatus.CAPTURE: "200",
-    TxStatus.SETTLEMENT: "200",
-    TxStatus.DENY: "202",
-    TxStatus.CANCEL: "200",
-    TxStatus.EXPIRE: "407",
-    TxStatus.FAILURE: "202",
-    TxStatus.REFUND: "200",
-    TxStatus.PARTIAL_REFUND: "200",
-    TxStatus.CHARGEBACK: "200",
-    TxStatus.PARTIAL_CHARGEBACK: "200",
-}
-
 # Fields of Midtrans's status answer a client must never see.
 PRIVATE_FIELDS = {"signature_key", "merchant_id"}
 
@@ -105,7 +90,7 @@ def can_move(current: str, new: str, *, current_fraud: str | None, new_fraud: st
         # a partial refund or chargeback may grow.
         if current_fraud == "challenge" and new_fraud in {"accept", "deny"}:
             return True
-        return new in {TxStatus.PARTIAL_REFUND, TxStatus.PARTIAL_CHARGEBACK}
+        return new in PARTLY_REVERSED
     return new in FORWARD.get(current, set())
 
 
@@ -150,37 +135,42 @@ def record_change(
 
 
 def flag_order(
-    txn: Transaction, reason: str, *, source: EventSource, notification_id: int | None = None
-) -> None:
-    """Put the (locked) order in front of a person, with the reason on its timeline."""
+    txn: Transaction,
+    reason: str,
+    *,
+    source: EventSource,
+    notification_id: int | None = None,
+    detail: str | None = None,
+    event: TransactionEvent | None = None,
+) -> TransactionEvent:
+    """Put the (locked) order in front of a person: `reason` is its flag, and its timeline
+    always says why. The reason goes on `event` when the flag comes with a change of status
+    (its detail), else on an event of its own (`detail`, when given, is the longer text)."""
     log.error("order %s flagged: %s", txn.midtrans_order_id, reason)
     txn.flag = reason[:255]
-    db.session.add(
-        TransactionEvent(
+    if event is None:
+        event = TransactionEvent(
             transaction_id=txn.id,
             from_status=txn.status,
             to_status=txn.status,
             fraud_status=txn.fraud_status,
             source=source,
             notification_id=notification_id,
-            detail=reason,
+            detail=detail or reason,
         )
-    )
+        db.session.add(event)
+    return event
 
 
-def _nothing_to_apply(txn_id: int, answer: dict[str, Any]) -> bool:
+def _repeats(txn: Transaction, answer: dict[str, Any]) -> bool:
     """True when Midtrans repeats what the order already holds: then no write (and on SQLite
     no write lock) is needed, which is the common case of `GET /status` and duplicates."""
-    begin_read()
-    txn = db.session.get(Transaction, txn_id, populate_existing=True)
     kept = {k: v for k, v in answer.items() if k not in PRIVATE_FIELDS}
-    same = (
+    return (
         txn.midtrans_response == kept
         and txn.status == answer.get("transaction_status")
         and txn.fraud_status == answer.get("fraud_status")
     )
-    db.session.commit()
-    return same
 
 
 def apply_midtrans_status(
@@ -198,10 +188,19 @@ def apply_midtrans_status(
     Midtrans's word always beats a status the gateway set itself (a link it expired): that
     correction is applied and flagged for a person, never dropped.
     """
-    if _nothing_to_apply(txn_id, answer):
-        return db.session.get(Transaction, txn_id), Applied.UNCHANGED
-    begin_write()
-    txn = locked_transaction(txn_id)
+    with reading():
+        txn = db.session.get(Transaction, txn_id, populate_existing=True)
+        if _repeats(txn, answer):
+            return txn, Applied.UNCHANGED
+    with writing():
+        txn = locked_transaction(txn_id)
+        return txn, _apply(txn, answer, source=source, notification_id=notification_id)
+
+
+def _apply(
+    txn: Transaction, answer: dict[str, Any], *, source: EventSource, notification_id: int | None
+) -> Applied:
+    """`apply_midtrans_status` on the locked order, in the caller's unit."""
     new = str(answer.get("transaction_status") or "")
     new_fraud = answer.get("fraud_status")
     answered_for = answer.get("order_id")
@@ -212,8 +211,7 @@ def apply_midtrans_status(
             source=source,
             notification_id=notification_id,
         )
-        db.session.commit()
-        return txn, Applied.FLAGGED
+        return Applied.FLAGGED
     txn.midtrans_response = {k: v for k, v in answer.items() if k not in PRIVATE_FIELDS}
     txn.payment_type = answer.get("payment_type") or txn.payment_type
     txn.midtrans_transaction_id = answer.get("transaction_id") or txn.midtrans_transaction_id
@@ -228,26 +226,27 @@ def apply_midtrans_status(
             source=source,
             notification_id=notification_id,
         )
-        outcome = Applied.FLAGGED
-    elif new and _moves(txn, new, new_fraud, refunded):
-        if new == TxStatus.REFUND and refunded is None:
-            refunded = txn.amount + (txn.customer_imposed_fee or 0)
-        if refunded is not None:
-            txn.refunded_amount = max(refunded, txn.refunded_amount or 0)
-        detail = _correction(txn, new, new_fraud)
-        record_change(
-            txn,
-            new,
-            fraud_status=new_fraud,
-            source=source,
-            notification_id=notification_id,
-            detail=detail,
-        )
-        outcome = Applied.CHANGED
-    else:
-        outcome = Applied.UNCHANGED
-    db.session.commit()
-    return txn, outcome
+        return Applied.FLAGGED
+    if not (new and _moves(txn, new, new_fraud, refunded)):
+        return Applied.UNCHANGED
+    if new == TxStatus.REFUND and refunded is None:
+        refunded = txn.amount + (txn.customer_imposed_fee or 0)
+    if refunded is not None:
+        txn.refunded_amount = max(refunded, txn.refunded_amount or 0)
+    reason = _correction(txn, new, new_fraud)
+    if reason is not None:
+        txn.status_by_gateway = False
+    event = record_change(
+        txn,
+        new,
+        fraud_status=new_fraud,
+        source=source,
+        notification_id=notification_id,
+        detail=reason,
+    )
+    if reason is not None:
+        flag_order(txn, reason, source=source, notification_id=notification_id, event=event)
+    return Applied.CHANGED
 
 
 def _moves(txn: Transaction, new: str, new_fraud: str | None, refunded: int | None) -> bool:
@@ -268,19 +267,15 @@ REOPENED = "after the gateway marked the order"
 
 
 def _correction(txn: Transaction, new: str, new_fraud: str | None) -> str | None:
-    """When Midtrans overrides a status the gateway set itself: flag the order and say why.
-    An order reopened that way (a method chosen late) and then paid says so when paid."""
+    """Why the order is flagged when Midtrans overrides a status the gateway set itself (None
+    when it does not). An order reopened that way (a method chosen late) and then paid says
+    so when paid."""
     reopened = bool(txn.flag and REOPENED in txn.flag)
     if not txn.status_by_gateway and not (reopened and is_paid(new, new_fraud)):
         return None
     if is_paid(new, new_fraud):
-        reason = f"paid after the gateway expired it (Midtrans says {new})"
-    else:
-        reason = f"Midtrans says {new} {REOPENED} {txn.status}"
-    txn.status_by_gateway = False
-    log.error("order %s flagged: %s", txn.midtrans_order_id, reason)
-    txn.flag = reason[:255]
-    return reason
+        return f"paid after the gateway expired it (Midtrans says {new})"
+    return f"Midtrans says {new} {REOPENED} {txn.status}"
 
 
 def status_view(
@@ -310,7 +305,7 @@ def status_view(
     )
     if source.get("transaction_status") != txn.status:
         # The kept answer is older than the status (e.g. a notification moved it on).
-        view["status_code"] = STATUS_CODES.get(txn.status)
+        view["status_code"] = STATUS_API_CODES.get(txn.status)
         view["status_message"] = None
     if not source:
         view["status_message"] = "Waiting for the customer to choose a payment method"

@@ -4,9 +4,10 @@ Midtrans's signature covers order_id, status_code and gross_amount, not transact
 fraud_status, so a notification is a hint, never the truth: the state applied is the one the
 status API confirms. Notifications come duplicated and out of order; the lifecycle rules make a
 stale one harmless. Every verified one is stored as received, and one that cannot be
-confirmed now is kept for the worker, so none is lost. A forged or malformed one is stored as
-its first 4 KiB with the reason (never applied), as long as its sender's address is within
-RATELIMIT_REJECTED_NOTIFICATIONS; beyond that it is answered 429 and only counted.
+confirmed now is kept for the worker, so none is lost. A forged or malformed one raises
+`InvalidSignatureError` or `InvalidNotificationError` once it is stored as its first 4 KiB with
+the reason (never applied), as long as its sender is admitted (RATELIMIT_REJECTED_NOTIFICATIONS:
+beyond it, nothing is stored).
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from ..database import begin_write
-from ..errors import GatewayError
+from ..database import reading, writing
+from ..errors import GatewayError, InvalidNotificationError, InvalidSignatureError
 from ..extensions import db
-from ..midtrans import Midtrans
+from ..midtrans import NOTIFICATION_STATUS_CODES, Midtrans
 from ..models import EventSource, Notification, NotificationOutcome, Transaction
-from .lifecycle import Applied, apply_midtrans_status, locked_transaction
+from .lifecycle import Applied, apply_midtrans_status, flag_order, locked_transaction
 from .outcomes import check_amount
 from .recovery import RECOVERED_FLAG, claimed_by_an_app, recover_order
 
@@ -48,23 +49,6 @@ CONFIRM_BACKOFF = [
     timedelta(hours=6),
 ]
 CONFIRM_GIVE_UP = timedelta(days=3)
-
-# The status_code Midtrans sends with each transaction_status in a notification (it differs
-# from the status API: expire is "202" here, "407" there). Unknown statuses pass any code.
-EXPECTED_CODES = {
-    "pending": {"201"},
-    "authorize": {"200", "201"},
-    "capture": {"200", "201"},
-    "settlement": {"200"},
-    "deny": {"202", "200"},
-    "cancel": {"202", "200"},
-    "expire": {"202", "407"},
-    "failure": {"202", "500", "502", "503"},
-    "refund": {"200"},
-    "partial_refund": {"200"},
-    "chargeback": {"200"},
-    "partial_chargeback": {"200"},
-}
 SIGNED_FIELDS = ("order_id", "status_code", "gross_amount", "signature_key")
 # What no database column takes: NUL (PostgreSQL refuses it) and lone surrogates (a JSON
 # escape such as "\ud800" decodes to one; no encoding can write it).
@@ -74,13 +58,12 @@ LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 @dataclass(frozen=True)
 class Receipt:
-    """What the endpoint answers Midtrans: 2xx stops its retries, 4xx says "forged"."""
+    """What became of a verified notification: it is stored, and Midtrans may stop sending
+    it (a rejected one raises instead)."""
 
-    http_status: int
     outcome: NotificationOutcome
     reason: str | None = None
     notification_id: int | None = None
-    retry_after: int | None = None  # with 429: rejected, over its sender's limit, not stored
 
 
 def _parse(raw: bytes) -> tuple[dict, str | None]:
@@ -123,15 +106,30 @@ def receive_notification(
     raw: bytes,
     remote_addr: str | None,
     midtrans: Midtrans,
-    admit_rejected: Callable[[], int | None] | None = None,
+    admit_rejected: Callable[[], None] | None = None,
 ) -> Receipt:
-    """Store the notification, verify it, and apply what the status API confirms.
+    """Parse, verify, store, apply what the status API confirms, answer.
 
-    A rejected one is stored as an excerpt (REJECTED_EXCERPT) with its reason, unless
-    `admit_rejected()` answers seconds to wait (its sender is over its limit): then it is
-    answered 429 and not stored. Verified notifications are never limited."""
+    A rejected notification raises `InvalidNotificationError` (`InvalidSignatureError` for a
+    forged one) once it is stored as an excerpt (REJECTED_EXCERPT) with its reason;
+    `admit_rejected()` is asked first and raises when its sender is over its limit, and then
+    nothing is stored. Verified notifications are never limited."""
     body, problem = _parse(raw)
-    note = Notification(
+    note = _as_received(raw, body, remote_addr)
+    try:
+        _verify(body, problem, midtrans)
+    except InvalidNotificationError as rejection:
+        _store_rejected(note, raw, rejection, admit_rejected)
+        raise
+    _store_verified(note, body)
+    if note.outcome == NotificationOutcome.UNMATCHED:
+        return Receipt(note.outcome, note.reason, note.id)
+    return confirm_notification(note.id, midtrans=midtrans, timeout=INLINE_CONFIRM_TIMEOUT)
+
+
+def _as_received(raw: bytes, body: dict, remote_addr: str | None) -> Notification:
+    """The notification's row, not stored yet: the body as received and its main fields."""
+    return Notification(
         body=_storable(raw[:MAX_STORED_BODY].decode("utf-8", "replace")),
         remote_addr=(remote_addr or "")[:64] or None,
         order_id=_text(body, "order_id", 255),
@@ -142,53 +140,65 @@ def receive_notification(
         payment_type=_text(body, "payment_type", 64),
         outcome=NotificationOutcome.RECEIVED,
     )
-    status = 400
-    if problem is None and not midtrans.signature_matches(
+
+
+def _verify(body: dict, problem: str | None, midtrans: Midtrans) -> None:
+    """Raise unless Midtrans sent this: well formed (no `problem` parsing it), signed with
+    the server key, and a status_code that fits its transaction_status."""
+    if problem is not None:
+        raise InvalidNotificationError(problem)
+    if not midtrans.signature_matches(
         order_id=body["order_id"],
         status_code=body["status_code"],
         gross_amount=body["gross_amount"],
         signature=body["signature_key"],
     ):
-        problem, status = "signature_key does not match", 403
-    if problem is None:
-        expected = EXPECTED_CODES.get(body["transaction_status"])
-        if expected is not None and body["status_code"] not in expected:
-            problem = (
-                f"status_code {body['status_code']} does not fit "
-                f"transaction_status {body['transaction_status']}"
-            )
-    if problem is not None:
-        wait = admit_rejected() if admit_rejected is not None else None
-        if wait is not None:
-            log.debug("notification from %s rejected, not stored: %s", remote_addr, problem)
-            return Receipt(429, NotificationOutcome.REJECTED, problem, retry_after=wait)
-        note.body = _storable(raw[:REJECTED_EXCERPT].decode("utf-8", "replace"))
-        kept = f" (first {REJECTED_EXCERPT} of {len(raw)} bytes kept)"
-        note.outcome = NotificationOutcome.REJECTED
-        note.reason = problem + (kept if len(raw) > REJECTED_EXCERPT else "")
-        note.processed_at = datetime.now(UTC)
-        db.session.add(note)
-        db.session.commit()
-        log.warning("notification %s rejected: %s", note.id, problem)
-        return Receipt(status, note.outcome, problem, note.id)
+        raise InvalidSignatureError("signature_key does not match")
+    expected = NOTIFICATION_STATUS_CODES.get(body["transaction_status"])
+    if expected is not None and body["status_code"] not in expected:
+        raise InvalidNotificationError(
+            f"status_code {body['status_code']} does not fit "
+            f"transaction_status {body['transaction_status']}"
+        )
 
-    note.signature_valid = True
-    txn = db.session.execute(
-        select(Transaction).where(Transaction.midtrans_order_id == body["order_id"])
-    ).scalar_one_or_none()
-    if txn is None and not claimed_by_an_app(body["order_id"]):
-        note.outcome = NotificationOutcome.UNMATCHED
-        note.reason = "no order with this order_id at this gateway"
-        note.processed_at = datetime.now(UTC)
+
+def _store_rejected(
+    note: Notification,
+    raw: bytes,
+    rejection: InvalidNotificationError,
+    admit_rejected: Callable[[], None] | None,
+) -> None:
+    """Keep the first REJECTED_EXCERPT bytes with the reason, for an admin to look at (not
+    when `admit_rejected()` raises: its sender is over its limit)."""
+    if admit_rejected is not None:
+        admit_rejected()
+    kept = f" (first {REJECTED_EXCERPT} of {len(raw)} bytes kept)"
+    note.body = _storable(raw[:REJECTED_EXCERPT].decode("utf-8", "replace"))
+    note.outcome = NotificationOutcome.REJECTED
+    note.reason = rejection.reason + (kept if len(raw) > REJECTED_EXCERPT else "")
+    note.processed_at = datetime.now(UTC)
+    with writing():
         db.session.add(note)
-        db.session.commit()
+    rejection.notification_id = note.id
+    log.warning("notification %s rejected: %s", note.id, rejection.reason)
+
+
+def _store_verified(note: Notification, body: dict) -> None:
+    """Store the notification with its order. With no order here, one an app's prefix
+    claims is recovered from Midtrans when confirmed; any other is `unmatched`, done."""
+    note.signature_valid = True
+    with writing():
+        txn = db.session.execute(
+            select(Transaction).where(Transaction.midtrans_order_id == body["order_id"])
+        ).scalar_one_or_none()
+        if txn is None and not claimed_by_an_app(body["order_id"]):
+            note.outcome = NotificationOutcome.UNMATCHED
+            note.reason = "no order with this order_id at this gateway"
+            note.processed_at = datetime.now(UTC)
+        note.transaction_id = txn.id if txn is not None else None
+        db.session.add(note)
+    if note.outcome == NotificationOutcome.UNMATCHED:
         log.warning("notification %s for unknown order %s", note.id, note.order_id)
-        return Receipt(200, note.outcome, note.reason, note.id)
-    # An unknown order an app's prefix claims is recovered from Midtrans when confirmed.
-    note.transaction_id = txn.id if txn is not None else None
-    db.session.add(note)
-    db.session.commit()
-    return confirm_notification(note.id, midtrans=midtrans, timeout=INLINE_CONFIRM_TIMEOUT)
 
 
 def _as_sent(note: Notification) -> dict:
@@ -208,9 +218,9 @@ def confirm_notification(
 ) -> Receipt:
     """Ask the status API what is true now and apply it; keep it for later if Midtrans is
     unreachable. Safe to call again for the same notification (the worker does)."""
-    note = db.session.get(Notification, note_id, populate_existing=True)
-    txn = note.transaction
-    db.session.commit()
+    with reading():
+        note = db.session.get(Notification, note_id, populate_existing=True)
+        txn = note.transaction
     if txn is None:
         return _recover(note, midtrans=midtrans, timeout=timeout)
     amount = check_amount(_as_sent(note), txn.amount)
@@ -268,36 +278,37 @@ def _finish(
     flag_txn: int | None = None,
     attach_txn: int | None = None,
 ) -> Receipt:
-    begin_write()
-    note = db.session.get(Notification, note_id, populate_existing=True)
-    note.outcome, note.reason = outcome, reason
-    if attach_txn is not None:
-        note.transaction_id = attach_txn
-    note.processed_at = datetime.now(UTC)
-    note.next_attempt_at = note.claimed_until = None
-    if flag_txn is not None:
-        txn = locked_transaction(flag_txn)
-        txn.flag = (reason or "flagged")[:255]
-        log.error("order %s flagged: %s", txn.midtrans_order_id, reason)
-    db.session.commit()
-    return Receipt(200, outcome, reason, note_id)
+    with writing():
+        note = db.session.get(Notification, note_id, populate_existing=True)
+        note.outcome, note.reason = outcome, reason
+        if attach_txn is not None:
+            note.transaction_id = attach_txn
+        note.processed_at = datetime.now(UTC)
+        note.next_attempt_at = note.claimed_until = None
+        if flag_txn is not None:
+            flag_order(
+                locked_transaction(flag_txn),
+                reason or "flagged",
+                source=EventSource.NOTIFICATION,
+                notification_id=note_id,
+            )
+    return Receipt(outcome, reason, note_id)
 
 
 def _postpone(note_id: int, reason: str) -> Receipt:
-    begin_write()
-    note = db.session.get(Notification, note_id, populate_existing=True)
-    now = datetime.now(UTC)
-    note.attempts += 1
-    note.reason = reason
-    note.claimed_until = None
-    if now - note.received_at > CONFIRM_GIVE_UP:
-        note.outcome = NotificationOutcome.FLAGGED
-        note.reason = f"never confirmed in {CONFIRM_GIVE_UP.days} days: {reason}"
-        note.next_attempt_at = None
-    else:
-        note.outcome = NotificationOutcome.UNCONFIRMED
-        delay = CONFIRM_BACKOFF[min(note.attempts, len(CONFIRM_BACKOFF)) - 1]
-        note.next_attempt_at = now + delay
-    db.session.commit()
+    with writing():
+        note = db.session.get(Notification, note_id, populate_existing=True)
+        now = datetime.now(UTC)
+        note.attempts += 1
+        note.reason = reason
+        note.claimed_until = None
+        if now - note.received_at > CONFIRM_GIVE_UP:
+            note.outcome = NotificationOutcome.FLAGGED
+            note.reason = f"never confirmed in {CONFIRM_GIVE_UP.days} days: {reason}"
+            note.next_attempt_at = None
+        else:
+            note.outcome = NotificationOutcome.UNCONFIRMED
+            delay = CONFIRM_BACKOFF[min(note.attempts, len(CONFIRM_BACKOFF)) - 1]
+            note.next_attempt_at = now + delay
     log.warning("notification %s not confirmed yet: %s", note_id, reason)
-    return Receipt(200, note.outcome, note.reason, note_id)
+    return Receipt(note.outcome, note.reason, note_id)

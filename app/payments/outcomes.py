@@ -55,7 +55,8 @@ REFUNDABLE_OUTCOMES = frozenset({Outcome.PAID, Outcome.PARTIALLY_REFUNDED})
 # case none of these names; the tests check every status against each and against others.
 FRAUD_STATUSES = ("accept", "challenge", "deny")
 
-# Groups of outcomes the overview counts and charts.
+# Groups of outcomes the overview counts and charts. An order whose payment at Midtrans is
+# UNSUCCESSFUL may be charged again (/charge makes a new attempt).
 UNSUCCESSFUL = frozenset({Outcome.FAILED, Outcome.EXPIRED, Outcome.CANCELLED})
 WAITING = frozenset({Outcome.PENDING, Outcome.AUTHORIZED, Outcome.CHALLENGE})
 # What an admin or a client app may do, by outcome: stop a payment that is not paid (SPEC:

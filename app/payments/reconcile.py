@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import literal, or_, select, update
 
-from ..database import begin_write
+from ..database import reading, writing
 from ..errors import GatewayError
 from ..extensions import db
 from ..midtrans import Midtrans
@@ -110,28 +110,28 @@ class StatusCallBudget:
 
 def _claim(model, row_id: int, now: datetime) -> bool:
     """Take a row for this worker; False when another worker holds it."""
-    result = db.session.execute(
-        update(model)
-        .where(model.id == row_id)
-        .where(or_(model.claimed_until.is_(None), model.claimed_until < now))
-        .values(claimed_until=now + CLAIM_LEASE)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
+    with writing():
+        result = db.session.execute(
+            update(model)
+            .where(model.id == row_id)
+            .where(or_(model.claimed_until.is_(None), model.claimed_until < now))
+            .values(claimed_until=now + CLAIM_LEASE)
+            .execution_options(synchronize_session=False)
+        )
     return result.rowcount == 1
 
 
 def _due(model, due_column, now: datetime, limit: int, *extra) -> list[int]:
-    ids = db.session.execute(
-        select(model.id)
-        .where(due_column.is_not(None), due_column <= now, *extra)
-        .where(or_(model.claimed_until.is_(None), model.claimed_until < now))
-        .order_by(due_column)
-        .limit(limit)
-    ).scalars()
-    result = list(ids)
-    db.session.commit()
-    return result
+    with reading():
+        return list(
+            db.session.execute(
+                select(model.id)
+                .where(due_column.is_not(None), due_column <= now, *extra)
+                .where(or_(model.claimed_until.is_(None), model.claimed_until < now))
+                .order_by(due_column)
+                .limit(limit)
+            ).scalars()
+        )
 
 
 def next_check(txn: Transaction, now: datetime, answer: dict | None) -> tuple[datetime | None, int]:
@@ -178,9 +178,9 @@ def _payment_deadline(txn: Transaction, answer: dict | None) -> datetime | None:
 
 def reconcile_order(txn_id: int, *, midtrans: Midtrans, now: datetime) -> str:
     """Ask Midtrans about one claimed order and apply its answer; what happened, in a word."""
-    txn = db.session.get(Transaction, txn_id, populate_existing=True)
-    ident, attempt = txn.midtrans_order_id, txn.attempt
-    db.session.commit()
+    with reading():
+        txn = db.session.get(Transaction, txn_id, populate_existing=True)
+        ident, attempt = txn.midtrans_order_id, txn.attempt
     try:
         answer = midtrans.get_status(ident)
     except GatewayError as err:
@@ -191,43 +191,41 @@ def reconcile_order(txn_id: int, *, midtrans: Midtrans, now: datetime) -> str:
     if answer is not None:
         txn, applied = apply_midtrans_status(txn_id, answer, source=EventSource.RECONCILIATION)
         outcome = str(applied)
-    begin_write()
-    txn = locked_transaction(txn_id)
-    if (
-        answer is None
-        and txn.status == TxStatus.PENDING
-        and txn.attempt == attempt
-        and txn.link_state == LinkState.CREATED
-        and txn.expires_at is not None
-        and now >= txn.expires_at + AFTER_EXPIRY
-    ):
-        # The customer never picked a payment method and the link is dead. Midtrans never
-        # said so: the status is the gateway's, and it keeps asking a few days in case a
-        # payment does turn up (Midtrans's word then wins, flagged).
-        record_change(
-            txn,
-            TxStatus.EXPIRE,
-            fraud_status=None,
-            source=EventSource.RECONCILIATION,
-            detail="Snap link expired unpaid (Midtrans has no transaction)",
-        )
-        txn.status_by_gateway = True
-        txn.next_check_at, txn.check_count = now + DAILY, 0
-        outcome = "expired"
-    else:
-        txn.next_check_at, txn.check_count = next_check(txn, now, answer)
-    txn.claimed_until = None
-    db.session.commit()
+    with writing():
+        txn = locked_transaction(txn_id)
+        if (
+            answer is None
+            and txn.status == TxStatus.PENDING
+            and txn.attempt == attempt
+            and txn.link_state == LinkState.CREATED
+            and txn.expires_at is not None
+            and now >= txn.expires_at + AFTER_EXPIRY
+        ):
+            # The customer never picked a payment method and the link is dead. Midtrans never
+            # said so: the status is the gateway's, and it keeps asking a few days in case a
+            # payment does turn up (Midtrans's word then wins, flagged).
+            record_change(
+                txn,
+                TxStatus.EXPIRE,
+                fraud_status=None,
+                source=EventSource.RECONCILIATION,
+                detail="Snap link expired unpaid (Midtrans has no transaction)",
+            )
+            txn.status_by_gateway = True
+            txn.next_check_at, txn.check_count = now + DAILY, 0
+            outcome = "expired"
+        else:
+            txn.next_check_at, txn.check_count = next_check(txn, now, answer)
+        txn.claimed_until = None
     return outcome
 
 
 def _reschedule(txn_id: int, when: datetime) -> None:
     """Midtrans could not be asked: try again soon, without spending a scheduled check."""
-    begin_write()
-    txn = locked_transaction(txn_id)
-    txn.next_check_at = when if txn.next_check_at is not None else None
-    txn.claimed_until = None
-    db.session.commit()
+    with writing():
+        txn = locked_transaction(txn_id)
+        txn.next_check_at = when if txn.next_check_at is not None else None
+        txn.claimed_until = None
 
 
 def reconcile_due_orders(
@@ -287,19 +285,20 @@ def settle_abandoned_attempts(
     # `creating` is written into the SQL, not bound: PostgreSQL's generic plan for a prepared
     # statement (psycopg prepares repeated ones) can then use a partial index on
     # attempt_started_at WHERE link_state = 'creating', which covers only the calls in flight.
-    ids = list(
-        db.session.execute(
-            select(Transaction.id)
-            .where(
-                Transaction.link_state == literal(str(LinkState.CREATING), literal_execute=True),
-                Transaction.attempt_started_at < cutoff,
-            )
-            .where(or_(Transaction.claimed_until.is_(None), Transaction.claimed_until < now))
-            .order_by(Transaction.attempt_started_at)
-            .limit(room)
-        ).scalars()
-    )
-    db.session.commit()
+    with reading():
+        ids = list(
+            db.session.execute(
+                select(Transaction.id)
+                .where(
+                    Transaction.link_state
+                    == literal(str(LinkState.CREATING), literal_execute=True),
+                    Transaction.attempt_started_at < cutoff,
+                )
+                .where(or_(Transaction.claimed_until.is_(None), Transaction.claimed_until < now))
+                .order_by(Transaction.attempt_started_at)
+                .limit(room)
+            ).scalars()
+        )
     return _each_claimed(
         ids, budget, now, "abandoned attempt of", settle_attempt, midtrans=midtrans
     )
@@ -313,10 +312,10 @@ def settle_attempt(txn_id: int, *, midtrans: Midtrans, now: datetime) -> str:
     same, its status is applied and the order flagged, as someone paid (or began paying) on
     a link no client was shown. Midtrans unreachable: left for the next pass.
     """
-    txn = db.session.get(Transaction, txn_id, populate_existing=True)
-    ident, attempt = txn.midtrans_order_id, txn.attempt
-    abandoned = _is_abandoned(txn, attempt, now, midtrans)
-    db.session.commit()
+    with reading():
+        txn = db.session.get(Transaction, txn_id, populate_existing=True)
+        ident, attempt = txn.midtrans_order_id, txn.attempt
+        abandoned = _is_abandoned(txn, attempt, now, midtrans)
     if not abandoned:
         _release(txn_id)
         return "finished meanwhile"
@@ -326,22 +325,29 @@ def settle_attempt(txn_id: int, *, midtrans: Midtrans, now: datetime) -> str:
         log.warning("abandoned attempt %s: %s", ident, err.message)
         _release(txn_id)
         return "error"
-    begin_write()
-    txn = locked_transaction(txn_id)
-    if not _is_abandoned(txn, attempt, now, midtrans):
-        # The Snap call ended after all, or a /charge started a new attempt: not ours.
+    with writing():
+        txn = locked_transaction(txn_id)
         txn.claimed_until = None
-        db.session.commit()
-        return "finished meanwhile"
+        if not _is_abandoned(txn, attempt, now, midtrans):
+            # The Snap call ended after all, or a /charge started a new attempt: not ours.
+            return "finished meanwhile"
+        _settle_abandoned(txn, attempt, answer, now)
+    if answer is None:
+        return "abandoned"
+    apply_midtrans_status(txn_id, answer, source=EventSource.RECONCILIATION)
+    return "flagged"
+
+
+def _settle_abandoned(txn: Transaction, attempt: int, answer: dict | None, now: datetime) -> None:
+    """The (locked) order's abandoned attempt ends `unknown`; with a transaction at Midtrans
+    the order is flagged, and watched while that transaction may still move."""
     txn.link_state = LinkState.UNKNOWN
-    txn.claimed_until = None
     if answer is None:
         txn.last_error = (
             f"attempt {attempt} abandoned: its Snap call never finished (the gateway process "
             "likely died); Midtrans has no transaction for it"
         )
-        db.session.commit()
-        return "abandoned"
+        return
     found = str(answer.get("transaction_status") or "unknown")
     txn.last_error = (
         f"attempt {attempt} abandoned: its Snap call never finished (the gateway process "
@@ -349,15 +355,12 @@ def settle_attempt(txn_id: int, *, midtrans: Midtrans, now: datetime) -> str:
     )
     flag_order(
         txn,
-        f"Midtrans has a transaction ({found}) for {ident}, a Snap link no client was shown "
-        "(its attempt was abandoned): check the payment",
+        f"Midtrans has a transaction ({found}) for {txn.midtrans_order_id}, a Snap link no "
+        "client was shown (its attempt was abandoned): check the payment",
         source=EventSource.RECONCILIATION,
     )
     if needs_checking(answer.get("transaction_status"), answer.get("fraud_status")):
         txn.next_check_at, txn.check_count = _scheduled(txn, now, answer)
-    db.session.commit()
-    apply_midtrans_status(txn_id, answer, source=EventSource.RECONCILIATION)
-    return "flagged"
 
 
 def _is_abandoned(txn: Transaction, attempt: int, now: datetime, midtrans: Midtrans) -> bool:
@@ -369,13 +372,13 @@ def _is_abandoned(txn: Transaction, attempt: int, now: datetime, midtrans: Midtr
 
 
 def _release(txn_id: int) -> None:
-    db.session.execute(
-        update(Transaction)
-        .where(Transaction.id == txn_id)
-        .values(claimed_until=None)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
+    with writing():
+        db.session.execute(
+            update(Transaction)
+            .where(Transaction.id == txn_id)
+            .values(claimed_until=None)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def confirm_due_notifications(

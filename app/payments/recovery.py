@@ -15,7 +15,7 @@ import re
 
 from sqlalchemy import select
 
-from ..database import begin_read, begin_write
+from ..database import reading, writing
 from ..extensions import db
 from ..midtrans import Midtrans
 from ..models import App, EventSource, LinkState, Transaction, TxStatus
@@ -38,14 +38,14 @@ def owner_of(midtrans_order_id: str) -> tuple[App, str] | None:
     either app. An app without a prefix claims nothing: the same Midtrans account may serve
     other systems, whose orders must never turn into this app's."""
     matches = [
-        app
-        for app in db.session.execute(select(App)).scalars()
-        if app.order_prefix and midtrans_order_id.startswith(app.order_prefix)
+        client_app
+        for client_app in db.session.execute(select(App)).scalars()
+        if client_app.order_prefix and midtrans_order_id.startswith(client_app.order_prefix)
     ]
     if not matches:
         return None
-    longest = max(len(app.order_prefix) for app in matches)
-    best = [app for app in matches if len(app.order_prefix) == longest]
+    longest = max(len(client_app.order_prefix) for client_app in matches)
+    best = [client_app for client_app in matches if len(client_app.order_prefix) == longest]
     if len(best) != 1:
         return None
     order_id = ATTEMPT_SUFFIX.sub("", midtrans_order_id[longest:])
@@ -55,10 +55,8 @@ def owner_of(midtrans_order_id: str) -> tuple[App, str] | None:
 
 
 def claimed_by_an_app(midtrans_order_id: str) -> bool:
-    begin_read()
-    found = owner_of(midtrans_order_id) is not None
-    db.session.commit()
-    return found
+    with reading():
+        return owner_of(midtrans_order_id) is not None
 
 
 def _order_amount(answer: dict) -> int | None:
@@ -87,26 +85,37 @@ def recover_order(
             "order %s not recovered: amount %r", midtrans_order_id, answer.get("gross_amount")
         )
         return None
-    begin_write()
-    txn = db.session.execute(
-        select(Transaction).where(Transaction.midtrans_order_id == midtrans_order_id)
-    ).scalar_one_or_none()
-    if txn is not None:  # recovered meanwhile (a duplicate notification, another worker)
-        db.session.commit()
-        return txn
+    with writing():
+        txn = db.session.execute(
+            select(Transaction).where(Transaction.midtrans_order_id == midtrans_order_id)
+        ).scalar_one_or_none()
+        if txn is not None:  # recovered meanwhile (a duplicate notification, another worker)
+            return txn
+        txn = _recreate(midtrans_order_id, amount)
+        if txn is None:
+            return None
+        app_code = txn.app.code
+    log.error("order %s recovered from Midtrans for app %s", midtrans_order_id, app_code)
+    txn, _ = apply_midtrans_status(txn.id, answer, source=EventSource.RECOVERY)
+    return txn
+
+
+def _recreate(midtrans_order_id: str, amount: int) -> Transaction | None:
+    """The order's row rebuilt (or an earlier attempt's row pointed at it) and flagged, in the
+    caller's unit; None when no app claims it any more, or the client's order holds another
+    payment (flagged)."""
     owner = owner_of(midtrans_order_id)
     if owner is None:
-        db.session.commit()
         return None
-    app, order_id = owner
+    client_app, order_id = owner
     txn = db.session.execute(
         select(Transaction)
-        .where(Transaction.app_id == app.id, Transaction.order_id == order_id)
+        .where(Transaction.app_id == client_app.id, Transaction.order_id == order_id)
         .with_for_update()
     ).scalar_one_or_none()
     if txn is None:
         txn = Transaction(
-            app_id=app.id,
+            app_id=client_app.id,
             order_id=order_id,
             midtrans_order_id=midtrans_order_id,
             amount=amount,
@@ -125,15 +134,16 @@ def recover_order(
         txn.midtrans_order_ids = [*(txn.midtrans_order_ids or []), midtrans_order_id]
         txn.link_state = LinkState.CREATED
     else:
-        txn.flag = f"another payment at Midtrans under {midtrans_order_id}"[:255]
-        log.error("order %s: %s", txn.midtrans_order_id, txn.flag)
-        db.session.commit()
+        flag_order(
+            txn,
+            f"another payment at Midtrans under {midtrans_order_id}",
+            source=EventSource.RECOVERY,
+        )
         return None
     flag_order(
-        txn, f"{RECOVERED_FLAG}; Midtrans order {midtrans_order_id}", source=EventSource.RECOVERY
+        txn,
+        RECOVERED_FLAG,
+        detail=f"{RECOVERED_FLAG}; Midtrans order {midtrans_order_id}",
+        source=EventSource.RECOVERY,
     )
-    txn.flag = RECOVERED_FLAG
-    db.session.commit()
-    log.error("order %s recovered from Midtrans for app %s", midtrans_order_id, app.code)
-    txn, _ = apply_midtrans_status(txn.id, answer, source=EventSource.RECOVERY)
     return txn

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ..database import begin_read
+from ..database import reading
 from ..errors import GatewayError, MidtransAuthError, NotFoundError
 from ..extensions import db
 from ..midtrans import Midtrans
@@ -17,23 +17,24 @@ from .lifecycle import Applied, apply_midtrans_status, status_view
 log = logging.getLogger(__name__)
 
 
-def get_transaction_or_raise(*, app: App, order_id: str) -> Transaction:
-    """The app's order that has a payment link or a payment at Midtrans; another app's or an
-    unknown one is 404."""
-    txn = db.session.execute(
-        select(Transaction).where(Transaction.app_id == app.id, Transaction.order_id == order_id)
-    ).scalar_one_or_none()
+def get_transaction_or_raise(*, client_app: App, order_id: str) -> Transaction:
+    """The client app's order that has a payment link or a payment at Midtrans; another app's
+    or an unknown one is 404."""
+    with reading():
+        txn = db.session.execute(
+            select(Transaction).where(
+                Transaction.app_id == client_app.id, Transaction.order_id == order_id
+            )
+        ).scalar_one_or_none()
     if txn is None or (txn.snap_token is None and txn.midtrans_transaction_id is None):
         raise NotFoundError(f"no order {order_id} for this app")
     return txn
 
 
-def refresh_status(*, app: App, order_id: str, midtrans: Midtrans) -> dict[str, Any]:
+def refresh_status(*, client_app: App, order_id: str, midtrans: Midtrans) -> dict[str, Any]:
     """The order's status live from Midtrans, applied to the row; the row's own when Midtrans
     cannot be reached (`live: false`)."""
-    begin_read()
-    txn = get_transaction_or_raise(app=app, order_id=order_id)
-    db.session.commit()  # no transaction held open across the Midtrans call
+    txn = get_transaction_or_raise(client_app=client_app, order_id=order_id)
     try:
         answer = midtrans.get_status(txn.midtrans_order_id)
     except GatewayError as err:
@@ -47,7 +48,9 @@ def refresh_status(*, app: App, order_id: str, midtrans: Midtrans) -> dict[str, 
 
 
 def get_transaction_by_id_or_raise(txn_id: int) -> Transaction:
-    txn = db.session.get(Transaction, txn_id, populate_existing=True)
+    """The order as the database holds it now (read afresh)."""
+    with reading():
+        txn = db.session.get(Transaction, txn_id, populate_existing=True)
     if txn is None:
         raise NotFoundError(f"no transaction {txn_id}")
     return txn
@@ -60,7 +63,6 @@ def sync_transaction(
 
     Midtrans errors propagate (an admin pressing "sync" wants to see them)."""
     txn = get_transaction_by_id_or_raise(txn_id)
-    db.session.commit()
     answer = midtrans.get_status(txn.midtrans_order_id)
     if answer is None:
         return txn, None
