@@ -1,13 +1,12 @@
-"""The admin dashboard at /admin: app keys, transactions, notifications, audit log.
+"""The admin dashboard at /admin: one blueprint `bp`, its pages in a module a subject
+(`overview`, `apps`, `transactions`, `logs`, `account`), what they share in `common`.
 
-Views stay thin: they check the form, call `app.payments` or `app.apps`, write the
-audit entry and render. Every request except the login page needs a live server-side session;
-every POST needs a CSRF token.
+Views stay thin: they check the form, call `app.payments`, `app.apps` or `app.admins`, write
+the audit entry and render. Every request except the login page needs a live server-side
+session; every POST needs a CSRF token.
 """
 
 from __future__ import annotations
-
-from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -53,24 +52,6 @@ def init_admin(app: Flask, *, production: bool, translations: str) -> None:
     register_filters(app)
 
 
-def safe_next(target: str | None, default: str) -> str:
-    """Only a path inside the dashboard: never another host (no open redirect), and nothing
-    a Location header cannot carry (a CR or LF there was a 500). Anything else: `default`."""
-    if not target or not target.isprintable() or "\\" in target:
-        return default  # isprintable: no control, format or line-separator character
-    parts = urlsplit(target)
-    inside = parts.path == "/admin" or parts.path.startswith("/admin/")
-    if parts.scheme or parts.netloc or not inside:
-        return default
-    return target
-
-
-def search_term(raw: str | None, limit: int = 100) -> str:
-    """A search box's text as the database can take it: control characters (NUL, which
-    PostgreSQL refuses in text, CR, LF, ...) taken out, spaces trimmed, at most `limit` long."""
-    return "".join(ch for ch in (raw or "") if ch.isprintable()).strip()[:limit]
-
-
 @bp.before_request
 def _require_login():
     if request.method not in {"GET", "HEAD", "OPTIONS"}:
@@ -97,4 +78,22 @@ def _gateway_error(err: GatewayError):
     return render_template("admin/error.html", status=err.status, message=err.message), err.status
 
 
-from . import account, callbacks, views  # noqa: E402,F401  (routes)
+# Which menu entry a page belongs to.
+SECTIONS = {
+    "app_new": "apps",
+    "app_edit": "apps",
+    "callback_log": "apps",
+    "callback_event": "apps",
+    "transaction": "transactions",
+    "notification": "notifications",
+    "account": "admins",
+}
+
+
+@bp.context_processor
+def _layout():
+    endpoint = (request.endpoint or "").removeprefix("admin.")
+    return {"admin": g.get("admin"), "nav_section": "admin." + SECTIONS.get(endpoint, endpoint)}
+
+
+from . import account, apps, logs, overview, transactions  # noqa: E402,F401  (routes)

@@ -16,7 +16,8 @@ from ..extensions import db
 from ..models import Admin
 from ..observability import limiter
 from ..services import gateway
-from . import audit, bp, safe_next
+from . import audit, bp
+from .common import safe_next
 from .forms import AdminCreateForm, LanguageForm, LoginForm, PasswordChangeForm
 from .i18n import LANGUAGES
 from .sessions import (

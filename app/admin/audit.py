@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import g, request
 
+from ..database import writing
 from ..extensions import db
 from .models import AuditEntry
 
@@ -47,23 +48,22 @@ def record(
     detail: str | None = None,
     username: str | None = None,
 ) -> None:
-    """Write one entry for the current request's admin (or `username` before a login), and
-    commit it: an action that happened is logged even if a later step fails."""
+    """Write one entry for the current request's admin (or `username` before a login). Inside
+    the unit of work of the action it records, it is committed with the action; alone, it is a
+    unit of its own, so an action that happened is logged even if a later step fails."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
     admin = g.get("admin")
-    db.session.add(
-        AuditEntry(
-            admin_id=admin.id if admin is not None else None,
-            username=_storable(
-                username if username is not None else admin.username if admin else "-"
-            )[:80],
-            action=action,
-            target=_storable(target)[:120] if target else None,
-            ip=(request.remote_addr or "")[:64] or None,
-            before=before,
-            after=after,
-            detail=_storable(detail)[:2000] if detail else None,
-        )
+    name = username if username is not None else admin.username if admin else "-"
+    entry = AuditEntry(
+        admin_id=admin.id if admin is not None else None,
+        username=_storable(name)[:80],
+        action=action,
+        target=_storable(target)[:120] if target else None,
+        ip=(request.remote_addr or "")[:64] or None,
+        before=before,
+        after=after,
+        detail=_storable(detail)[:2000] if detail else None,
     )
-    db.session.commit()
+    with writing():
+        db.session.add(entry)

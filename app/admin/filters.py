@@ -11,7 +11,7 @@ from markupsafe import Markup, escape
 
 from ..payments.outcomes import is_paid, outcome_of
 from . import meaning
-from .queries import WIB
+from .common import WIB
 
 
 def rupiah(amount: int | None) -> str:

@@ -13,7 +13,8 @@ import pytest
 from admin.dashboard import token_for
 from sqlalchemy import select
 
-from app.admin import meaning, queries
+from app.admin import common, meaning, overview
+from app.admin import transactions_queries as queries
 from app.extensions import db
 from app.models import App, Transaction, TxStatus
 from app.payments.outcomes import OUTCOMES, outcome_of
@@ -89,7 +90,7 @@ def _orders_on(html: str) -> set[str]:
 @pytest.mark.parametrize("outcome", OUTCOMES)
 def test_the_outcome_filter_lists_exactly_its_orders(admin_client, every_combination, outcome):
     expected = _expected(every_combination, outcome)
-    assert len(expected) < queries.PAGE_SIZE  # all on one page
+    assert len(expected) < common.PAGE_SIZE  # all on one page
     html = admin_client.get(f"/admin/transactions?outcome={outcome}").get_data(as_text=True)
     assert _orders_on(html) == expected
     assert f"{len(expected)} order" in html
@@ -152,7 +153,7 @@ def test_overview_totals_count_paid_money_only(admin_client, app, todays_orders)
     assert "CARD-HELD" in attention and "EXP-2" in attention and "SETTLED-1" not in attention
 
     with app.test_request_context():
-        data = queries.overview()
+        data = overview.figures()
     bar = data["days"][-1]
     assert (bar.paid, bar.pending, bar.failed, bar.other) == (3, 1, 1, 0)
     assert data["today"].paid.count == 3 and data["today"].paid.kept == 170000

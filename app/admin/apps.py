@@ -1,0 +1,428 @@
+"""An app's pages: the list; creating and editing an app; its API key (rotate, disable, enable);
+its callback endpoint (enable it again, rotate the signing secret); its callback delivery log
+(every attempt, resend one event, recover the failed ones since a time).
+
+The rules live in `app.apps` and `app.payments`; these views check the form, call them, audit
+and render. A change and its audit entry are one unit of work.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
+
+from .. import apps as app_service
+from .. import payments
+from ..database import lock_row, reading, writing
+from ..errors import GatewayError, InvalidRequestError, NotFoundError
+from ..extensions import db
+from ..models import App, CallbackEvent, CallbackState
+from ..services import gateway
+from . import apps_queries as queries
+from . import audit, bp
+from .common import (
+    WIB,
+    apps_by_id,
+    field_error,
+    order_filter,
+    page_number,
+    safe_next,
+    search_term,
+)
+from .forms import AppCreateForm, AppEditForm, CallbackRecoverForm, ConfirmedActionForm, ConfirmForm
+
+STATES = [s.value for s in CallbackState]
+
+
+def policy_kwargs() -> dict[str, Any]:
+    """What `app.apps.set_callback_url` needs to judge a URL: the allowed hosts, and whether
+    real money is at stake (https required)."""
+    return {
+        "policy": gateway().callback_policy,
+        "production": gateway().settings.midtrans.is_production,
+    }
+
+
+def _locked_app(app_id: int) -> App:
+    """The app's row, locked for the write unit in hand and read afresh (another admin or the
+    worker may have changed it since the page was read)."""
+    client_app = lock_row(App, app_id)
+    if client_app is None:
+        raise NotFoundError(f"no app {app_id}")
+    return client_app
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def snapshot(client_app: App) -> dict[str, Any]:
+    """What the audit log keeps of an app, its callback endpoint included (never its key, the
+    key's hash or a signing secret)."""
+    return {
+        "code": client_app.code,
+        "name": client_app.name,
+        "order_prefix": client_app.order_prefix,
+        "active": client_app.active,
+        "key_hint": client_app.key_hint,
+        "callback_url": client_app.callback_url,
+        "callback_disabled_at": _iso(client_app.callback_disabled_at),
+        "callback_disabled_reason": client_app.callback_disabled_reason,
+        "callback_failing_since": _iso(client_app.callback_failing_since),
+    }
+
+
+def _target(client_app: App) -> str:
+    return f"app:{client_app.code}"
+
+
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _show_key(new_key: app_service.NewKey, *, created: bool) -> Response:
+    """The API key (and a new signing secret), this once; the page is never cached."""
+    page = render_template(
+        "admin/app_key.html",
+        app=new_key.app,
+        key=new_key.key,
+        created=created,
+        signing_secret=new_key.signing_secret,
+    )
+    return _no_store(current_app.make_response(page))
+
+
+def show_secret(client_app: App, secret: str, *, rotated: bool) -> Response:
+    """The signing secret, this once; the page is never cached."""
+    page = render_template(
+        "admin/callback_secret.html",
+        app=client_app,
+        secret=secret,
+        rotated=rotated,
+        overlap_until=client_app.previous_secret_expires_at if rotated else None,
+    )
+    return _no_store(current_app.make_response(page))
+
+
+# -- the apps and their keys -----------------------------------------------------------------
+
+
+@bp.get("/apps")
+def apps():
+    with reading():
+        everyone = list(apps_by_id().values())
+        return render_template("admin/apps.html", apps=everyone, form=ConfirmForm())
+
+
+@bp.route("/apps/new", methods=["GET", "POST"])
+def app_new():
+    form = AppCreateForm()
+    if form.validate_on_submit():
+        prefix = form.order_prefix.data or None
+        if form.no_prefix.data:
+            prefix = ""
+        try:
+            with writing():
+                new_key = app_service.create_client_app(
+                    code=form.code.data,
+                    name=form.name.data,
+                    order_prefix=prefix,
+                    callback_url=form.callback_url.data or None,
+                    **policy_kwargs(),
+                )
+                audit.record("app_create", target=_target(new_key.app), after=snapshot(new_key.app))
+        except GatewayError as err:
+            field_error(form, err)
+        else:
+            return _show_key(new_key, created=True)
+    return render_template("admin/app_form.html", form=form, app=None), 400 if form.errors else 200
+
+
+@bp.route("/apps/<int:app_id>", methods=["GET", "POST"])
+def app_edit(app_id: int):
+    with reading():
+        client_app = app_service.get_app_or_raise(app_id)
+    form = AppEditForm(obj=client_app)
+    if form.validate_on_submit():
+        saved = _save_app(app_id, form)
+        if saved is not None:
+            return saved
+    with reading():  # a refused save was rolled back: the app is read again
+        return render_template(
+            "admin/app_form.html",
+            form=form,
+            app=client_app,
+            confirm_form=ConfirmedActionForm(formdata=None),
+            action_form=ConfirmForm(formdata=None),
+            now=datetime.now(UTC),
+        ), 400 if form.errors else 200
+
+
+def _save_app(app_id: int, form: AppEditForm) -> Response | None:
+    """Name, prefix and callback URL in one write: a refused URL changes nothing else. The
+    URL is set only when it changed, so saving a name never re-enables a disabled endpoint."""
+    new_url = form.callback_url.data or None
+    try:
+        with writing():
+            client_app = _locked_app(app_id)
+            before = snapshot(client_app)
+            url_changed = new_url != client_app.callback_url
+            secret = None
+            if url_changed:
+                secret = app_service.set_callback_url(client_app, new_url, **policy_kwargs())
+            app_service.edit_app(app_id, name=form.name.data, order_prefix=form.order_prefix.data)
+            _audit_save(client_app, before, snapshot(client_app), url_changed, secret)
+    except GatewayError as err:
+        field_error(form, err)
+        return None
+    if secret:
+        return show_secret(client_app, secret, rotated=False)
+    if url_changed and new_url is None:
+        flash(_("App %(code)s was saved; its callbacks are stopped.", code=client_app.code), "info")
+    else:
+        flash(_("App %(code)s was saved.", code=client_app.code), "success")
+    return redirect(url_for("admin.apps"))
+
+
+def _audit_save(
+    client_app: App, before: dict, after: dict, url_changed: bool, secret: str | None
+) -> None:
+    """An edit of the details, and a change of the callback URL, are entries of their own."""
+    target = _target(client_app)
+    details_changed = any(before[k] != after[k] for k in ("name", "order_prefix"))
+    if details_changed or not url_changed:
+        audit.record("app_edit", target=target, before=before, after=after)
+    if url_changed:
+        new_url = after["callback_url"]
+        detail = "callbacks stopped" if new_url is None else "callback URL set"
+        if secret:
+            detail += "; new signing secret shown once"
+        audit.record(
+            "app_callback_url",
+            target=target,
+            before={"callback_url": before["callback_url"]},
+            after={"callback_url": new_url},
+            detail=detail,
+        )
+
+
+@bp.post("/apps/<int:app_id>/rotate")
+def app_rotate(app_id: int):
+    with writing():
+        client_app = _locked_app(app_id)
+        if not ConfirmedActionForm().validate():
+            flash(_("Tick the box to confirm: the old key stops working at once."), "error")
+            return redirect(url_for("admin.app_edit", app_id=app_id))
+        before = snapshot(client_app)
+        new_key = app_service.rotate_key(app_id)
+        audit.record(
+            "app_rotate_key",
+            target=_target(client_app),
+            before=before,
+            after=snapshot(new_key.app),
+        )
+    return _show_key(new_key, created=False)
+
+
+@bp.post("/apps/<int:app_id>/<any(disable, enable):action>")
+def app_toggle(app_id: int, action: str):
+    with writing():
+        client_app = _locked_app(app_id)
+        before = snapshot(client_app)
+        app_service.set_active(app_id, action == "enable")
+        audit.record(
+            f"app_{action}", target=_target(client_app), before=before, after=snapshot(client_app)
+        )
+    if action == "enable":
+        flash(_("App %(code)s is enabled.", code=client_app.code), "success")
+    else:
+        flash(
+            _("App %(code)s is disabled: its requests now get 401.", code=client_app.code), "info"
+        )
+    return redirect(url_for("admin.apps"))
+
+
+# -- the callback endpoint -------------------------------------------------------------------
+
+
+def _back(app_id: int) -> str:
+    return safe_next(request.form.get("next"), url_for("admin.app_edit", app_id=app_id))
+
+
+@bp.post("/apps/<int:app_id>/callbacks/enable")
+def callback_enable(app_id: int):
+    """Deliver to a disabled endpoint again: setting the same URL again re-enables it."""
+    try:
+        with writing():
+            client_app = _locked_app(app_id)
+            if not client_app.callback_url:
+                flash(_("This app has no callback URL to enable."), "error")
+                return redirect(_back(app_id))
+            before = snapshot(client_app)
+            secret = app_service.set_callback_url(
+                client_app, client_app.callback_url, **policy_kwargs()
+            )
+            audit.record(
+                "app_callback_enable",
+                target=_target(client_app),
+                before=before,
+                after=snapshot(client_app),
+                detail="new signing secret issued" if secret else None,
+            )
+    except InvalidRequestError as err:
+        flash(_("The callback URL is refused: %(message)s", message=err.message), "error")
+        return redirect(_back(app_id))
+    flash(_("Callbacks of %(code)s are enabled again.", code=client_app.code), "success")
+    if secret:
+        return show_secret(client_app, secret, rotated=False)
+    return redirect(_back(app_id))
+
+
+@bp.post("/apps/<int:app_id>/callbacks/rotate-secret")
+def callback_rotate_secret(app_id: int):
+    if not ConfirmedActionForm().validate():
+        flash(_("Tick the box to confirm first."), "error")
+        return redirect(url_for("admin.app_edit", app_id=app_id))
+    with writing():
+        client_app = _locked_app(app_id)
+        if not client_app.signing_secret:
+            flash(_("This app has no signing secret yet: set a callback URL first."), "error")
+            return redirect(url_for("admin.app_edit", app_id=app_id))
+        secret = app_service.rotate_callback_secret(client_app)
+        until = client_app.previous_secret_expires_at
+        audit.record(
+            "app_callback_rotate_secret",
+            target=_target(client_app),
+            detail=f"the previous secret also signs until {until:%Y-%m-%d %H:%M} UTC"
+            if until
+            else None,
+        )
+    return show_secret(client_app, secret, rotated=True)
+
+
+# -- the delivery log ------------------------------------------------------------------------
+
+
+def _note_if_not_sending(client_app: App) -> None:
+    if not client_app.callback_url:
+        flash(_("This app has no callback URL: nothing is sent until one is set."), "info")
+    elif client_app.callback_disabled_at:
+        flash(_("Callbacks of this app are disabled: nothing is sent until re-enabled."), "info")
+
+
+def _default_since(client_app: App) -> datetime:
+    """Where "recover" starts by default: when the endpoint began failing, else a day ago."""
+    start = client_app.callback_failing_since or datetime.now(UTC) - timedelta(days=1)
+    return start.astimezone(WIB).replace(tzinfo=None, second=0, microsecond=0)
+
+
+def _wib_to_utc(moment: datetime) -> datetime:
+    """A time typed in Jakarta (a datetime-local input, naive) as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=WIB)
+    return moment.astimezone(UTC)
+
+
+@bp.get("/apps/<int:app_id>/callbacks")
+def callback_log(app_id: int):
+    state = request.args.get("state") or None
+    if state not in STATES:
+        state = None
+    q = search_term(request.args.get("q"))
+    with reading():
+        client_app = app_service.get_app_or_raise(app_id)
+        order = order_filter(request.args.get("txn", type=int), app_id=app_id)
+        page = queries.callback_events_page(
+            app_id, state=state, q=q, page=page_number(), txn_id=order.id if order else None
+        )
+        args = {k: v for k, v in {"state": state, "q": q, "txn": order and order.id}.items() if v}
+        return render_template(
+            "admin/callbacks.html",
+            app=client_app,
+            page=page,
+            state=state,
+            states=STATES,
+            q=q,
+            order=order,
+            args=args,
+            counts=queries.callback_counts(app_id),
+            form=ConfirmForm(formdata=None),
+            recover_form=CallbackRecoverForm(formdata=None, since=_default_since(client_app)),
+        )
+
+
+def _get_event(app_id: int, event_pk: int) -> CallbackEvent:
+    event = db.session.get(CallbackEvent, event_pk)
+    if event is None or event.app_id != app_id:
+        abort(404)
+    return event
+
+
+@bp.get("/apps/<int:app_id>/callbacks/<int:event_pk>")
+def callback_event(app_id: int, event_pk: int):
+    with reading():
+        event = _get_event(app_id, event_pk)
+        return render_template(
+            "admin/callback_event.html",
+            app=event.app,
+            event=event,
+            attempts=queries.callback_attempts(event.id),
+            form=ConfirmForm(formdata=None),
+        )
+
+
+@bp.post("/apps/<int:app_id>/callbacks/<int:event_pk>/resend")
+def callback_resend(app_id: int, event_pk: int):
+    with writing():
+        event = _get_event(app_id, event_pk)
+        client_app, order_id = event.app, event.transaction.order_id
+        before = {"state": event.state, "attempts": event.attempts}
+        event = payments.resend_event(event.id)
+        audit.record(
+            "callback_resend",
+            target=f"callback:{event.event_id}",
+            before=before,
+            after={"state": event.state},
+            detail=f"app {client_app.code}, order {order_id}",
+        )
+    flash(
+        _("Callback %(id)s is queued again, with the same webhook-id.", id=event.event_id),
+        "success",
+    )
+    _note_if_not_sending(client_app)
+    default = url_for("admin.callback_event", app_id=app_id, event_pk=event.id)
+    return redirect(safe_next(request.form.get("next"), default))
+
+
+@bp.post("/apps/<int:app_id>/callbacks/recover")
+def callback_recover(app_id: int):
+    form = CallbackRecoverForm()
+    with writing():
+        client_app = app_service.get_app_or_raise(app_id)
+        # The first day there is cannot be moved from WIB to UTC (an overflow, a 500).
+        if not form.validate() or form.since.data.year < 2:
+            flash(_("Give the date and time (WIB) to recover failed callbacks from."), "error")
+            return redirect(url_for("admin.callback_log", app_id=app_id))
+        since = _wib_to_utc(form.since.data)
+        count = payments.recover_failed(app_id, since)
+        audit.record(
+            "callback_recover",
+            target=_target(client_app),
+            detail=f"failed since {since.astimezone(WIB):%Y-%m-%d %H:%M} WIB: {count} queued again",
+        )
+    flash(
+        ngettext(
+            "%(num)d failed callback is queued again.",
+            "%(num)d failed callbacks are queued again.",
+            count,
+        ),
+        "success",
+    )
+    if count:
+        _note_if_not_sending(client_app)
+    return redirect(url_for("admin.callback_log", app_id=app_id, state="pending"))
