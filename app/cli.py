@@ -6,7 +6,6 @@ with `tail -n 1`. Keys are shown only then: the database keeps a hash.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -16,16 +15,14 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import apps
-from .auth import hash_password
+from . import admins, apps
+from .database import reading, writing
 from .errors import GatewayError
 from .extensions import db
-from .models import Admin, App
+from .models import App
 from .payments import recover_failed
 from .payments.reconcile import STATUS_CALLS_PER_MINUTE
 from .services import gateway
-
-MIN_PASSWORD = 12
 
 # Times are shown as the dashboard shows them: Jakarta time (UTC+7, no daylight saving).
 WIB = timezone(timedelta(hours=7), "WIB")
@@ -78,7 +75,8 @@ admins_cli = AppGroup(
 
 
 def _get_app_or_fail(code: str) -> App:
-    app = db.session.execute(select(App).where(App.code == code)).scalar_one_or_none()
+    with reading():  # inside a writing() unit, part of it
+        app = db.session.execute(select(App).where(App.code == code)).scalar_one_or_none()
     if app is None:
         raise click.ClickException(f"no app with code {code!r}")
     return app
@@ -117,29 +115,19 @@ def create_app_command(
 
 
 def _run(operation, *args, **kwargs):
-    """Call an app-management rule; its refusal becomes a clear command-line error."""
+    """Call a rule of `app.apps` or `app.admins`; its refusal (which undoes its unit of work)
+    becomes a one-line command-line error."""
     try:
         return operation(*args, **kwargs)
     except GatewayError as err:
-        db.session.rollback()
         raise click.ClickException(err.message) from None
-
-
-def _set_callback(app: App, url: str) -> str | None:
-    settings = gateway().settings
-    return _run(
-        apps.set_callback_url,
-        app,
-        url,
-        policy=gateway().callback_policy,
-        production=settings.midtrans.is_production,
-    )
 
 
 @apps_cli.command("list")
 def list_apps():
     """List apps: code, name, prefix, state, created, last used."""
-    apps = db.session.execute(select(App).order_by(App.code)).scalars().all()
+    with reading():
+        apps = db.session.execute(select(App).order_by(App.code)).scalars().all()
     if not apps:
         click.echo("no apps yet: flask --app wsgi apps create CODE --name NAME")
         return
@@ -186,9 +174,14 @@ def rotate_key(code: str):
 @click.argument("url")
 def set_callback(code: str, url: str):
     """Send this app's payment updates to URL ('' stops them); re-enables a disabled one."""
-    app = _get_app_or_fail(code)
-    secret = _set_callback(app, url)
-    db.session.commit()
+    with writing():
+        secret = _run(
+            apps.set_callback_url,
+            _get_app_or_fail(code),
+            url,
+            policy=gateway().callback_policy,
+            production=gateway().settings.midtrans.is_production,
+        )
     if not url:
         click.echo(f"Callbacks of {code} stopped.")
         return
@@ -201,9 +194,8 @@ def set_callback(code: str, url: str):
 @click.argument("code")
 def rotate_secret(code: str):
     """New signing secret; the old one keeps signing for 24 hours. Prints the new one last."""
-    app = _get_app_or_fail(code)
-    secret = apps.rotate_callback_secret(app)
-    db.session.commit()
+    with writing():
+        secret = apps.rotate_callback_secret(_get_app_or_fail(code))
     click.echo(f"New signing secret for {code} (the old one signs too for 24 hours):")
     click.echo(f"Signing secret: {secret}")
 
@@ -235,14 +227,7 @@ def recover_callbacks(code: str, since: str):
 )
 def create_admin(username: str, password: str):
     """Create a dashboard administrator."""
-    if not re.match(r"^[A-Za-z0-9_.@\-]{1,80}$", username):
-        raise click.ClickException("USERNAME may only contain letters, digits and _ . @ -")
-    if len(password) < MIN_PASSWORD:
-        raise click.ClickException(f"the password must be at least {MIN_PASSWORD} characters")
-    if db.session.execute(select(Admin.id).where(Admin.username == username)).first():
-        raise click.ClickException(f"an admin named {username!r} already exists")
-    db.session.add(Admin(username=username, password_hash=hash_password(password)))
-    db.session.commit()
+    _run(admins.create_admin, username=username, password=password)
     click.echo(f"Admin {username} created.")
 
 
@@ -250,13 +235,7 @@ def create_admin(username: str, password: str):
 @click.argument("username")
 def unlock_admin(username: str):
     """Clear the login throttling of an admin: every address may try this account at once."""
-    from .admin import throttle
-
-    if not username or not username.isprintable():
-        raise click.ClickException(f"no admin named {username!r}")
-    if not db.session.execute(select(Admin.id).where(Admin.username == username)).first():
-        raise click.ClickException(f"no admin named {username!r}")
-    cleared = throttle.unlock(username)
+    cleared = _run(admins.unlock, username)
     click.echo(
         f"Login throttling of {username} cleared "
         f"({cleared} address{'' if cleared == 1 else 'es'} had failed logins on record)."

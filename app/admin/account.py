@@ -11,13 +11,15 @@ from flask_babel import ngettext
 from flask_limiter.util import get_remote_address
 from sqlalchemy import select
 
-from ..auth import hash_password
+from .. import admins as admin_service
+from ..database import reading, writing
+from ..errors import GatewayError
 from ..extensions import db
 from ..models import Admin
 from ..observability import limiter
 from ..services import gateway
 from . import audit, bp
-from .common import safe_next
+from .common import field_error, safe_next
 from .forms import AdminCreateForm, LanguageForm, LoginForm, PasswordChangeForm
 from .i18n import LANGUAGES
 from .sessions import (
@@ -141,10 +143,10 @@ def account():
                     )
                 )
         else:
-            admin.password_hash = hash_password(form.new.data)
-            db.session.commit()
-            end_other_sessions(admin)
-            audit.record("password_change", target=f"admin:{admin.username}")
+            admin_service.set_password(admin, form.new.data)
+            with writing():
+                end_other_sessions(admin)
+                audit.record("password_change", target=f"admin:{admin.username}")
             flash(_("Your password was changed. Other sessions were logged out."), "success")
             return redirect(url_for("admin.account"))
     return render_template("admin/account.html", form=form), 400 if form.errors else 200
@@ -155,16 +157,17 @@ def admins():
     form = AdminCreateForm()
     if form.validate_on_submit():
         username = form.username.data
-        if db.session.execute(select(Admin.id).where(Admin.username == username)).first():
+        try:
+            admin_service.create_admin(username=username, password=form.password.data)
+        except admin_service.AdminExistsError:
             form.username.errors.append(_("An admin with this username already exists."))
+        except GatewayError as err:
+            field_error(form, err)
         else:
-            db.session.add(
-                Admin(username=username, password_hash=hash_password(form.password.data))
-            )
-            db.session.commit()
             audit.record("admin_create", target=f"admin:{username}", after={"username": username})
             flash(_("Admin %(name)s was added.", name=username), "success")
             return redirect(url_for("admin.admins"))
-    everyone = db.session.execute(select(Admin).order_by(Admin.username)).scalars().all()
     status = 400 if form.errors else 200
-    return render_template("admin/admins.html", form=form, admins=everyone), status
+    with reading():
+        everyone = db.session.execute(select(Admin).order_by(Admin.username)).scalars().all()
+        return render_template("admin/admins.html", form=form, admins=everyone), status

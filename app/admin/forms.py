@@ -16,13 +16,20 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional, Regexp
 
-from ..cli import MIN_PASSWORD
-
-USERNAME_RE = r"^[A-Za-z0-9_.@\-]{1,80}$"
+from ..admins import MIN_PASSWORD, USERNAME_RE
 
 
 def _strip(value):
     return value.strip() if isinstance(value, str) else value
+
+
+def _callback_url_field(description) -> StringField:
+    return StringField(
+        _l("Callback URL"),
+        validators=[Optional(), Length(max=2000)],
+        filters=[_strip],
+        description=description,
+    )
 
 
 class LoginForm(FlaskForm):
@@ -58,11 +65,8 @@ class AppCreateForm(FlaskForm):
         description=_l("Prepended to order ids at Midtrans. Empty: the code and a dash."),
     )
     no_prefix = BooleanField(_l("No prefix (an app moved from an older gateway)"))
-    callback_url = StringField(
-        _l("Callback URL"),
-        validators=[Optional(), Length(max=2000)],
-        filters=[_strip],
-        description=_l("Optional. Payment updates are POSTed here, signed (Standard Webhooks)."),
+    callback_url = _callback_url_field(
+        _l("Optional. Payment updates are POSTed here, signed (Standard Webhooks).")
     )
 
 
@@ -73,11 +77,8 @@ class AppEditForm(FlaskForm):
         validators=[Length(max=40)],
         description=_l("Applies to new orders only; existing orders keep their Midtrans id."),
     )
-    callback_url = StringField(
-        _l("Callback URL"),
-        validators=[Optional(), Length(max=2000)],
-        filters=[_strip],
-        description=_l("Payment updates are POSTed here, signed. Empty: no callbacks."),
+    callback_url = _callback_url_field(
+        _l("Payment updates are POSTed here, signed. Empty: no callbacks.")
     )
 
 
