@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import session
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from ..auth import hash_password, verify_password
+from ..database import reading, writing
 from ..extensions import db
 from ..models import Admin, utcnow
 from . import throttle
@@ -67,8 +68,10 @@ def check_credentials(username: str, password: str, *, remote_addr: str | None) 
     attempt = throttle.begin_attempt(username, remote_addr)
     if attempt.refused:
         return LoginResult(None, wait=attempt.wait)
-    admin = db.session.execute(select(Admin).where(Admin.username == username)).scalar_one_or_none()
-    db.session.commit()  # no transaction held open during the slow hash
+    with reading():  # ended before the slow hash
+        admin = db.session.execute(
+            select(Admin).where(Admin.username == username)
+        ).scalar_one_or_none()
     valid = verify_password(admin.password_hash if admin else _dummy_password_hash(), password)
     if valid and admin is not None:
         throttle.password_was_right(username, remote_addr)
@@ -90,17 +93,17 @@ def check_current_password(admin: Admin, password: str, *, remote_addr: str | No
 
 def start_session(admin: Admin, *, ip: str | None, user_agent: str | None) -> None:
     """Log `admin` in with a brand-new session id (whatever the browser had is dropped)."""
-    end_session()
     token = secrets.token_urlsafe(32)
-    db.session.add(
-        AdminSession(
-            token_hash=_token_hash(token),
-            admin_id=admin.id,
-            ip=ip,
-            user_agent=(user_agent or "")[:255] or None,
+    with writing():
+        end_session()
+        db.session.add(
+            AdminSession(
+                token_hash=_token_hash(token),
+                admin_id=admin.id,
+                ip=ip,
+                user_agent=(user_agent or "")[:255] or None,
+            )
         )
-    )
-    db.session.commit()
     lang = session.get("lang")
     session.clear()  # also drops the old CSRF token
     session[SESSION_KEY] = token
@@ -112,10 +115,10 @@ def end_session() -> None:
     """Delete this browser's session record, so its cookie is dead even if replayed."""
     token = session.get(SESSION_KEY)
     if isinstance(token, str):
-        db.session.execute(
-            delete(AdminSession).where(AdminSession.token_hash == _token_hash(token))
-        )
-        db.session.commit()
+        with writing():
+            db.session.execute(
+                delete(AdminSession).where(AdminSession.token_hash == _token_hash(token))
+            )
     session.pop(SESSION_KEY, None)
 
 
@@ -123,12 +126,12 @@ def end_other_sessions(admin: Admin) -> None:
     """Log `admin` out everywhere but here (after a password change)."""
     token = session.get(SESSION_KEY)
     keep = _token_hash(token) if isinstance(token, str) else ""
-    db.session.execute(
-        delete(AdminSession).where(
-            AdminSession.admin_id == admin.id, AdminSession.token_hash != keep
+    with writing():
+        db.session.execute(
+            delete(AdminSession).where(
+                AdminSession.admin_id == admin.id, AdminSession.token_hash != keep
+            )
         )
-    )
-    db.session.commit()
 
 
 def current_admin() -> tuple[Admin | None, str | None]:
@@ -136,22 +139,23 @@ def current_admin() -> tuple[Admin | None, str | None]:
     token = session.get(SESSION_KEY)
     if not isinstance(token, str):
         return None, None
-    record = db.session.execute(
-        select(AdminSession).where(AdminSession.token_hash == _token_hash(token))
-    ).scalar_one_or_none()
-    if record is None:
-        session.pop(SESSION_KEY, None)
-        return None, "expired"
+    with reading():  # most requests only read: on SQLite they never wait for a writer
+        record = db.session.execute(
+            select(AdminSession).where(AdminSession.token_hash == _token_hash(token))
+        ).scalar_one_or_none()
+        admin = db.session.get(Admin, record.admin_id) if record is not None else None
     now = utcnow()
-    if _expired(record, now):
-        db.session.delete(record)
-        db.session.commit()
+    if record is None or _expired(record, now):
+        if record is not None:
+            with writing():
+                db.session.execute(delete(AdminSession).where(AdminSession.id == record.id))
         session.pop(SESSION_KEY, None)
         return None, "expired"
     if now - record.last_seen_at >= TOUCH_EVERY:
-        record.last_seen_at = now
-    admin = db.session.get(Admin, record.admin_id)
-    db.session.commit()
+        with writing():
+            db.session.execute(
+                update(AdminSession).where(AdminSession.id == record.id).values(last_seen_at=now)
+            )
     return admin, None
 
 

@@ -43,7 +43,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from ..database import begin_write
+from ..database import writing
 from ..extensions import db
 from ..models import utcnow
 from .models import LoginThrottle
@@ -123,12 +123,14 @@ def _username(username: str) -> str:
 
 def begin_attempt(username: str, remote_addr: str | None) -> Attempt:
     """Count a password check of `username` from `remote_addr`, unless that address must
-    still wait (then count nothing and say how long). Commits."""
+    still wait (then count nothing and say how long). A unit of work of its own."""
+    username, address = _username(username), address_of(remote_addr)
     try:
-        return _begin_attempt(_username(username), address_of(remote_addr))
+        with writing():
+            return _count_attempt(username, address)
     except IntegrityError:  # another worker made the same bucket first: count on it
-        db.session.rollback()
-        return _begin_attempt(_username(username), address_of(remote_addr))
+        with writing():
+            return _count_attempt(username, address)
 
 
 def _rules(username: str) -> dict[str, Rule]:
@@ -146,14 +148,12 @@ def _locked_buckets(address: str, usernames) -> dict[str, LoginThrottle]:
     return {row.username: row for row in rows}
 
 
-def _begin_attempt(username: str, address: str) -> Attempt:
-    begin_write()
+def _count_attempt(username: str, address: str) -> Attempt:
     now = utcnow()
     rules = _rules(username)
     buckets = _locked_buckets(address, rules)
     waits = [b.blocked_until - now for b in buckets.values() if _blocked(b, now)]
     if waits:
-        db.session.commit()
         return Attempt(wait=max(waits))
     longest = None
     for name, rule in rules.items():
@@ -171,7 +171,6 @@ def _begin_attempt(username: str, address: str) -> Attempt:
     db.session.execute(
         delete(LoginThrottle).where(LoginThrottle.updated_at < now - FORGET_ROWS_AFTER)
     )
-    db.session.commit()
     return Attempt(wait_if_wrong=longest)
 
 
@@ -182,25 +181,23 @@ def _blocked(bucket: LoginThrottle, now: datetime) -> bool:
 def password_was_right(username: str, remote_addr: str | None) -> None:
     """Forget this address's failures for `username`, and give the address its attempt back."""
     username, address = _username(username), address_of(remote_addr)
-    begin_write()
-    now = utcnow()
-    buckets = _locked_buckets(address, _rules(username))
-    if username in buckets:
-        db.session.delete(buckets[username])
-    own = buckets.get(ANY_USERNAME)
-    if own is not None:
-        own.level = max(ADDRESS.leaked(own, now) - 1, 0.0)
-        own.updated_at = now
-        if ADDRESS.wait(own.level) is None:
-            own.blocked_until = None
-    db.session.commit()
+    with writing():
+        now = utcnow()
+        buckets = _locked_buckets(address, _rules(username))
+        if username in buckets:
+            db.session.delete(buckets[username])
+        own = buckets.get(ANY_USERNAME)
+        if own is not None:
+            own.level = max(ADDRESS.leaked(own, now) - 1, 0.0)
+            own.updated_at = now
+            if ADDRESS.wait(own.level) is None:
+                own.blocked_until = None
 
 
 def unlock(username: str) -> int:
     """Forget every address's failures for `username`; how many addresses had some."""
-    begin_write()
-    result = db.session.execute(
-        delete(LoginThrottle).where(LoginThrottle.username == _username(username))
-    )
-    db.session.commit()
+    with writing():
+        result = db.session.execute(
+            delete(LoginThrottle).where(LoginThrottle.username == _username(username))
+        )
     return result.rowcount or 0
