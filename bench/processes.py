@@ -172,11 +172,16 @@ def start_gunicorn(
     return process
 
 
+def run(
+    argv: list[str], *, env: dict[str, str], cwd: Path, timeout: float = 60
+) -> subprocess.CompletedProcess:
+    """Run `argv` to its end: its exit code, stdout and stderr (text)."""
+    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
 def flask_cli(env: dict[str, str], cwd: Path, *args: str, timeout: float = 120) -> str:
     """`flask --app wsgi ARGS` as an operator types it; its output (fails loudly)."""
-    done = subprocess.run(
-        [*FLASK, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    done = run([*FLASK, *args], env=env, cwd=cwd, timeout=timeout)
     if done.returncode != 0:
         raise RuntimeError(f"flask {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
     return done.stdout

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 import responses
+from admin.dashboard import PASSWORD, log_in
 from kit.endpoints import LocalServer
 from support import (
     API_BASE,
@@ -88,6 +89,21 @@ def app_key(cli) -> dict[str, str]:
 def shop_key(cli) -> dict[str, str]:
     """A second app with the default prefix `shop-`."""
     return make_app(cli, "shop")
+
+
+@pytest.fixture
+def admin_user(cli) -> str:
+    """An admin account `root` with the dashboard tests' password."""
+    cli("admins", "create", "root", "--password", PASSWORD)
+    return "root"
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    """The test client, logged in to the dashboard as `root`."""
+    resp = log_in(client)
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    return client
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pytest
 import responses
-from admin.dashboard import PASSWORD, log_in, token_for
+from admin.dashboard import PASSWORD, token_for
 from midtrans_samples import FIXTURE_SERVER_KEY, SNAP_NOTIFICATION_SETTLEMENT
 from sqlalchemy import event
 from support import API_BASE, signed, snap_ok
@@ -204,18 +204,6 @@ def test_an_app_code_with_a_control_character_is_401(client, app_key, code):
 
 
 # -- 3. the dashboard's redirect targets ----------------------------------------------------
-
-
-@pytest.fixture
-def admin_user(cli) -> str:
-    cli("admins", "create", "root", "--password", PASSWORD)
-    return "root"
-
-
-@pytest.fixture
-def admin_client(client, admin_user):
-    assert log_in(client).status_code == 302
-    return client
 
 
 HOSTILE_NEXT = {

@@ -16,6 +16,7 @@ from e2e.servers import REPO, clean_env
 
 from app.config import ConfigError, Settings
 from app.logs import SharedRotatingFileHandler, configure_logging
+from bench.processes import FLASK, run
 
 
 @pytest.fixture
@@ -51,14 +52,7 @@ def test_the_worker_and_the_cli_write_the_file_tail_f_app_log_shows(install, log
         "LOG_FILE": str(install / log_file),
     }
     for args in (["db", "upgrade"], ["worker", "--once"]):
-        done = subprocess.run(
-            [sys.executable, "-m", "flask", "--app", "wsgi", *args],
-            cwd=install,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = run([*FLASK, *args], env=env, cwd=install)
         assert done.returncode == 0, done.stdout + done.stderr
     shown = (install / "app.log").read_text()  # what `tail -f .../app.log` reads
     assert "app.worker" in shown and "worker stopped" in shown

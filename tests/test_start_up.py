@@ -14,6 +14,8 @@ import pytest
 from e2e.servers import REPO, clean_env, free_port, reset_postgres
 
 from app.config import ConfigError, Settings, secret_key_weakness
+from bench import processes
+from bench.processes import FLASK
 
 STRONG_KEY = "5f0c9e1d7a3b48e2c6f19d0a7b4e3c82"
 PRODUCTION = {"MIDTRANS_IS_PRODUCTION": "true", "MIDTRANS_SERVER_KEY": "Mid-server-live-key"}
@@ -115,14 +117,7 @@ def run(program: list[str], tmp_path: Path, settings: dict[str, str], *, dotenv=
         env = {k: v for k, v in env.items() if k not in settings}
     else:
         env.update(settings)
-    return subprocess.run(
-        [sys.executable, *program],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return processes.run([sys.executable, *program], env=env, cwd=tmp_path)
 
 
 def assert_one_line(done: subprocess.CompletedProcess, *words: str) -> str:
@@ -164,14 +159,7 @@ UPGRADE = "run `flask --app wsgi db upgrade`"
 
 def flask(tmp_path: Path, database_url: str, *args: str) -> subprocess.CompletedProcess:
     env = {**clean_env(), "DATABASE_URL": database_url}
-    return subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return processes.run([*FLASK, *args], env=env, cwd=tmp_path)
 
 
 @pytest.mark.parametrize(

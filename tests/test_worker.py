@@ -7,8 +7,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -32,7 +30,7 @@ from app.payments.reconcile import (
 from app.schemas import ChargeRequest
 from app.services import gateway
 from app.worker import jobs, run_round
-from bench.processes import FLASK, REPO, Piped
+from bench.processes import FLASK, REPO, Piped, run
 
 PAID = {
     "status_code": "200",
@@ -198,13 +196,7 @@ def test_only_one_worker_gets_a_claim_until_it_runs_out(app, client, app_key, mi
 def test_worker_once_runs_and_sigterm_stops_it_cleanly(app, env, client, app_key, midtrans):
     charge(client, app_key, midtrans)
     process_env = {**os.environ, **env, "MIDTRANS_API_BASE_URL": "http://127.0.0.1:9"}
-    once = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--once"],
-        env=process_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    once = run([*FLASK, "worker", "--once"], env=process_env, cwd=REPO)
     assert once.returncode == 0, once.stderr
 
     worker = Piped([*FLASK, "worker", "--interval", "0.2"], env=process_env, cwd=REPO)

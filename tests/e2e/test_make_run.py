@@ -17,7 +17,7 @@ import pytest
 import requests
 from e2e.servers import REPO, clean_env, free_port
 
-from bench.processes import Piped
+from bench.processes import FLASK, Piped, run
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -136,14 +136,7 @@ def flask_in(folder: Path, *args: str) -> subprocess.CompletedProcess:
     """`flask --app wsgi ARGS` typed in `folder` as the README shows (no DATABASE_URL given)."""
     env = clean_env()
     del env["PYTHONPATH"]  # the copy's own code, found from its folder
-    return subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", *args],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run([*FLASK, *args], env=env, cwd=folder)
 
 
 @pytest.mark.timeout(300)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 
 import pytest
@@ -11,6 +10,7 @@ from dotenv import dotenv_values
 from e2e.servers import REPO, clean_env
 
 from app.config import Settings
+from bench.processes import run
 
 # SPEC.md's configuration table, and the callback setting.
 SPEC_SETTINGS = {
@@ -62,13 +62,11 @@ def test_env_example_copied_as_is_gives_a_gateway_that_starts(tmp_path):
 
 
 def effective_gunicorn_config(**env: str) -> dict[str, str]:
-    done = subprocess.run(
+    done = run(
         [sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py"), "--print-config"],
         cwd=REPO,
         # A folder given, so that printing the configuration makes no temporary one.
         env={**clean_env(), "PROMETHEUS_MULTIPROC_DIR": "/nonexistent/metrics", **env},
-        capture_output=True,
-        text=True,
         timeout=30,
     )
     assert done.returncode == 0, done.stderr
