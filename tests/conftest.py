@@ -14,10 +14,11 @@ from support import (
     API_BASE,
     SERVER_KEY,
     SNAP_BASE,
-    USER_DOC_KEY,
+    cli_for,
     database_url,
     make_app,
     reset_database,
+    user_app,
 )
 
 from app import create_app
@@ -68,21 +69,13 @@ def client(app):
 
 @pytest.fixture
 def cli(app):
-    runner = app.test_cli_runner()
-
-    def run(*args: str, expect_ok: bool = True):
-        result = runner.invoke(args=list(args))
-        if expect_ok:
-            assert result.exit_code == 0, result.output
-        return result
-
-    return run
+    return cli_for(app)
 
 
 @pytest.fixture
 def app_key(cli) -> dict[str, str]:
     """Headers of the user's own app: code `biling`, the key from their document, no prefix."""
-    return make_app(cli, "biling", "--api-key", USER_DOC_KEY, "--order-prefix", "")
+    return user_app(cli)
 
 
 @pytest.fixture

@@ -35,6 +35,25 @@ def reset_database() -> None:
     db.create_all()
 
 
+def cli_for(flask_app):
+    """`run(*args)`: the gateway's command line (`flask ARGS`) on `flask_app`; asserts that it
+    succeeds unless given `expect_ok=False`; the result."""
+    runner = flask_app.test_cli_runner()
+
+    def run(*args: str, expect_ok: bool = True):
+        result = runner.invoke(args=list(args))
+        if expect_ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    return run
+
+
+def user_app(cli) -> dict[str, str]:
+    """The user's own app: code `biling`, the key from their document, no prefix; its headers."""
+    return make_app(cli, "biling", "--api-key", USER_DOC_KEY, "--order-prefix", "")
+
+
 def make_app(cli, code: str, *extra: str) -> dict[str, str]:
     """Create an app through the real CLI; its auth headers."""
     result = cli("apps", "create", code, "--name", f"{code} app", *extra)
@@ -64,6 +83,11 @@ def snap_ok(rsps, token: str = "tok-123") -> None:
         },
         status=201,
     )
+
+
+def snap_rejects(rsps, status: int, *messages: str) -> None:
+    """Snap answers the next create with HTTP `status` and these `error_messages`."""
+    rsps.add(responses.POST, SNAP_URL, json={"error_messages": list(messages)}, status=status)
 
 
 def charge(client, headers, midtrans, order_id: str = "C-1", amount: int = 7000, **extra):

@@ -12,7 +12,16 @@ import json
 
 import pytest
 import responses
-from support import USER_DOC_KEY, make_app, signed, snap_ok, status_url, use_settings
+from support import (
+    USER_DOC_KEY,
+    cli_for,
+    make_app,
+    signed,
+    snap_ok,
+    status_url,
+    use_settings,
+    user_app,
+)
 
 from app.services import gateway
 
@@ -57,14 +66,7 @@ def _status(client, headers, order_id="INV-1", **kw):
 
 def test_a_flood_without_the_key_never_locks_the_real_app_out(limited_app, midtrans):
     client = limited_app.test_client()
-    real = make_app(
-        lambda *a: limited_app.test_cli_runner().invoke(args=list(a)),
-        "biling",
-        "--api-key",
-        USER_DOC_KEY,
-        "--order-prefix",
-        "",
-    )
+    real = user_app(cli_for(limited_app))
     failures_before = metric(client, "gateway_auth_failures_total", limited="yes")
     passed_before = metric(client, "gateway_auth_failures_total", limited="no")
     limited_before = metric(client, "gateway_rate_limited_total", limit="failed_auth")
@@ -148,7 +150,7 @@ def test_a_failing_limit_storage_still_answers_401_and_lets_the_real_app_in(
 ):
     env["RATELIMIT_STORAGE_URI"] = "redis://127.0.0.1:9/0"  # nothing listens there
     app = build_app(env)
-    headers = make_app(lambda *a: app.test_cli_runner().invoke(args=list(a)), "shop")
+    headers = make_app(cli_for(app), "shop")
     client = app.test_client()
     wrong = {"X-App-Code": "shop", "X-Api-Key": "nope"}
     assert {_status(client, wrong).status_code for _ in range(3)} == {401}
@@ -233,14 +235,7 @@ def test_a_flood_of_forged_notifications_is_limited_per_address_and_verified_one
     assert limited - limited_before == 940
 
     # A real notification from the same address, right after: accepted and applied.
-    headers = make_app(
-        lambda *a: app.test_cli_runner().invoke(args=list(a)),
-        "biling",
-        "--api-key",
-        USER_DOC_KEY,
-        "--order-prefix",
-        "",
-    )
+    headers = user_app(cli_for(app))
     snap_ok(midtrans)
     order = {"order_id": "INV-1", "amount": 1000}
     assert client.post("/charge", json=order, headers=headers).status_code == 201

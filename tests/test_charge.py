@@ -7,7 +7,7 @@ import json
 import pytest
 import requests
 import responses
-from support import SNAP_URL, basic_auth, make_app, snap_ok
+from support import SNAP_URL, basic_auth, cli_for, make_app, snap_ok, snap_rejects
 
 from app.extensions import db
 from app.models import Transaction, TransactionEvent
@@ -67,7 +67,7 @@ def test_app_order_prefix_is_what_midtrans_sees(client, shop_key, midtrans):
 def test_notification_url_is_sent_as_override_header(env, build_app, midtrans):
     env["MIDTRANS_NOTIFICATION_URL"] = "https://pay.example.com/notification"
     flask_app = build_app(env)
-    headers = make_app(lambda *a: flask_app.test_cli_runner().invoke(args=list(a)), "shop")
+    headers = make_app(cli_for(flask_app), "shop")
     snap_ok(midtrans)
     resp = flask_app.test_client().post(
         "/charge", json={"order_id": "N-1", "amount": 5000}, headers=headers
@@ -275,7 +275,7 @@ def test_apps_whose_midtrans_ids_would_collide_do_not_block_each_other(
 
 def test_midtrans_validation_error_is_400_with_its_messages(client, app_key, midtrans):
     messages = ["transaction_details.gross_amount is not equal to the sum of item_details"]
-    midtrans.add(responses.POST, SNAP_URL, json={"error_messages": messages}, status=400)
+    snap_rejects(midtrans, 400, *messages)
     resp = client.post("/charge", json={"order_id": "M-1", "amount": 10}, headers=app_key)
     assert resp.status_code == 400
     assert resp.json["error"]["code"] == "midtrans_rejected"
@@ -283,12 +283,7 @@ def test_midtrans_validation_error_is_400_with_its_messages(client, app_key, mid
 
 
 def test_midtrans_rejecting_the_server_key_is_502_without_the_key(client, app_key, midtrans):
-    midtrans.add(
-        responses.POST,
-        SNAP_URL,
-        json={"error_messages": ["Access denied due to unauthorized transaction"]},
-        status=401,
-    )
+    snap_rejects(midtrans, 401, "Access denied due to unauthorized transaction")
     resp = client.post("/charge", json={"order_id": "K-1", "amount": 10}, headers=app_key)
     assert resp.status_code == 502
     assert resp.json["error"]["code"] == "midtrans_auth_failed"
@@ -357,7 +352,7 @@ def test_retry_after_timeout_gets_a_usable_link_under_a_fresh_midtrans_id(
 
 
 def test_retry_after_rejection_may_fix_the_details_and_reuses_the_id(client, app_key, midtrans):
-    midtrans.add(responses.POST, SNAP_URL, json={"error_messages": ["bad phone"]}, status=400)
+    snap_rejects(midtrans, 400, "bad phone")
     body = {"order_id": "FIX-1", "amount": 10, "customer_details": {"phone": "0812345678"}}
     assert client.post("/charge", json=body, headers=app_key).status_code == 400
     midtrans.replace(

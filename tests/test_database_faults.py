@@ -16,21 +16,10 @@ from pathlib import Path
 import pytest
 import responses
 from sqlalchemy import text
-from support import make_app, signed, snap_ok, status_url
+from support import cli_for, make_app, signed, snap_ok, status_url
 
 from app.extensions import db
 from app.models import Notification, Transaction
-
-
-def _runner(flask_app):
-    runner = flask_app.test_cli_runner()
-
-    def run(*args: str):
-        result = runner.invoke(args=list(args))
-        assert result.exit_code == 0, result.output
-        return result
-
-    return run
 
 
 @pytest.fixture
@@ -39,7 +28,7 @@ def sqlite_gateway(env, build_app, tmp_path, midtrans):
 
     def build(folder: Path):
         flask_app = build_app({**env, "DATABASE_URL": f"sqlite:///{folder / 'gateway.db'}"})
-        headers = make_app(_runner(flask_app), "shop")
+        headers = make_app(cli_for(flask_app), "shop")
         snap_ok(midtrans)
         return flask_app.test_client(), headers
 
@@ -243,7 +232,7 @@ def test_postgresql_going_away_is_503_and_comes_back(env, build_app, midtrans):
     try:
         proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
         flask_app = build_app({**env, "DATABASE_URL": proxied})
-        headers = make_app(_runner(flask_app), "shop")
+        headers = make_app(cli_for(flask_app), "shop")
         client = flask_app.test_client()
         snap_ok(midtrans)
         assert charge(client, headers, "PG-1").status_code == 201

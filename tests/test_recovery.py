@@ -8,7 +8,7 @@ import json
 import pytest
 import requests
 import responses
-from support import API_BASE, SNAP_URL, make_app, signed, snap_ok
+from support import API_BASE, SNAP_URL, make_app, signed, snap_ok, snap_rejects
 
 from app.extensions import db
 from app.models import CallbackEvent, Notification, Transaction, TransactionEvent
@@ -196,12 +196,7 @@ def test_a_taken_order_id_without_a_payment_is_retried_with_a_fresh_id(client, s
 
 
 def test_other_rejections_still_fail_with_the_same_id_kept(client, shop, midtrans):
-    midtrans.add(
-        responses.POST,
-        SNAP_URL,
-        json={"error_messages": ["transaction_details.gross_amount is not equal"]},
-        status=400,
-    )
+    snap_rejects(midtrans, 400, "transaction_details.gross_amount is not equal")
     resp = client.post("/charge", json={"order_id": "INV-22", "amount": 5000}, headers=shop)
     assert resp.status_code == 400
     snap_ok(midtrans)

@@ -122,6 +122,14 @@ def abandoned_attempt(app, body: dict | None = None) -> Transaction:
     return row
 
 
+def abandoned_and_asked(app, midtrans, **answer) -> datetime:
+    """An abandoned attempt (`abandoned_attempt`) whose status call Midtrans answers with
+    `answer` (`json=` or `body=`, as `responses` takes them); when the attempt started."""
+    started = abandoned_attempt(app).attempt_started_at
+    midtrans.add(responses.GET, status_url("W-1"), **answer)
+    return started
+
+
 def settle(app, at: datetime) -> int:
     with app.app_context():
         return settle_abandoned_attempts(midtrans=gateway(app).midtrans, now=at)
@@ -264,9 +272,7 @@ def test_a_payment_found_after_a_gateway_made_expire_wins_and_is_flagged(
 def test_an_abandoned_attempt_becomes_unknown_and_the_next_charge_uses_a_fresh_order_id(
     app, client, app_key, midtrans
 ):
-    started = abandoned_attempt(app).attempt_started_at
-    midtrans.add(responses.GET, status_url("W-1"), json=NOT_FOUND)
-
+    started = abandoned_and_asked(app, midtrans, json=NOT_FOUND)
     assert settle(app, started + timedelta(minutes=1)) == 1
     row = txn(app)
     assert (row.link_state, row.status, row.flag) == ("unknown", "pending", None)
@@ -288,9 +294,7 @@ def test_an_abandoned_attempt_becomes_unknown_and_the_next_charge_uses_a_fresh_o
 def test_an_abandoned_attempt_with_a_transaction_at_midtrans_is_applied_and_flagged(
     app, client, app_key, midtrans
 ):
-    started = abandoned_attempt(app).attempt_started_at
-    midtrans.add(responses.GET, status_url("W-1"), json=PAID)
-
+    started = abandoned_and_asked(app, midtrans, json=PAID)
     assert settle(app, started + timedelta(minutes=1)) == 1
     row = txn(app)
     assert (row.link_state, row.status) == ("unknown", "settlement")
@@ -307,9 +311,7 @@ def test_an_abandoned_attempt_with_a_transaction_at_midtrans_is_applied_and_flag
 def test_an_attempt_still_in_flight_is_left_alone_until_its_time_is_up(
     app, client, app_key, midtrans
 ):
-    started = abandoned_attempt(app).attempt_started_at
-    midtrans.add(responses.GET, status_url("W-1"), json=NOT_FOUND)
-
+    started = abandoned_and_asked(app, midtrans, json=NOT_FOUND)
     # MIDTRANS_TIMEOUT (2 s here) + ATTEMPT_GRACE (30 s): the Snap call may still answer.
     assert settle(app, started + timedelta(seconds=20)) == 0
     assert txn(app).link_state == "creating"
@@ -322,9 +324,7 @@ def test_an_attempt_still_in_flight_is_left_alone_until_its_time_is_up(
 def test_an_abandoned_attempt_waits_for_the_next_pass_when_midtrans_is_down(
     app, client, app_key, midtrans
 ):
-    started = abandoned_attempt(app).attempt_started_at
-    midtrans.add(responses.GET, status_url("W-1"), body=requests.ConnectionError("down"))
-
+    started = abandoned_and_asked(app, midtrans, body=requests.ConnectionError("down"))
     settle(app, started + timedelta(minutes=1))
     row = txn(app)
     assert (row.link_state, row.claimed_until) == ("creating", None)
