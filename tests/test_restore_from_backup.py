@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from e2e.servers import Stack, start_stack
+from e2e.servers import Stack, post_charge, start_stack
 from kit.endpoints import CallbackReceiver
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -141,13 +141,7 @@ def test_payments_made_after_the_backup_are_recovered_after_a_restore(restore_st
 
     orders = [f"INV-{n:02d}" for n in range(PAID_WHILE_UP + PAID_WHILE_DOWN)]
     for order_id in orders:
-        made = requests.post(
-            f"{gateway}/charge",
-            json={"order_id": order_id, "amount": AMOUNT},
-            headers=headers,
-            timeout=30,
-        )
-        assert made.status_code == 201, made.text
+        post_charge(gateway, headers, order_id, AMOUNT)
     paid_up, paid_down = orders[:PAID_WHILE_UP], orders[PAID_WHILE_UP:]
     for order_id in paid_up:
         pay(simulator_url, order_id)
@@ -223,13 +217,7 @@ def test_payments_made_after_the_backup_are_recovered_after_a_restore(restore_st
         assert "recovery" in {str(s.source) for s in sources if s.transaction_id == row.id}
 
     # The client, never having heard back, retries its /charge: it gets the payment's status.
-    retry = requests.post(
-        f"{gateway}/charge",
-        json={"order_id": orders[0], "amount": AMOUNT},
-        headers=headers,
-        timeout=30,
-    )
-    assert retry.status_code == 200, retry.text
+    retry = post_charge(gateway, headers, orders[0], AMOUNT, expect=200)
     assert (retry.json()["order_id"], retry.json()["outcome"]) == (orders[0], "paid")
 
     # The orders paid while the gateway was down came by Midtrans's own retries.

@@ -48,6 +48,14 @@ NOT_FOUND = {"status_code": "404", "status_message": "Transaction doesn't exist.
 charge = partial(support.charge, order_id="W-1", amount=5000)
 
 
+def unpaid_link(app, client, app_key, midtrans) -> datetime:
+    """Order W-1 with a link that expires in 30 minutes, of which Midtrans knows no
+    transaction; when its link was made."""
+    charge(client, app_key, midtrans, expiry={"unit": "minutes", "duration": 30})
+    midtrans.add(responses.GET, status_url("W-1"), json=NOT_FOUND)
+    return txn(app).attempt_started_at
+
+
 def reconcile(app, at: datetime) -> int:
     with app.app_context():
         return payments.reconcile_due_orders(midtrans=gateway(app).midtrans, now=at)
@@ -168,11 +176,9 @@ def test_pending_orders_are_checked_on_the_schedule(app, client, app_key, midtra
 
 
 def test_a_link_nobody_paid_expires_after_its_expiry(app, client, app_key, midtrans):
-    body = {"order_id": "W-1", "amount": 5000, "expiry": {"unit": "minutes", "duration": 30}}
-    charge(client, app_key, midtrans, **body)
+    unpaid_link(app, client, app_key, midtrans)
     row = txn(app)
     assert timedelta(minutes=30) <= row.expires_at - row.attempt_started_at < timedelta(minutes=31)
-    midtrans.add(responses.GET, status_url("W-1"), json=NOT_FOUND)
 
     reconcile(app, row.attempt_started_at + timedelta(minutes=10))
     assert txn(app).status == "pending"
@@ -224,10 +230,7 @@ def test_worker_once_runs_and_sigterm_stops_it_cleanly(app, env, client, app_key
 def test_a_gateway_made_expire_is_marked_and_asked_about_daily_for_three_days(
     app, client, app_key, midtrans
 ):
-    body = {"order_id": "W-1", "amount": 5000, "expiry": {"unit": "minutes", "duration": 30}}
-    charge(client, app_key, midtrans, **body)
-    started = txn(app).attempt_started_at
-    midtrans.add(responses.GET, status_url("W-1"), json=NOT_FOUND)
+    started = unpaid_link(app, client, app_key, midtrans)
 
     expired_at = started + timedelta(minutes=32)
     assert reconcile(app, expired_at) == 1
@@ -252,10 +255,7 @@ def test_a_gateway_made_expire_is_marked_and_asked_about_daily_for_three_days(
 def test_a_payment_found_after_a_gateway_made_expire_wins_and_is_flagged(
     app, client, app_key, midtrans
 ):
-    body = {"order_id": "W-1", "amount": 5000, "expiry": {"unit": "minutes", "duration": 30}}
-    charge(client, app_key, midtrans, **body)
-    started = txn(app).attempt_started_at
-    midtrans.add(responses.GET, status_url("W-1"), json=NOT_FOUND)
+    started = unpaid_link(app, client, app_key, midtrans)
     reconcile(app, started + timedelta(minutes=32))
     assert txn(app).status == "expire"
 

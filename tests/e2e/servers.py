@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from support import database_url
@@ -47,6 +48,7 @@ __all__ = [
     "free_port",
     "gateway_env",
     "hooked_client_app",
+    "post_charge",
     "prepare_database",
     "reset_postgres",
     "spawn",
@@ -112,6 +114,23 @@ def create_client_app(
 ) -> ClientApp:
     """`flask apps create CODE ...`: the app's headers and signing secret."""
     return _create_client_app(env, cwd, code, *options, name=name or f"{code} (e2e)")
+
+
+def post_charge(
+    gateway_url: str,
+    headers: dict[str, str],
+    order_id: str,
+    amount: int,
+    *,
+    expect: int | None = 201,
+    **extra,
+) -> requests.Response:
+    """POST /charge over HTTP as a client app; the answer, asserted to be `expect` (None: any)."""
+    body = {"order_id": order_id, "amount": amount, **extra}
+    answer = requests.post(f"{gateway_url}/charge", json=body, headers=headers, timeout=30)
+    if expect is not None:
+        assert answer.status_code == expect, answer.text
+    return answer
 
 
 def start_gateway(env: dict[str, str], cwd: Path, *, log_dir: Path, name="gateway") -> Process:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from e2e.servers import REPO, clean_env, free_port
+from e2e.servers import REPO, clean_env, free_port, post_charge
 
 from bench.processes import FLASK, Piped, run
 
@@ -94,10 +94,7 @@ def test_make_run_serves_a_working_demo_and_stops_cleanly(fresh_clone):
         body = {"order_id": order_id, "amount": 150000}
         headers = {"X-App-Code": "demo", "X-Api-Key": key}
         assert f"-H 'X-Api-Key: {key}'" in curl and f"http://127.0.0.1:{port}/charge" in curl
-        answer = requests.post(
-            f"http://127.0.0.1:{port}/charge", json=body, headers=headers, timeout=30
-        )
-        assert answer.status_code == 201, answer.text
+        answer = post_charge(f"http://127.0.0.1:{port}", headers, **body)
         page = requests.get(answer.json()["redirect_url"], timeout=10)
         assert page.status_code == 200 and order_id in page.text
     finally:
@@ -161,13 +158,7 @@ def test_the_readme_command_line_works_beside_make_run_and_a_rotated_key_is_not_
         created = flask_in(fresh_clone, "apps", "create", "shop", "--name", "Online shop")
         assert created.returncode == 0, created.stdout + created.stderr
         shop = {"X-App-Code": "shop", "X-Api-Key": created.stdout.strip().splitlines()[-1]}
-        answer = requests.post(
-            f"{gateway}/charge",
-            json={"order_id": "INV-1", "amount": 150000},
-            headers=shop,
-            timeout=30,
-        )
-        assert answer.status_code == 201, answer.text
+        answer = post_charge(gateway, shop, "INV-1", 150000)
         assert f"127.0.0.1:{simulator_port}" in answer.json()["redirect_url"]
         listing = flask_in(fresh_clone, "apps", "list").stdout.splitlines()
         shop_line = next(line for line in listing if line.startswith("shop "))
@@ -194,13 +185,7 @@ def test_the_readme_command_line_works_beside_make_run_and_a_rotated_key_is_not_
         # ...and its instructions work: a new key, in this folder, used at once.
         fresh = flask_in(fresh_clone, "apps", "rotate-key", "demo")
         demo["X-Api-Key"] = fresh.stdout.strip().splitlines()[-1]
-        answer = requests.post(
-            f"{gateway}/charge",
-            json={"order_id": "DEMO-2", "amount": 5000},
-            headers=demo,
-            timeout=30,
-        )
-        assert answer.status_code == 201, answer.text
+        post_charge(gateway, demo, "DEMO-2", 5000)
     finally:
         assert again.stop() == 0, again.output()
     assert processes_in(fresh_clone) == []

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-from e2e.servers import SIMULATOR_KEY, hooked_client_app
+from e2e.servers import SIMULATOR_KEY, hooked_client_app, post_charge
 from kit.endpoints import CallbackReceiver
 from sqlalchemy import select, update
 
@@ -50,13 +50,7 @@ class Shop:
         return f"{self.headers['X-App-Code']}-{order_id}"
 
     def charge(self, order_id: str, amount: int) -> None:
-        answer = requests.post(
-            f"{self.stack.gateway_url}/charge",
-            json={"order_id": order_id, "amount": amount},
-            headers=self.headers,
-            timeout=30,
-        )
-        assert answer.status_code == 201, answer.text
+        post_charge(self.stack.gateway_url, self.headers, order_id, amount)
 
     def status(self, order_id: str) -> dict:
         answer = requests.get(

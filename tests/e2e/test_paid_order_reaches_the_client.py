@@ -10,7 +10,7 @@ import time
 
 import pytest
 import requests
-from e2e.servers import SIMULATOR_KEY, hooked_client_app
+from e2e.servers import SIMULATOR_KEY, hooked_client_app, post_charge
 from kit.endpoints import CallbackReceiver
 
 pytestmark = pytest.mark.timeout(90)
@@ -30,13 +30,7 @@ def test_a_paid_then_refunded_order_reaches_the_client_without_polling(
 ):
     headers, receiver = client_with_callbacks
     order_id = f"CB-{int(time.time() * 1000)}"
-    created = requests.post(
-        f"{gateway.gateway_url}/charge",
-        json={"order_id": order_id, "amount": 99000},
-        headers=headers,
-        timeout=30,
-    )
-    assert created.status_code == 201, created.text
+    post_charge(gateway.gateway_url, headers, order_id, 99000)
     receiver.wait_for(order_id, "pending", timeout=15)
 
     midtrans_id = f"{headers['X-App-Code']}-{order_id}"

@@ -17,7 +17,7 @@ from urllib.parse import urljoin
 
 import pytest
 import requests
-from e2e.servers import create_client_app, free_port, start_gateway
+from e2e.servers import create_client_app, free_port, post_charge, start_gateway
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -31,18 +31,9 @@ def new_order_id(label: str) -> str:
 def charge(
     stack, order_id: str, amount: int = 150000, *, url: str | None = None, headers=None, **extra
 ):
-    body = {
-        "order_id": order_id,
-        "amount": amount,
-        "customer_details": {"first_name": "Budi", "email": "budi@example.com"},
-        **extra,
-    }
-    return requests.post(
-        f"{url or stack.gateway_url}/charge",
-        json=body,
-        headers=headers or stack.headers,
-        timeout=30,
-    )
+    extra = {"customer_details": {"first_name": "Budi", "email": "budi@example.com"}, **extra}
+    gateway_url, headers = url or stack.gateway_url, headers or stack.headers
+    return post_charge(gateway_url, headers, order_id, amount, expect=None, **extra)
 
 
 def status_of(stack, order_id: str) -> requests.Response:
