@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import responses
 from admin.dashboard import PASSWORD, log_in
-from kit.endpoints import LocalServer
+from kit.endpoints import LocalServer, SocketServer
 from support import (
     API_BASE,
     SERVER_KEY,
@@ -109,11 +109,11 @@ def midtrans():
 
 @pytest.fixture
 def served():
-    """`served(server)` keeps a `kit.endpoints` server (a `CallbackReceiver`, a `LocalServer`)
-    for the test and closes it at teardown; it returns the server."""
-    running: list[LocalServer] = []
+    """`served(server)` keeps a `kit.endpoints` server (a `CallbackReceiver`, a `LocalServer`,
+    a `SocketServer`) for the test and closes it at teardown; it returns the server."""
+    running: list[LocalServer | SocketServer] = []
 
-    def keep(server: LocalServer) -> LocalServer:
+    def keep(server):
         running.append(server)
         return server
 

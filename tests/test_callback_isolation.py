@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import responses
-from kit.endpoints import LocalServer, Received
+from kit.endpoints import LocalServer, Received, SocketServer
 from sqlalchemy import select
 from support import charge, hook_app
 
@@ -38,7 +38,7 @@ SECRET = "whsec_" + "A" * 44
 HUNDRED_MIB = 100 * 1024 * 1024
 
 
-class Endpoint:
+class Endpoint(SocketServer):
     """A callback URL on 127.0.0.1: reads each request, then answers with `behaviour(conn)`.
     Keeps when each request arrived, its webhook-id and body, and how many answer bytes it
     managed to send."""
@@ -47,22 +47,10 @@ class Endpoint:
         self.behaviour = behaviour
         self.requests: list[tuple[float, str, bytes]] = []
         self.sent = 0
-        self.closed = threading.Event()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
+        self.url = f"http://127.0.0.1:{self.port}/hook"
 
-    def _accept(self):
-        while not self.closed.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket):
+    def serve(self, conn: socket.socket):
         with conn:
             conn.settimeout(10)
             try:
@@ -99,10 +87,6 @@ class Endpoint:
     def send(self, conn, data: bytes):
         conn.sendall(data)
         self.sent += len(data)
-
-    def close(self):
-        self.closed.set()
-        self.sock.close()
 
 
 def healthy(endpoint, conn):

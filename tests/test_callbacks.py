@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import responses
-from kit.endpoints import CallbackReceiver
+from kit.endpoints import CallbackReceiver, SocketServer
 from standardwebhooks import Webhook
 from support import charge, hook_app, status_url
 
@@ -230,45 +229,15 @@ def test_apps_without_a_callback_url_get_no_events(app, client, app_key, midtran
 # -- SSRF -------------------------------------------------------------------------------------
 
 
-class Canary:
+@pytest.fixture
+def canary(served):
     """A listener that must never be reached: it counts connections."""
-
-    def __init__(self, host="127.0.0.1", family=socket.AF_INET):
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.bind((host, 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.hits = 0
-        self.stopped = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while not self.stopped.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.hits += 1
-            conn.close()
-
-    def close(self):
-        self.stopped.set()
-        self.sock.close()
+    return served(SocketServer())
 
 
 @pytest.fixture
-def canary():
-    c = Canary()
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def canary6():
-    c = Canary("::1", socket.AF_INET6)
-    yield c
-    c.close()
+def canary6(served):
+    return served(SocketServer("::1", socket.AF_INET6))
 
 
 @pytest.mark.parametrize(
@@ -295,7 +264,7 @@ def test_private_callback_urls_are_refused_when_set(build_app, tmp_path, canary,
     assert "private" in result.output or "http(s)" in result.output
     with flask_app.app_context():
         assert db.session.query(App).count() == 0
-    assert canary.hits == canary6.hits == 0
+    assert canary.connections == canary6.connections == 0
 
 
 def test_a_url_that_turns_private_is_refused_at_send_time(build_app, tmp_path, canary, midtrans):
@@ -322,7 +291,7 @@ def test_a_url_that_turns_private_is_refused_at_send_time(build_app, tmp_path, c
     with flask_app.app_context():
         attempt = db.session.query(CallbackAttempt).one()
         assert attempt.status_code is None and "refused" in attempt.error
-    assert canary.hits == 0
+    assert canary.connections == 0
 
 
 def test_redirects_are_not_followed(app, client, hooked, receiver, canary, midtrans):
@@ -330,7 +299,7 @@ def test_redirects_are_not_followed(app, client, hooked, receiver, canary, midtr
     receiver.answers = [(302, {"Location": f"http://localhost:{canary.port}/steal"})]
     charge(client, headers, midtrans)
     deliver(app)
-    assert canary.hits == 0
+    assert canary.connections == 0
     assert events(app)[0].state == "pending"  # a redirect is a failure, retried later
 
 
@@ -544,4 +513,4 @@ def test_embedded_private_callback_urls_are_refused_when_set(build_app, tmp_path
     assert result.exit_code != 0 and "private" in result.output
     with flask_app.app_context():
         assert db.session.query(App).count() == 0
-    assert canary.hits == 0
+    assert canary.connections == 0

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import responses
+from kit.endpoints import SocketServer
 from sqlalchemy import text
 from support import cli_for, make_app, signed, snap_ok, status_url
 
@@ -162,31 +163,24 @@ def test_a_full_disk_is_503_and_clears_by_itself(sqlite_gateway, small_disk, mid
     assert rows(client.application, Notification) >= 1
 
 
-class Proxy:
+class Proxy(SocketServer):
     """A TCP proxy to PostgreSQL on 127.0.0.1 that can drop every connection and refuse new
     ones, as a database restart or a network cut does."""
 
     def __init__(self, port: int):
         self.target = ("127.0.0.1", port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
         self.up = True
         self.sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self):
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if not self.up:
-                client.close()
-                continue
-            server = socket.create_connection(self.target)
-            self.sockets += [client, server]
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+    def serve(self, client: socket.socket) -> None:
+        if not self.up:
+            client.close()
+            return
+        server = socket.create_connection(self.target)
+        self.sockets += [client, server]
+        threading.Thread(target=self._pipe, args=(server, client), daemon=True).start()
+        self._pipe(client, server)
 
     @staticmethod
     def _pipe(source, sink):
@@ -217,7 +211,7 @@ class Proxy:
 
     def close(self):
         self.cut()
-        self.listener.close()
+        super().close()
 
 
 @pytest.mark.skipif(

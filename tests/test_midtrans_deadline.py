@@ -4,11 +4,10 @@ still reused between calls. Real HTTP against a server on 127.0.0.1."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 
 import pytest
+from kit.endpoints import SocketServer
 
 from app.errors import MidtransTimeoutError
 from app.services import gateway
@@ -16,26 +15,14 @@ from app.services import gateway
 ANSWER = b'{"status_code": "404", "status_message": "Transaction doesn\'t exist."}'
 
 
-class Server:
+class Server(SocketServer):
     """Answers every request on 127.0.0.1, at once or dripping `drip` seconds per byte."""
 
     def __init__(self, drip: float | None = None, drip_headers: bool = False):
         self.drip, self.drip_headers = drip, drip_headers
-        self.connections = 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn):
+    def serve(self, conn):
         with conn:
             try:
                 while conn.recv(65536):
@@ -53,9 +40,6 @@ class Server:
                         time.sleep(self.drip)
             except OSError:
                 pass
-
-    def close(self):
-        self.listener.close()
 
 
 @pytest.fixture

@@ -3,12 +3,14 @@
 `CallbackReceiver` is a client app's callback URL: it verifies every callback with the
 `standardwebhooks` package (as a client app would), keeps each one, and answers what the test
 queued (204 otherwise). `LocalServer` is the plain server under it, for other fakes (Midtrans's
-status API, an endpoint that takes its time).
+status API, an endpoint that takes its time). `SocketServer` is a bare TCP listener, for
+endpoints that misbehave below HTTP (drip bytes, cut connections, proxy a database).
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -211,3 +213,38 @@ class CallbackReceiver(LocalServer):
                 f"no {status} callback for {order_id}; so far {self.statuses(order_id)}"
             )
             time.sleep(0.1)
+
+
+class SocketServer:
+    """A TCP listener on 127.0.0.1 (or `host`): each connection is counted in `connections`
+    as it is accepted, then handed to `serve(conn)` in a thread of its own (by default it is
+    closed at once). `close()` stops listening and sets `closed`."""
+
+    def __init__(self, host: str = "127.0.0.1", family: int = socket.AF_INET):
+        self.connections = 0
+        self.closed = threading.Event()
+        self.listener = socket.socket(family, socket.SOCK_STREAM)
+        self.listener.bind((host, 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
+
+    def serve(self, conn: socket.socket) -> None:
+        conn.close()
+
+    def close(self) -> None:
+        self.closed.set()
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() in progress
+        except OSError:
+            pass
+        self.listener.close()
