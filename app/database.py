@@ -1,14 +1,14 @@
 """Database engine behaviour that the rest of the code relies on.
 
 SQLite: WAL (readers never block the writer), a busy timeout (writers queue instead of failing),
-foreign keys on, and every transaction begins IMMEDIATE unless it was opened with
-`begin_read()`: it takes the write lock up front, so several gunicorn workers queue on the busy
-timeout instead of failing with "database is locked" when a read snapshot cannot be upgraded to
-a write (SQLITE_BUSY_SNAPSHOT ignores the busy timeout, so a deferred transaction that writes
-fails under concurrency, even a lone UPDATE). Hot read-only paths use `begin_read()`: a plain
-BEGIN that never waits for a writer. Sessions do not expire objects on commit (see
-extensions.py), so reading an attribute after a commit opens no transaction, and none is held
-across a call to Midtrans or a client app; row locks re-read with `populate_existing`.
+foreign keys on, and every transaction begins IMMEDIATE unless it is a `reading()` unit: it
+takes the write lock up front, so several gunicorn workers queue on the busy timeout instead of
+failing with "database is locked" when a read snapshot cannot be upgraded to a write
+(SQLITE_BUSY_SNAPSHOT ignores the busy timeout, so a deferred transaction that writes fails
+under concurrency, even a lone UPDATE). Reads are `reading()` units: a plain BEGIN that never
+waits for a writer. Sessions do not expire objects on commit (see extensions.py), so reading an
+attribute after a unit opens no transaction, and none is held across a call to Midtrans or a
+client app; row locks re-read with `populate_existing`.
 
 PostgreSQL needs none of this: row locks (`SELECT ... FOR UPDATE`) do the same job there.
 """
@@ -92,9 +92,7 @@ def configure_engine(engine: Engine) -> None:
             and not connection.info.get("gateway_write")
             and statement.lstrip()[:6].upper() in _DML
         ):
-            log.error(
-                "write in a begin_read() transaction (risks 'database is locked'): %.60s", statement
-            )
+            log.error("write in a reading() unit (risks 'database is locked'): %.60s", statement)
 
 
 def _writable(path: str) -> bool:
@@ -114,17 +112,17 @@ def _fresh_transaction(**options) -> None:
     session.connection(execution_options=options)
 
 
-def begin_write() -> None:
+def _begin_write() -> None:
     """Start a fresh write transaction (ending a read-only one still open, e.g. the API-key
     lookup). On SQLite it holds the write lock from its first statement; on PostgreSQL the
     caller locks the rows it changes with `SELECT ... FOR UPDATE`."""
     _fresh_transaction()
 
 
-def begin_read() -> None:
+def _begin_read() -> None:
     """Start a transaction that only reads, so on SQLite it never waits for writers (a
     read-only one already open is kept). A write in it would risk "database is locked" (and is
-    logged): commit and `begin_write()` first."""
+    logged)."""
     session = db.session()
     if session.in_transaction() and not (session.new or session.dirty or session.deleted):
         connection = session.connection()
@@ -150,7 +148,7 @@ def writing() -> Iterator[Session]:
     if unit == "read":
         raise RuntimeError("writing() inside reading(): end the read first")
     try:
-        begin_write()  # inside the try: a BEGIN that fails (database locked or down) is undone
+        _begin_write()  # inside the try: a BEGIN that fails (database locked or down) is undone
         session.info[_UNIT] = "write"
         yield session
         session.commit()
@@ -171,7 +169,7 @@ def reading() -> Iterator[Session]:
         yield session
         return
     try:
-        begin_read()
+        _begin_read()
         session.info[_UNIT] = "read"
         yield session
     except BaseException:
