@@ -24,6 +24,7 @@ from .models import NotificationOutcome, TxStatus
 from .payments.lifecycle import PRIVATE_FIELDS
 from .payments.notifications import SIGNED_FIELDS
 from .payments.outcomes import OUTCOMES
+from .payments.records import CURSOR_PATTERN
 from .schemas import charge_request_schema
 
 bp = Blueprint("openapi", __name__)
@@ -445,7 +446,12 @@ def _paths() -> dict[str, dict]:
                         "in": "query",
                         "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
                     },
-                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "description": "`next_cursor` of the page before.",
+                        "schema": {"type": "string", "pattern": CURSOR_PATTERN},
+                    },
                 ],
                 "responses": {
                     "200": _json("A page of orders.", _ref("TransactionList")),

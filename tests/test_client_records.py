@@ -3,7 +3,6 @@ records (no Midtrans call), page by page, newest change first; never another app
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -154,7 +153,12 @@ def test_one_record_carries_its_timeline(client, app_key, midtrans):
         ("updated_since=yesterday", "updated_since"),
         ("updated_since=2026-11-20T03:00:00", "updated_since"),  # no zone: ambiguous
         ("cursor=not-a-cursor", "cursor"),
-        ("cursor=" + base64.urlsafe_b64encode(b'["x", 1]').decode(), "cursor"),
+        ("cursor=12.x", "cursor"),
+        ("cursor=", "cursor"),
+        ("outcome=", "outcome"),
+        ("updated_since=", "updated_since"),
+        ("updated_since=2026-13-01T00:00:00Z", "updated_since"),
+        ("updated_since=20261120T030000Z", "updated_since"),
     ],
 )
 def test_a_bad_query_is_400_naming_the_parameter(client, app_key, query, field):
@@ -216,3 +220,10 @@ def test_config_follows_the_midtrans_address_the_gateway_uses(client, app_key):
     body = client.get("/config", headers=app_key).json
     assert body["new3ds_js_url"] == f"{API_BASE}/v2/assets/js/midtrans-new-3ds.min.js"
     assert body["snap_js_url"].endswith("/snap/snap.js")
+
+
+def test_any_well_formed_cursor_or_time_is_a_position_not_an_error(client, app_key, five_orders):
+    assert _walk(client, app_key, "cursor=0.0")[0] == []  # before every order
+    assert len(_walk(client, app_key, "cursor=9999999999999999.9999999999")[0]) == 5
+    assert len(_walk(client, app_key, "updated_since=0000-01-01T00:00:00Z")[0]) == 5
+    assert _walk(client, app_key, "updated_since=9999-12-31T23:59:60-23:59")[0] == []

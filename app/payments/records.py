@@ -9,11 +9,9 @@ down; a client that keeps a list in step asks again with `updated_since`.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
+import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -28,6 +26,16 @@ from .outcomes import OUTCOMES, outcome_condition
 LIMIT_DEFAULT = 50
 LIMIT_MAX = 200
 NEW3DS_JS_PATH = "/v2/assets/js/midtrans-new-3ds.min.js"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ROW_ID_MAX = 2**31 - 1
+LIMIT_RE = re.compile(r"[0-9]{1,4}")
+# Every cursor this pattern allows is one the list can continue from (the OpenAPI document
+# says the same), up to year 2286 and row ids of 10 digits.
+CURSOR_PATTERN = r"^[0-9]{1,16}\.[0-9]{1,10}$"
+CURSOR_RE = re.compile(CURSOR_PATTERN)
+RFC3339_RE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
 
 
 def client_visible():
@@ -48,67 +56,72 @@ class ListQuery:
 
     @classmethod
     def parse(cls, args) -> ListQuery:
-        """From the query string; a bad value is 400 naming its parameter, nothing is read."""
-        outcome = args.get("outcome") or None
+        """From the query string; a bad value (an empty one too) is 400 naming its parameter,
+        and nothing is read."""
+        outcome = args.get("outcome")
         if outcome is not None and outcome not in OUTCOMES:
             raise InvalidRequestError(
                 f"outcome must be one of {', '.join(OUTCOMES)}", field="outcome"
             )
-        status = args.get("status") or None
+        status = args.get("status")
         if status is not None and status not in {str(s) for s in TxStatus}:
             raise InvalidRequestError(
                 f"status must be one of {', '.join(str(s) for s in TxStatus)}", field="status"
             )
-        since = args.get("updated_since") or None
-        raw_limit = args.get("limit") or str(LIMIT_DEFAULT)
-        if (
-            not raw_limit.isascii()
-            or not raw_limit.isdigit()
-            or not 1 <= int(raw_limit) <= LIMIT_MAX
-        ):
+        since = args.get("updated_since")
+        raw_limit = args.get("limit", str(LIMIT_DEFAULT))
+        if not (LIMIT_RE.fullmatch(raw_limit) and 1 <= int(raw_limit) <= LIMIT_MAX):
             raise InvalidRequestError(
                 f"limit must be a whole number from 1 to {LIMIT_MAX}", field="limit"
             )
-        cursor = args.get("cursor") or None
+        cursor = args.get("cursor")
         return cls(
             outcome=outcome,
             status=status,
-            updated_since=_moment(since, "updated_since") if since else None,
+            updated_since=_moment(since, "updated_since") if since is not None else None,
             limit=int(raw_limit),
-            after=_decode_cursor(cursor) if cursor else None,
+            after=_decode_cursor(cursor) if cursor is not None else None,
         )
 
 
 def _moment(raw: str, field: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
+    """An RFC 3339 time (what OpenAPI's `date-time` means), in UTC. Times at the edge of
+    the calendar that Python cannot hold are clamped: they still sort before or after every
+    order."""
+    if not RFC3339_RE.fullmatch(raw):
         raise InvalidRequestError(
             f"{field} must be an ISO 8601 time with its zone, e.g. 2026-01-31T17:00:00+07:00",
             field=field,
         )
-    return moment.astimezone(UTC)
+    text = raw.upper().replace("Z", "+00:00")
+    text = text[:17] + "59" + text[19:] if text[17:19] == "60" else text  # a leap second
+    year_zero = text.startswith("0000")
+    try:
+        moment = datetime.fromisoformat("0001" + text[4:] if year_zero else text)
+    except ValueError:  # a month 13, a day 32, an hour 25
+        raise InvalidRequestError(f"{field} is not a real time", field=field) from None
+    try:
+        return datetime.min.replace(tzinfo=UTC) if year_zero else moment.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 pushed past the calendar by its offset
+        edge = datetime.min if moment.year == 1 else datetime.max
+        return edge.replace(tzinfo=UTC)
 
 
 def _encode_cursor(txn: Transaction) -> str:
-    raw = json.dumps([txn.updated_at.astimezone(UTC).isoformat(), txn.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    """`<microseconds since 1970>.<row id>` of the last row of a page: opaque to clients."""
+    moment = txn.updated_at.astimezone(UTC) - EPOCH
+    micros = (moment.days * 86_400 + moment.seconds) * 1_000_000 + moment.microseconds
+    return f"{micros}.{txn.id}"
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        moment, row_id = json.loads(raw)
-        after = datetime.fromisoformat(moment), int(row_id)
-        if after[0].tzinfo is None:
-            raise ValueError
-        return after
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+    if not CURSOR_RE.fullmatch(cursor):
         raise InvalidRequestError(
             "cursor is not one this API gave (pass next_cursor as it came)", field="cursor"
-        ) from None
+        )
+    micros, row_id = cursor.split(".")
+    # Row ids are 32-bit: a larger one sorts after every row (PostgreSQL refuses to compare).
+    return EPOCH + timedelta(microseconds=int(micros)), min(int(row_id), ROW_ID_MAX)
 
 
 def list_transactions(*, client_app: App, query: ListQuery) -> dict[str, Any]:
