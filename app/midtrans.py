@@ -229,8 +229,23 @@ class Midtrans:
     def expire(self, ident: str) -> dict[str, Any]:
         return self._call("expire", lambda: self._core().transactions.expire(ident))
 
-    def refund(self, ident: str, body: dict[str, Any]) -> dict[str, Any]:
+    def refund(self, ident: str, body: dict[str, Any], *, direct: bool = False) -> dict[str, Any]:
+        """A refund; `direct` uses Midtrans's direct refund (money back through the payment
+        channel at once, where Midtrans offers it: cards, GoPay, QRIS)."""
+        if direct:
+            return self._call("refund", lambda: self._core().transactions.refundDirect(ident, body))
         return self._call("refund", lambda: self._core().transactions.refund(ident, body))
+
+    def approve(self, ident: str) -> dict[str, Any]:
+        return self._call("approve", lambda: self._core().transactions.approve(ident))
+
+    def deny(self, ident: str) -> dict[str, Any]:
+        return self._call("deny", lambda: self._core().transactions.deny(ident))
+
+    def capture(self, transaction_id: str, amount: int) -> dict[str, Any]:
+        """Capture `amount` of an authorized card payment (a pre-authorization)."""
+        body = {"transaction_id": transaction_id, "gross_amount": amount}
+        return self._call("capture", lambda: self._core().capture(body))
 
     def signature_matches(
         self, *, order_id: str, status_code: str, gross_amount: str, signature: str
