@@ -10,6 +10,7 @@ from .errors import InvalidRequestError, NotFoundError
 from .midtrans import Midtrans
 from .observability import RATE_LIMITED, client_app_key, limiter
 from .payments import records
+from .payments.charges import charge_answer
 from .schemas import ORDER_ID_MAX, ORDER_ID_RE, ChargeRequest
 from .services import gateway
 
@@ -64,9 +65,7 @@ def charge():
         # No link to give: Midtrans already holds this order's payment (adopted, or rebuilt
         # after a restore). The client gets its status, as GET /status would answer.
         return jsonify(payments.status_view(txn, live=True)), 200
-    response = jsonify(
-        {"token": txn.snap_token, "redirect_url": txn.redirect_url, "order_id": txn.order_id}
-    )
+    response = jsonify(charge_answer(txn))
     response.status_code = 201
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"

@@ -180,6 +180,11 @@ class Transaction(db.Model):
     midtrans_order_ids: Mapped[list | None] = mapped_column(JSON, nullable=True)
     snap_token: Mapped[str | None] = mapped_column(String(255), nullable=True)
     redirect_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # A Core API charge's answer (what the payer needs: VA number, bill key, QR, 3DS URL),
+    # kept for replays and `GET /status` while pending; None for a Snap link.
+    payment_details: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # Where this order's callbacks go (the client's per-order `callback_url`), else the app's.
+    callback_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     request_fingerprint: Mapped[str] = mapped_column(String(64))
     request_body: Mapped[dict] = mapped_column(JSON)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -206,6 +211,20 @@ class Transaction(db.Model):
 
     def __repr__(self) -> str:
         return f"<Transaction {self.midtrans_order_id} {self.status}>"
+
+
+class PaymentAttempt(db.Model):
+    """Every Midtrans order id an order's attempts used, so a notification or a status answer
+    about an earlier attempt (a link paid late, after the order was renewed) still finds its
+    order: it is applied and flagged, never lost."""
+
+    __tablename__ = "payment_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id"), index=True)
+    midtrans_order_id: Mapped[str] = mapped_column(String(50), unique=True)
+    amount: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # what it charged
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class RefundState(enum.StrEnum):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -39,7 +40,10 @@ def test_user_document_example_creates_a_snap_link(client, app_key, midtrans):
     resp = client.post("/charge", json=USER_DOC_BODY, headers=app_key)
 
     assert resp.status_code == 201
-    assert resp.json == {
+    body = resp.json
+    expires_at = datetime.fromisoformat(body.pop("expires_at"))  # Snap's 24 hours
+    assert timedelta(hours=23, minutes=59) < expires_at - datetime.now(UTC) <= timedelta(hours=24)
+    assert body == {
         "token": "0f8736b5-2f1f-40bd-b3ad-0ef0a06d3443",
         "redirect_url": "https://app.sandbox.midtrans.com/snap/v4/redirection/"
         "0f8736b5-2f1f-40bd-b3ad-0ef0a06d3443",

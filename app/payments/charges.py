@@ -22,12 +22,20 @@ from ..errors import (
     OrderConflictError,
 )
 from ..extensions import db
-from ..midtrans import Midtrans
+from ..midtrans import Midtrans, MidtransRefusedError
 from ..models import App, EventSource, LinkState, Transaction, TransactionEvent, TxStatus
 from ..schemas import ORDER_ID_MAX, ChargeRequest
 from .callbacks import enqueue_update
-from .lifecycle import apply_midtrans_status, flag_order, locked_transaction, status_view
-from .outcomes import UNSUCCESSFUL, outcome_of
+from .lifecycle import (
+    apply_midtrans_status,
+    flag_order,
+    link_alive,
+    locked_transaction,
+    record_attempt_id,
+    record_change,
+    status_view,
+)
+from .outcomes import UNSUCCESSFUL, Outcome, outcome_of
 from .recovery import RECOVERED
 from .status import get_transaction_by_id_or_raise
 
@@ -44,10 +52,28 @@ TAKEN_RETRIES = 1
 ATTEMPT_GRACE = timedelta(seconds=30)
 
 
+# Rounds of "the last link looks dead: ask Midtrans, then decide" one /charge may make.
+RENEWAL_CHECKS = 2
+# Stands for "ask Midtrans about the order's current payment before renewing it".
+CHECK_FIRST = -1
+
+
 @dataclass(frozen=True)
 class ChargeResult:
     transaction: Transaction
     replayed: bool
+
+
+def charge_answer(txn: Transaction) -> dict:
+    """The 201 answer of a create, a replay or a renewal: the link (or a Core charge's
+    payment details) and when it stops being payable."""
+    expires_at = txn.expires_at.astimezone(UTC).isoformat() if txn.expires_at else None
+    return {
+        "token": txn.snap_token,
+        "redirect_url": txn.redirect_url,
+        "order_id": txn.order_id,
+        "expires_at": expires_at,
+    }
 
 
 # -- POST /charge --------------------------------------------------------------------------
@@ -61,10 +87,17 @@ def create_charge(*, client_app: App, charge: ChargeRequest, midtrans: Midtrans)
     request tries again, with a fresh Midtrans order id when Midtrans may hold the old one.
     """
     in_flight = timedelta(seconds=midtrans.settings.timeout) + ATTEMPT_GRACE
-    for _ in range(TAKEN_RETRIES + 1):
-        txn, attempt = _reserve(client_app, charge, in_flight=in_flight)
+    checks = 0
+    for _ in range(TAKEN_RETRIES + 1 + RENEWAL_CHECKS):
+        txn, attempt = _reserve(client_app, charge, in_flight=in_flight, checked=checks)
         if attempt is None:
             return ChargeResult(txn, replayed=True)
+        if attempt == CHECK_FIRST:
+            # The link looks dead, but Midtrans may hold a payment for it that nobody has
+            # told the gateway of yet: ask, cancel a pending one, then decide again.
+            _settle_before_renewal(txn.id, txn.attempt, midtrans=midtrans)
+            checks += 1
+            continue
         try:
             link = midtrans.create_snap(charge.snap_payload(txn.midtrans_order_id))
         except MidtransRejectedError as err:
@@ -145,10 +178,50 @@ def link_deadline(charge: ChargeRequest, created_at: datetime) -> datetime:
     return pay_end if pay_end is not None else created_at + DEFAULT_LINK_LIFETIME
 
 
+def _settle_before_renewal(txn_id: int, attempt: int, *, midtrans: Midtrans) -> None:
+    """Before an order whose link looks dead (its deadline passed, still `pending` here) is
+    renewed: Midtrans's word on its payment is applied; a payment still pending there is
+    cancelled first, so the payer cannot pay the old one and the new one; no payment there
+    at all makes the order `expire` (the gateway's word, as the worker does at the link's
+    end). Midtrans unreachable: the error propagates and nothing is renewed."""
+    txn = get_transaction_by_id_or_raise(txn_id)
+    ident = txn.midtrans_order_id
+    answer = midtrans.get_status(ident)
+    if answer is None:
+        with writing():
+            txn = locked_transaction(txn_id)
+            if (
+                txn.attempt == attempt
+                and txn.link_state == LinkState.CREATED
+                and txn.status == TxStatus.PENDING
+                and not link_alive(txn)
+            ):
+                record_change(
+                    txn,
+                    TxStatus.EXPIRE,
+                    fraud_status=None,
+                    source=EventSource.CHARGE,
+                    detail="link expired unpaid (Midtrans has no transaction); renewing",
+                )
+                txn.status_by_gateway = True
+        return
+    if str(answer.get("transaction_status")) == TxStatus.PENDING:
+        try:
+            answer = midtrans.cancel(ident)
+        except MidtransRefusedError:
+            # Midtrans refused to cancel (412: it moved meanwhile): what is it now? (Any
+            # other error, Midtrans unreachable, propagates: nothing is renewed.)
+            answer = midtrans.get_status(ident) or {}
+        answer = {"order_id": ident, **answer} if answer else answer
+    if answer:
+        apply_midtrans_status(txn_id, answer, source=EventSource.CHARGE)
+
+
 def _reserve(
-    client_app: App, charge: ChargeRequest, *, in_flight: timedelta
+    client_app: App, charge: ChargeRequest, *, in_flight: timedelta, checked: int = 0
 ) -> tuple[Transaction, int | None]:
-    """The order's row, locked and marked `creating`; attempt None means replay the link."""
+    """The order's row, locked and marked `creating`; attempt None means replay the link,
+    CHECK_FIRST ask Midtrans before renewing it."""
     fingerprint = charge.fingerprint()
     for _ in range(5):
         try:
@@ -166,7 +239,7 @@ def _reserve(
                     txn = _new_order(client_app, charge, fingerprint)
                     attempt = 1
                 else:
-                    attempt = _reuse(txn, charge, fingerprint, in_flight=in_flight)
+                    attempt = _reuse(txn, charge, fingerprint, in_flight=in_flight, checked=checked)
         except IntegrityError:
             # Another worker inserted the same order (or took that Midtrans id) meanwhile.
             continue
@@ -186,13 +259,19 @@ def _new_order(client_app: App, charge: ChargeRequest, fingerprint: str) -> Tran
         attempt=1,
         attempt_owner=process_identity(),
     )
-    txn.midtrans_order_ids = [txn.midtrans_order_id]
     db.session.add(txn)
+    db.session.flush()
+    record_attempt_id(txn, txn.midtrans_order_id)
     return txn
 
 
 def _reuse(
-    txn: Transaction, charge: ChargeRequest, fingerprint: str, *, in_flight: timedelta
+    txn: Transaction,
+    charge: ChargeRequest,
+    fingerprint: str,
+    *,
+    in_flight: timedelta,
+    checked: int = 0,
 ) -> int | None:
     """Decide what a request for an order that already has a row does (row is locked)."""
     now = datetime.now(UTC)
@@ -205,13 +284,27 @@ def _reuse(
             )
         txn.request_fingerprint, txn.request_body = fingerprint, charge.as_dict()
         return None
+    renewing = False
     if txn.link_state == LinkState.CREATED:
-        if txn.request_fingerprint != fingerprint:
+        outcome = outcome_of(txn.status, txn.fraud_status)
+        if outcome in UNSUCCESSFUL:
+            renewing = True  # the last link is dead (expired, cancelled, denied): renew
+        elif outcome == Outcome.PENDING and not link_alive(txn, now):
+            if checked >= RENEWAL_CHECKS:
+                raise ChargeInProgressError(
+                    f"order_id {charge.order_id}'s last payment could not be settled at "
+                    "Midtrans yet; retry shortly",
+                    headers={"Retry-After": "5"},
+                )
+            return CHECK_FIRST
+        elif txn.request_fingerprint != fingerprint:
             raise OrderConflictError(
-                f"order_id {charge.order_id} was already charged with different details",
+                f"order_id {charge.order_id} was already charged with different details"
+                + ("" if outcome == Outcome.PENDING else f" and is {outcome}"),
                 details={"field": "order_id"},
             )
-        return None
+        else:
+            return None  # the link is still payable, or the order is paid: never again
     if (
         txn.link_state == LinkState.CREATING
         and now - txn.attempt_started_at < in_flight
@@ -222,7 +315,8 @@ def _reuse(
             headers={"Retry-After": "2"},
         )
     if (
-        txn.midtrans_transaction_id is not None
+        not renewing
+        and txn.midtrans_transaction_id is not None
         and outcome_of(txn.status, txn.fraud_status) not in UNSUCCESSFUL
     ):
         # Midtrans holds a live or paid payment for an attempt whose link nobody saw (an
@@ -232,8 +326,9 @@ def _reuse(
             f"({outcome_of(txn.status, txn.fraud_status)}); it is not charged again",
             details={"field": "order_id"},
         )
-    # The last attempt failed or its outcome is unknown; no link was ever shown, so the
-    # request (even with corrected details) gets a new attempt.
+    # The last attempt failed or its outcome is unknown (no link was ever shown), or its link
+    # is dead (a renewal): the request, even with other details, gets a new attempt. A
+    # renewal always takes a fresh Midtrans order id: Midtrans holds the old one.
     reuse_id = txn.link_state == LinkState.FAILED
     txn.attempt += 1
     txn.attempt_started_at = now
@@ -246,7 +341,7 @@ def _reuse(
         txn.midtrans_order_id = _free_midtrans_order_id(
             txn.app.order_prefix + charge.order_id, fresh=True
         )
-        txn.midtrans_order_ids = [*(txn.midtrans_order_ids or []), txn.midtrans_order_id]
+        record_attempt_id(txn, txn.midtrans_order_id)
     return txn.attempt
 
 
@@ -309,11 +404,11 @@ def _link_created(txn_id: int, attempt: int, link, charge: ChargeRequest) -> Tra
         # Still this attempt and still in flight: a Snap answer that comes after the worker
         # settled the attempt as abandoned must not overwrite what it found.
         if txn.attempt == attempt and txn.link_state == LinkState.CREATING:
+            renewed = _fresh_payment(txn)
             txn.link_state = LinkState.CREATED
             txn.snap_token = link.token
             txn.redirect_url = link.redirect_url
             txn.last_error = None
-            txn.status = TxStatus.PENDING
             # Counted from Snap's answer, which follows the token's own clock: never too early.
             txn.expires_at = link_deadline(charge, datetime.now(UTC))
             txn.next_check_at = txn.attempt_started_at + FIRST_CHECK
@@ -321,11 +416,27 @@ def _link_created(txn_id: int, attempt: int, link, charge: ChargeRequest) -> Tra
             db.session.add(
                 TransactionEvent(
                     transaction_id=txn.id,
-                    from_status=None,
+                    from_status=renewed,
                     to_status=TxStatus.PENDING,
                     source=EventSource.CHARGE,
-                    detail=f"Snap link created (attempt {attempt})",
+                    detail=f"Snap link created (attempt {attempt})"
+                    + (f", renewing the order (was {renewed})" if renewed else ""),
                 )
             )
             enqueue_update(txn, status_view(txn, live=True))
         return txn
+
+
+def _fresh_payment(txn: Transaction) -> str | None:
+    """The (locked) order starts over on its new attempt: pending, no Midtrans payment yet
+    (the earlier attempt's stays Midtrans's, found by its own order id). What it was before
+    when this renews a dead link, else None."""
+    renewed = None
+    if txn.midtrans_transaction_id is not None or txn.status != TxStatus.PENDING:
+        renewed = str(txn.status)
+    txn.status, txn.fraud_status, txn.status_by_gateway = TxStatus.PENDING, None, False
+    txn.midtrans_transaction_id = txn.midtrans_response = txn.payment_type = None
+    txn.payment_details = None
+    txn.customer_imposed_fee = None
+    txn.refunded_amount = 0
+    return renewed

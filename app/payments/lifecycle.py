@@ -9,13 +9,24 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
+
 from ..database import lock_row, reading, writing
 from ..extensions import db
 from ..midtrans import STATUS_API_CODES
-from ..models import EventSource, Transaction, TransactionEvent, TxStatus
+from ..models import (
+    EventSource,
+    LinkState,
+    PaymentAttempt,
+    Transaction,
+    TransactionEvent,
+    TxStatus,
+)
 from .callbacks import enqueue_update
 from .outcomes import (
     PARTLY_REVERSED,
+    UNSUCCESSFUL,
+    Outcome,
     check_amount,
     is_paid,
     needs_checking,
@@ -96,6 +107,55 @@ def can_move(current: str, new: str, *, current_fraud: str | None, new_fraud: st
 
 def locked_transaction(txn_id: int) -> Transaction:
     return lock_row(Transaction, txn_id)
+
+
+def order_of_midtrans_id(midtrans_order_id: str) -> Transaction | None:
+    """The order that used this Midtrans order id, for its current attempt or an earlier
+    one (a renewed order's first link, paid late), in the caller's unit; None if none."""
+    txn = db.session.execute(
+        select(Transaction).where(Transaction.midtrans_order_id == midtrans_order_id)
+    ).scalar_one_or_none()
+    if txn is not None:
+        return txn
+    return db.session.execute(
+        select(Transaction)
+        .join(PaymentAttempt, PaymentAttempt.transaction_id == Transaction.id)
+        .where(PaymentAttempt.midtrans_order_id == midtrans_order_id)
+    ).scalar_one_or_none()
+
+
+def record_attempt_id(txn: Transaction, midtrans_order_id: str) -> None:
+    """Keep a Midtrans order id an attempt of the (flushed) order uses, with its amount."""
+    txn.midtrans_order_ids = [*(txn.midtrans_order_ids or []), midtrans_order_id]
+    db.session.add(
+        PaymentAttempt(
+            transaction_id=txn.id, midtrans_order_id=midtrans_order_id, amount=txn.amount
+        )
+    )
+
+
+def attempt_amount(txn: Transaction, midtrans_order_id: str) -> int:
+    """What the order's attempt under this Midtrans order id charged (a renewal may have
+    changed the amount since), in the caller's unit."""
+    if midtrans_order_id == txn.midtrans_order_id:
+        return txn.amount
+    amount = db.session.execute(
+        select(PaymentAttempt.amount).where(
+            PaymentAttempt.midtrans_order_id == midtrans_order_id,
+            PaymentAttempt.transaction_id == txn.id,
+        )
+    ).scalar_one_or_none()
+    return amount if amount is not None else txn.amount
+
+
+def link_alive(txn: Transaction, now: datetime | None = None) -> bool:
+    """Whether the order's link (or Core payment details) can still lead to a payment: made,
+    still waiting for the payer, and its deadline not passed. A dead link is never served."""
+    if txn.link_state != LinkState.CREATED or outcome_of(txn.status, txn.fraud_status) != (
+        Outcome.PENDING
+    ):
+        return False
+    return txn.expires_at is None or (now or datetime.now(UTC)) < txn.expires_at
 
 
 class Applied(enum.StrEnum):
@@ -204,6 +264,12 @@ def _apply(
     new = str(answer.get("transaction_status") or "")
     new_fraud = answer.get("fraud_status")
     answered_for = answer.get("order_id")
+    if (
+        answered_for is not None
+        and answered_for != txn.midtrans_order_id
+        and answered_for in (txn.midtrans_order_ids or [])
+    ):
+        return _earlier_attempt(txn, str(answered_for), answer, source, notification_id)
     if answered_for is not None and answered_for != txn.midtrans_order_id:
         flag_order(
             txn,
@@ -249,6 +315,82 @@ def _apply(
     return Applied.CHANGED
 
 
+def _earlier_attempt(
+    txn: Transaction,
+    midtrans_order_id: str,
+    answer: dict[str, Any],
+    source: EventSource,
+    notification_id: int | None,
+) -> Applied:
+    """Midtrans's word about an earlier attempt of the (locked) order, one it left behind
+    when it was renewed or retried. That attempt failing is no news. A payer still paying
+    it, or money taken under it, is put in front of a person; money taken while the order
+    has none under its current attempt makes that attempt the order's payment (applied,
+    flagged: the newer link may still be paid too), never lost."""
+    new = str(answer.get("transaction_status") or "")
+    new_fraud = answer.get("fraud_status")
+    outcome = outcome_of(new, new_fraud)
+    if not new or outcome in UNSUCCESSFUL:
+        return Applied.UNCHANGED
+    if outcome == Outcome.PENDING:
+        reason = (
+            f"Midtrans has a pending payment under {midtrans_order_id}, an earlier attempt "
+            "of this order: the payer may still pay it"
+        )
+        if txn.flag == reason:
+            return Applied.UNCHANGED
+        flag_order(txn, reason, source=source, notification_id=notification_id)
+        return Applied.FLAGGED
+    current = outcome_of(txn.status, txn.fraud_status)
+    if current not in UNSUCCESSFUL and current != Outcome.PENDING:
+        reason = (
+            f"second payment: Midtrans says {new} under {midtrans_order_id}, an earlier "
+            f"attempt, while the order is {current} under {txn.midtrans_order_id}: refund one"
+        )
+        if txn.flag != reason:
+            flag_order(txn, reason, source=source, notification_id=notification_id)
+        return Applied.FLAGGED
+    charged = attempt_amount(txn, midtrans_order_id)
+    amount = check_amount(answer, charged)
+    if not amount.fits:
+        flag_order(
+            txn,
+            f"amount mismatch under earlier attempt {midtrans_order_id}: {amount.reason}; "
+            f"{new} not applied",
+            source=source,
+            notification_id=notification_id,
+        )
+        return Applied.FLAGGED
+    newer = txn.midtrans_order_id
+    # The order's payment is now the one under the earlier attempt: its link, not the newer
+    # one's, is what was paid; the newer link is no longer served.
+    txn.midtrans_order_id = midtrans_order_id
+    txn.amount = charged
+    txn.snap_token = txn.redirect_url = None
+    txn.payment_details = None
+    txn.status_by_gateway = False
+    txn.midtrans_response = {k: v for k, v in answer.items() if k not in PRIVATE_FIELDS}
+    txn.payment_type = answer.get("payment_type") or txn.payment_type
+    txn.midtrans_transaction_id = answer.get("transaction_id")
+    txn.customer_imposed_fee = amount.fee
+    refunded = refunded_total(answer)
+    txn.refunded_amount = refunded or 0
+    reason = (
+        f"paid under an earlier attempt {midtrans_order_id} (Midtrans says {new}) after the "
+        f"order got a newer one ({newer}): make sure the newer one is not paid too"
+    )
+    event = record_change(
+        txn,
+        new,
+        fraud_status=new_fraud,
+        source=source,
+        notification_id=notification_id,
+        detail=reason,
+    )
+    flag_order(txn, reason, source=source, notification_id=notification_id, event=event)
+    return Applied.CHANGED
+
+
 def _moves(txn: Transaction, new: str, new_fraud: str | None, refunded: int | None) -> bool:
     """Whether Midtrans saying `new` (with `refunded` given back in all) changes the order."""
     if txn.status_by_gateway:
@@ -287,7 +429,13 @@ def status_view(
     but the order id is the client's and the status is the one this gateway holds.
     """
     source = answer if answer is not None else (txn.midtrans_response or {})
-    view = {k: v for k, v in source.items() if k not in PRIVATE_FIELDS}
+    alive = link_alive(txn)
+    view = {}
+    if alive and txn.payment_details:
+        # A Core charge's payment details (VA number, QR, ...): the status API does not repeat
+        # them all (`actions`), and the payer needs them while the payment is pending.
+        view.update(txn.payment_details)
+    view.update({k: v for k, v in source.items() if k not in PRIVATE_FIELDS})
     view.update(
         {
             "order_id": txn.order_id,
@@ -297,8 +445,8 @@ def status_view(
             "payment_type": source.get("payment_type") or txn.payment_type,
             "gross_amount": source.get("gross_amount") or f"{txn.amount}.00",
             "currency": source.get("currency") or "IDR",
-            "redirect_url": txn.redirect_url,
-            "token": txn.snap_token,
+            "redirect_url": txn.redirect_url if alive else None,
+            "token": txn.snap_token if alive else None,
             **money_view(txn),
             "live": live,
         }

@@ -19,14 +19,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
-
 from ..database import reading, writing
 from ..errors import GatewayError, InvalidNotificationError, InvalidSignatureError
 from ..extensions import db
 from ..midtrans import NOTIFICATION_STATUS_CODES, Midtrans
-from ..models import EventSource, Notification, NotificationOutcome, Transaction
-from .lifecycle import Applied, apply_midtrans_status, flag_order, locked_transaction
+from ..models import EventSource, Notification, NotificationOutcome
+from .lifecycle import (
+    Applied,
+    apply_midtrans_status,
+    attempt_amount,
+    flag_order,
+    locked_transaction,
+    order_of_midtrans_id,
+)
 from .outcomes import check_amount
 from .recovery import RECOVERED_FLAG, claimed_by_an_app, recover_order
 
@@ -188,9 +193,7 @@ def _store_verified(note: Notification, body: dict) -> None:
     claims is recovered from Midtrans when confirmed; any other is `unmatched`, done."""
     note.signature_valid = True
     with writing():
-        txn = db.session.execute(
-            select(Transaction).where(Transaction.midtrans_order_id == body["order_id"])
-        ).scalar_one_or_none()
+        txn = order_of_midtrans_id(body["order_id"])
         if txn is None and not claimed_by_an_app(body["order_id"]):
             note.outcome = NotificationOutcome.UNMATCHED
             note.reason = "no order with this order_id at this gateway"
@@ -221,9 +224,13 @@ def confirm_notification(
     with reading():
         note = db.session.get(Notification, note_id, populate_existing=True)
         txn = note.transaction
+        # The attempt it is about: the order's current one, or an earlier one (renewed).
+        ident = note.order_id if txn is not None else None
+        charged = attempt_amount(txn, ident) if txn is not None and ident else None
     if txn is None:
         return _recover(note, midtrans=midtrans, timeout=timeout)
-    amount = check_amount(_as_sent(note), txn.amount)
+    ident = ident or txn.midtrans_order_id
+    amount = check_amount(_as_sent(note), charged if charged is not None else txn.amount)
     if not amount.fits:
         return _finish(
             note_id,
@@ -234,7 +241,7 @@ def confirm_notification(
     try:
         # By the signed order_id: the transaction_id is not covered by the signature, so a
         # replayed notification carrying another order's id must not pick what is confirmed.
-        answer = midtrans.get_status(txn.midtrans_order_id, timeout=timeout)
+        answer = midtrans.get_status(ident, timeout=timeout)
     except GatewayError as err:
         return _postpone(note_id, f"status API: {err.message}")
     if answer is None:

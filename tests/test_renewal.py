@@ -1,0 +1,301 @@
+"""Renewing an unpaid order (SPEC "Renewing an unpaid order"): POST /charge again for an order
+whose last link is dead makes a new attempt under a fresh Midtrans order id; a paid order is
+never charged again; a payment on an old attempt after a renewal is applied and flagged."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import responses
+from support import API_BASE, NOTIFICATION_CODES, SNAP_URL, signed, snap_ok, status_url
+
+from app.extensions import db
+from app.models import PaymentAttempt, Transaction, TransactionEvent
+
+ORDER = "INV-7"
+AMOUNT = 150000
+FRESH_ID = re.compile(rf"^{ORDER}~[0-9a-f]{{6}}$")
+
+
+def midtrans_status(order_id: str, status: str, *, amount: int = AMOUNT, **extra) -> dict:
+    return {
+        "status_code": {"settlement": "200", "pending": "201", "expire": "407"}.get(status, "200"),
+        "status_message": "Success, transaction is found",
+        "transaction_id": f"tx-{order_id}-{status}",
+        "order_id": order_id,
+        "gross_amount": f"{amount}.00",
+        "currency": "IDR",
+        "payment_type": "bank_transfer",
+        "transaction_time": "2026-11-21 10:00:00",
+        "transaction_status": status,
+        "fraud_status": "accept",
+        **extra,
+    }
+
+
+def charge(client, headers, *, amount: int = AMOUNT, **extra):
+    return client.post(
+        "/charge", json={"order_id": ORDER, "amount": amount, **extra}, headers=headers
+    )
+
+
+def snap_calls(midtrans) -> list[dict]:
+    return [json.loads(c.request.body) for c in midtrans.calls if c.request.url == SNAP_URL]
+
+
+def row(client) -> Transaction:
+    with client.application.app_context():
+        txn = db.session.query(Transaction).filter_by(order_id=ORDER).one()
+        db.session.expunge(txn)
+        return txn
+
+
+def events(client) -> list[TransactionEvent]:
+    with client.application.app_context():
+        txn = db.session.query(Transaction).filter_by(order_id=ORDER).one()
+        found = (
+            db.session.query(TransactionEvent)
+            .filter_by(transaction_id=txn.id)
+            .order_by(TransactionEvent.id)
+            .all()
+        )
+        db.session.expunge_all()
+        return found
+
+
+def change(client, **values) -> None:
+    with client.application.app_context():
+        txn = db.session.query(Transaction).filter_by(order_id=ORDER).one()
+        for name, value in values.items():
+            setattr(txn, name, value)
+        db.session.commit()
+
+
+def apply_status(client, headers, midtrans, answer: dict) -> dict:
+    """Midtrans's status API says `answer` once; GET /status applies it."""
+    midtrans.add(responses.GET, status_url(answer["order_id"]), json=answer, status=200)
+    resp = client.get(f"/status/{ORDER}", headers=headers)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    return resp.json
+
+
+def notify(client, answer: dict, midtrans) -> dict:
+    """Midtrans posts a notification about `answer`, and its status API confirms it."""
+    midtrans.add(responses.GET, status_url(answer["order_id"]), json=answer, status=200)
+    body = signed(
+        {k: v for k, v in answer.items() if k != "status_message"},
+        status_code=NOTIFICATION_CODES[answer["transaction_status"]],
+    )
+    resp = client.post("/notification", json=body)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    return resp.json
+
+
+@pytest.mark.parametrize("status", ["expire", "cancel", "deny", "failure"])
+def test_an_order_whose_payment_failed_is_renewed_with_a_fresh_midtrans_order_id(
+    client, app_key, midtrans, status
+):
+    snap_ok(midtrans, token="tok-1")
+    first = charge(client, app_key)
+    assert first.status_code == 201
+    view = apply_status(client, app_key, midtrans, midtrans_status(ORDER, status))
+    # GET /status stops showing the dead link.
+    assert view["transaction_status"] == status
+    assert view["token"] is None and view["redirect_url"] is None
+
+    snap_ok(midtrans, token="tok-2")
+    renewed = charge(client, app_key, amount=175000)  # a renewal may change the details
+
+    assert renewed.status_code == 201, renewed.get_data(as_text=True)
+    assert "Idempotent-Replayed" not in renewed.headers
+    assert renewed.json["token"] == "tok-2"
+    assert renewed.json["order_id"] == ORDER
+    expires = datetime.fromisoformat(renewed.json["expires_at"])
+    assert timedelta(hours=23) < expires - datetime.now(UTC) <= timedelta(hours=24)
+    sent = snap_calls(midtrans)[-1]["transaction_details"]
+    assert FRESH_ID.match(sent["order_id"]) and sent["gross_amount"] == 175000
+    txn = row(client)
+    assert txn.midtrans_order_id == sent["order_id"]
+    assert txn.midtrans_order_ids == [ORDER, sent["order_id"]]
+    assert (txn.status, txn.amount, txn.midtrans_transaction_id) == ("pending", 175000, None)
+    assert (events(client)[-1].from_status, events(client)[-1].to_status) == (status, "pending")
+
+    # The new link is served, and an identical repeat replays it.
+    midtrans.add(responses.GET, status_url(sent["order_id"]), status=404, json={})
+    status_now = client.get(f"/status/{ORDER}", headers=app_key).json
+    assert status_now["token"] == "tok-2" and status_now["outcome"] == "pending"
+    assert status_now["amount"] == 175000
+    again = charge(client, app_key, amount=175000)
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json == renewed.json
+    assert len(snap_calls(midtrans)) == 2
+
+
+def test_a_dead_link_with_no_payment_at_midtrans_is_renewed(client, app_key, midtrans):
+    snap_ok(midtrans, token="tok-1")
+    assert charge(client, app_key).status_code == 201
+    change(client, expires_at=datetime.now(UTC) - timedelta(minutes=1))
+    # The records stop showing the dead link at once.
+    record = client.get(f"/transactions/{ORDER}", headers=app_key).json
+    assert record["token"] is None and record["redirect_url"] is None
+    midtrans.add(responses.GET, status_url(ORDER), status=404, json={"status_code": "404"})
+    snap_ok(midtrans, token="tok-2")
+
+    renewed = charge(client, app_key)
+
+    assert renewed.status_code == 201 and renewed.json["token"] == "tok-2"
+    assert FRESH_ID.match(snap_calls(midtrans)[-1]["transaction_details"]["order_id"])
+    moves = [(e.from_status, e.to_status, e.source) for e in events(client)]
+    assert moves == [
+        (None, "pending", "charge"),
+        ("pending", "expire", "charge"),
+        ("expire", "pending", "charge"),
+    ]
+
+
+def test_a_pending_payment_behind_a_dead_link_is_cancelled_before_the_renewal(
+    client, app_key, midtrans
+):
+    snap_ok(midtrans, token="tok-1")
+    assert charge(client, app_key).status_code == 201
+    change(client, expires_at=datetime.now(UTC) - timedelta(minutes=1))
+    midtrans.add(responses.GET, status_url(ORDER), json=midtrans_status(ORDER, "pending"))
+    cancel = midtrans.add(
+        responses.POST,
+        f"{API_BASE}/v2/{ORDER}/cancel",
+        json=midtrans_status(ORDER, "cancel", status_message="Success, transaction is canceled"),
+    )
+    snap_ok(midtrans, token="tok-2")
+
+    renewed = charge(client, app_key)
+
+    assert renewed.status_code == 201 and renewed.json["token"] == "tok-2"
+    assert cancel.call_count == 1
+    calls = [c.request.url for c in midtrans.calls]
+    assert calls.index(f"{API_BASE}/v2/{ORDER}/cancel") < calls.index(SNAP_URL, 1)
+    assert [e.to_status for e in events(client)] == ["pending", "cancel", "pending"]
+
+
+def test_a_dead_link_found_paid_at_midtrans_is_not_renewed(client, app_key, midtrans):
+    snap_ok(midtrans, token="tok-1")
+    assert charge(client, app_key).status_code == 201
+    change(client, expires_at=datetime.now(UTC) - timedelta(minutes=1))
+    midtrans.add(responses.GET, status_url(ORDER), json=midtrans_status(ORDER, "settlement"))
+
+    other = charge(client, app_key, amount=99000)
+    assert other.status_code == 409 and other.json["error"]["code"] == "order_conflict"
+    assert "paid" in other.json["error"]["message"]
+    same = charge(client, app_key)
+    assert same.status_code == 201 and same.headers["Idempotent-Replayed"] == "true"
+    assert len(snap_calls(midtrans)) == 1
+    assert row(client).status == "settlement"
+
+
+def test_no_renewal_while_midtrans_cannot_be_asked(client, app_key, midtrans):
+    snap_ok(midtrans, token="tok-1")
+    assert charge(client, app_key).status_code == 201
+    change(client, expires_at=datetime.now(UTC) - timedelta(minutes=1))
+    midtrans.add(responses.GET, status_url(ORDER), status=503, json={"status_code": "503"})
+
+    resp = charge(client, app_key)
+
+    assert resp.status_code == 502
+    assert len(snap_calls(midtrans)) == 1
+    assert (row(client).status, row(client).midtrans_order_id) == ("pending", ORDER)
+
+
+@pytest.mark.parametrize("status", ["settlement", "refund", "partial_refund"])
+def test_a_paid_order_is_never_charged_again(client, app_key, midtrans, status):
+    snap_ok(midtrans, token="tok-1")
+    first = charge(client, app_key)
+    extra = {"refund_amount": "1000.00"} if status == "partial_refund" else {}
+    apply_status(client, app_key, midtrans, midtrans_status(ORDER, status, **extra))
+    change(client, expires_at=datetime.now(UTC) - timedelta(days=2))
+
+    same = charge(client, app_key)
+    other = charge(client, app_key, amount=1000)
+
+    assert same.status_code == 201 and same.headers["Idempotent-Replayed"] == "true"
+    assert same.json["token"] == first.json["token"]
+    assert other.status_code == 409
+    assert len(snap_calls(midtrans)) == 1
+    assert [
+        c for c in midtrans.calls if c.request.method == "POST" and "/cancel" in c.request.url
+    ] == []
+
+
+def test_a_live_link_is_replayed_and_other_details_conflict(client, app_key, midtrans):
+    snap_ok(midtrans, token="tok-1")
+    first = charge(client, app_key)
+    same = charge(client, app_key)
+    other = charge(client, app_key, amount=1000)
+    assert same.status_code == 201 and same.json == first.json
+    assert other.status_code == 409
+    assert len(snap_calls(midtrans)) == 1
+
+
+def renewed_after_expiry(client, app_key, midtrans) -> str:
+    """The order's first link expired at Midtrans and was renewed: the new Midtrans id."""
+    snap_ok(midtrans, token="tok-1")
+    assert charge(client, app_key).status_code == 201
+    apply_status(client, app_key, midtrans, midtrans_status(ORDER, "expire"))
+    snap_ok(midtrans, token="tok-2")
+    assert charge(client, app_key).status_code == 201
+    return row(client).midtrans_order_id
+
+
+def test_the_old_link_paid_late_after_a_renewal_is_applied_and_flagged(client, app_key, midtrans):
+    newer = renewed_after_expiry(client, app_key, midtrans)
+
+    notify(client, midtrans_status(ORDER, "settlement"), midtrans)
+
+    txn = row(client)
+    assert (txn.status, txn.midtrans_order_id) == ("settlement", ORDER)
+    assert txn.flag and "earlier attempt" in txn.flag and newer in txn.flag
+    view = client.get(f"/transactions/{ORDER}", headers=app_key).json
+    assert view["outcome"] == "paid" and view["paid"] is True
+    assert view["token"] is None  # the newer link is not served any more
+    assert view["events"][-1]["to_status"] == "settlement"
+
+    # The newer link paid as well: a second payment, flagged for a refund, never dropped.
+    notify(client, midtrans_status(newer, "settlement"), midtrans)
+    txn = row(client)
+    assert txn.status == "settlement" and txn.midtrans_order_id == ORDER
+    assert txn.flag.startswith("second payment") and newer in txn.flag
+
+
+def test_the_old_attempt_expiring_after_a_renewal_changes_nothing(client, app_key, midtrans):
+    newer = renewed_after_expiry(client, app_key, midtrans)
+    before = len(events(client))
+
+    notify(client, midtrans_status(ORDER, "expire"), midtrans)
+
+    txn = row(client)
+    assert (txn.status, txn.midtrans_order_id, txn.flag) == ("pending", newer, None)
+    assert len(events(client)) == before
+
+
+def test_a_late_payment_of_another_amount_on_the_old_attempt_keeps_that_amount(
+    client, app_key, midtrans
+):
+    snap_ok(midtrans, token="tok-1")
+    assert charge(client, app_key).status_code == 201
+    apply_status(client, app_key, midtrans, midtrans_status(ORDER, "cancel"))
+    snap_ok(midtrans, token="tok-2")
+    assert charge(client, app_key, amount=99000).status_code == 201
+
+    notify(client, midtrans_status(ORDER, "settlement"), midtrans)
+
+    txn = row(client)
+    assert (txn.status, txn.amount, txn.midtrans_order_id) == ("settlement", AMOUNT, ORDER)
+    assert txn.flag and "earlier attempt" in txn.flag
+
+
+def test_every_attempt_id_is_kept(client, app_key, midtrans):
+    newer = renewed_after_expiry(client, app_key, midtrans)
+    with client.application.app_context():
+        kept = {a.midtrans_order_id: a.amount for a in db.session.query(PaymentAttempt)}
+    assert kept == {ORDER: AMOUNT, newer: AMOUNT}
