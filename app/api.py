@@ -108,3 +108,17 @@ def transaction(order_id: str):
 @client_call
 def config():
     return jsonify(records.client_config(gateway().settings.midtrans))
+
+
+@bp.post("/transactions/<order_id>/<any(cancel, expire, refund, approve, deny, capture):action>")
+@client_call
+def transaction_action(order_id: str, action: str):
+    body = json_body() if request.get_data(cache=True) else None
+    view = payments.client_action(
+        client_app=g.client_app,
+        order_id=_known_order_id(order_id),
+        action=action,
+        body=body,
+        midtrans=midtrans(),
+    )
+    return jsonify(view)

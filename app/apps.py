@@ -11,7 +11,6 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 
@@ -35,17 +34,6 @@ class NewKey:
     app: App
     key: str  # shown once, never stored
     signing_secret: str | None = None  # shown once, when a callback URL was set
-
-
-def snapshot(app: App) -> dict[str, Any]:
-    """What the audit log keeps of an app (never the key or its hash)."""
-    return {
-        "code": app.code,
-        "name": app.name,
-        "order_prefix": app.order_prefix,
-        "active": app.active,
-        "key_hint": app.key_hint,
-    }
 
 
 def get_app_or_raise(app_id: int) -> App:
@@ -140,6 +128,15 @@ def set_active(app_id: int, active: bool) -> App:
     with writing():
         app = get_app_or_raise(app_id)
         app.active = active
+    return app
+
+
+def set_refunds_allowed(app_id: int, allowed: bool) -> App:
+    """Let the app refund its paid orders through the API (`POST /transactions/<id>/refund`),
+    or stop it. Off for every app until an admin turns it on: a refund moves money out."""
+    with writing():
+        app = get_app_or_raise(app_id)
+        app.allow_refunds = allowed
     return app
 
 

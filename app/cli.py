@@ -160,6 +160,18 @@ def enable_app(code: str):
     click.echo(f"App {code} enabled.")
 
 
+@apps_cli.command("allow-refunds")
+@click.argument("code")
+@click.option("--off", is_flag=True, help="Stop the app's refunds through the API.")
+def allow_refunds(code: str, off: bool):
+    """Let the app refund its paid orders through the API (off for every app until allowed)."""
+    _run(apps.set_refunds_allowed, _get_app_or_fail(code).id, not off)
+    if off:
+        click.echo(f"App {code} may no longer refund through the API (403 forbidden).")
+    else:
+        click.echo(f"App {code} may now refund its paid orders through the API.")
+
+
 @apps_cli.command("rotate-key")
 @click.argument("code")
 def rotate_key(code: str):

@@ -64,6 +64,24 @@ class ChargeInProgressError(GatewayError):
     status, code = 409, "charge_in_progress"
 
 
+class ForbiddenError(GatewayError):
+    """The app is known, but not allowed to do this (e.g. refunds, until an admin allows)."""
+
+    status, code = 403, "forbidden"
+
+
+class InvalidStateError(GatewayError):
+    """The order's state does not allow the action (the gateway's rules, or Midtrans's 412)."""
+
+    status, code = 409, "invalid_state"
+
+
+class RefundInProgressError(GatewayError):
+    """The same refund_key is being refunded right now; retry after Retry-After."""
+
+    status, code = 409, "refund_in_progress"
+
+
 class BusyError(GatewayError):
     """Something else is working on the same thing right now (e.g. a worker delivering a
     callback an admin wants to resend). Dashboard only."""

@@ -95,6 +95,7 @@ class EventSource(enum.StrEnum):
     STATUS = "status"
     RECONCILIATION = "reconciliation"
     ADMIN = "admin"
+    CLIENT = "client"  # a client app's action through the API (cancel, refund, ...)
     RECOVERY = "recovery"  # rebuilt from Midtrans's word (the database had lost the order)
 
 

@@ -69,6 +69,7 @@ def snapshot(client_app: App) -> dict[str, Any]:
         "order_prefix": client_app.order_prefix,
         "active": client_app.active,
         "key_hint": client_app.key_hint,
+        "allow_refunds": client_app.allow_refunds,
         "callback_url": client_app.callback_url,
         "callback_disabled_at": _iso(client_app.callback_disabled_at),
         "callback_disabled_reason": client_app.callback_disabled_reason,
@@ -176,6 +177,8 @@ def _save_app(app_id: int, form: AppEditForm) -> Response | None:
             if url_changed:
                 secret = app_service.set_callback_url(client_app, new_url, **policy_kwargs())
             app_service.edit_app(app_id, name=form.name.data, order_prefix=form.order_prefix.data)
+            if form.allow_refunds.data != client_app.allow_refunds:
+                app_service.set_refunds_allowed(app_id, form.allow_refunds.data)
             _audit_save(client_app, before, snapshot(client_app), url_changed, secret)
     except GatewayError as err:
         field_error(form, err)
@@ -194,7 +197,7 @@ def _audit_save(
 ) -> None:
     """An edit of the details, and a change of the callback URL, are entries of their own."""
     target = _target(client_app)
-    details_changed = any(before[k] != after[k] for k in ("name", "order_prefix"))
+    details_changed = any(before[k] != after[k] for k in ("name", "order_prefix", "allow_refunds"))
     if details_changed or not url_changed:
         audit.record("app_edit", target=target, before=before, after=after)
     if url_changed:

@@ -28,6 +28,9 @@ ACTIONS = (
     "transaction_cancel",
     "transaction_expire",
     "transaction_refund",
+    "transaction_approve",
+    "transaction_deny",
+    "transaction_capture",
     "admin_create",
     "password_change",
 )

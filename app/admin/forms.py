@@ -80,6 +80,10 @@ class AppEditForm(FlaskForm):
     callback_url = _callback_url_field(
         _l("Payment updates are POSTed here, signed. Empty: no callbacks.")
     )
+    allow_refunds = BooleanField(
+        _l("May refund its paid orders through the API"),
+        description=_l("A refund moves money out: allow it only for apps that need it."),
+    )
 
 
 class CallbackRecoverForm(FlaskForm):
@@ -93,6 +97,11 @@ class RefundForm(FlaskForm):
     reason = StringField(_l("Reason"), validators=[DataRequired(), Length(max=255)])
     refund_key = HiddenField(validators=[DataRequired(), Length(min=8, max=50)])
     confirm = BooleanField(_l("Yes, refund this payment"), validators=[DataRequired()])
+
+
+class CaptureForm(FlaskForm):
+    amount = IntegerField(_l("Amount (Rp)"), validators=[DataRequired(), NumberRange(min=1)])
+    confirm = BooleanField(_l("Yes, capture this payment"), validators=[DataRequired()])
 
 
 class TxFilterForm(FlaskForm):

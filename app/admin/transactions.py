@@ -12,6 +12,7 @@ from flask import (
     Response,
     abort,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -26,12 +27,12 @@ from ..database import reading
 from ..errors import GatewayError, NotFoundError
 from ..extensions import db
 from ..models import Transaction, TransactionEvent, TxStatus
-from ..payments.outcomes import OUTCOMES, REFUNDABLE_OUTCOMES
+from ..payments.outcomes import OUTCOMES, REFUNDABLE_OUTCOMES, Outcome
 from ..services import gateway
 from . import audit, bp, meaning
 from . import transactions_queries as queries
 from .common import WIB, apps_by_id, page_number, search_term
-from .forms import ConfirmedActionForm, ConfirmForm, RefundForm, TxFilterForm
+from .forms import CaptureForm, ConfirmedActionForm, ConfirmForm, RefundForm, TxFilterForm
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +119,9 @@ def transaction(txn_id: int):
             .all()
         )
         outcome = meaning.outcome_of_txn(txn)
-        # What may still be refunded: Midtrans refuses more than was paid and not yet given back.
-        refund_form = RefundForm(formdata=None, amount=max(txn.amount - txn.refunded_amount, 0))
+        # What may still be refunded (the fee the payer paid included): the form's default.
+        left_to_refund = max(payments.refundable_amount(txn), 0)
+        refund_form = RefundForm(formdata=None, amount=left_to_refund)
         # Made once per rendered form: a double submit sends the same key, and Midtrans refunds
         # once.
         refund_form.refund_key.data = secrets.token_urlsafe(18)
@@ -132,7 +134,11 @@ def transaction(txn_id: int):
             sync_form=ConfirmForm(formdata=None),
             confirm_form=ConfirmedActionForm(formdata=None),
             refund_form=refund_form,
+            capture_form=CaptureForm(formdata=None, amount=txn.amount),
+            left_to_refund=left_to_refund,
             can_refund=outcome in REFUNDABLE_OUTCOMES,
+            can_decide=outcome == Outcome.CHALLENGE,
+            can_capture=outcome == Outcome.AUTHORIZED,
             can_cancel=outcome in meaning.CANCELLABLE,
             can_expire=outcome in meaning.EXPIRABLE,
         )
@@ -210,6 +216,42 @@ def transaction_refund(txn_id: int):
             reason=form.reason.data,
             refund_key=form.refund_key.data,
             midtrans=midtrans,
+            requested_by=f"admin:{g.admin.username}",
         ),
         detail=f"amount {form.amount.data}, refund_key {form.refund_key.data}: {form.reason.data}",
+    )
+
+
+@bp.post("/transactions/<int:txn_id>/<any(approve, deny):action>")
+def transaction_decide(txn_id: int, action: str):
+    """Approve or deny a payment Midtrans's fraud check holds (`challenge`)."""
+    txn = _get_transaction(txn_id)
+    if not ConfirmedActionForm().validate():
+        flash(_("Tick the box to confirm first."), "error")
+        return redirect(url_for("admin.transaction", txn_id=txn.id))
+    midtrans = gateway().midtrans
+    return _run_action(
+        txn,
+        f"transaction_{action}",
+        lambda: payments.decide_challenge(txn.id, action, midtrans=midtrans),
+    )
+
+
+@bp.post("/transactions/<int:txn_id>/capture")
+def transaction_capture(txn_id: int):
+    """Capture an authorized card payment, all of it or less."""
+    txn = _get_transaction(txn_id)
+    form = CaptureForm()
+    if not form.validate():
+        for field in (form.confirm, form.amount):
+            if field.errors:
+                flash(f"{field.label.text}: {field.errors[0]}", "error")
+                break
+        return redirect(url_for("admin.transaction", txn_id=txn.id))
+    midtrans = gateway().midtrans
+    return _run_action(
+        txn,
+        "transaction_capture",
+        lambda: payments.capture_transaction(txn.id, amount=form.amount.data, midtrans=midtrans),
+        detail=f"amount {form.amount.data}",
     )

@@ -19,7 +19,15 @@ is read and then changed is locked in that block (`lock_row`). Reads that preced
 Midtrans or a client app are `with reading():` blocks that end before the call: no
 transaction, and on SQLite no write lock, is ever held across one."""
 
-from .actions import cancel_transaction, expire_transaction, refund_transaction
+from .actions import (
+    cancel_transaction,
+    capture_transaction,
+    client_action,
+    decide_challenge,
+    expire_transaction,
+    refund_transaction,
+    refundable_amount,
+)
 from .callbacks import (
     deliver_due_callbacks,
     recover_failed,
@@ -37,6 +45,10 @@ from .status import (
 )
 
 __all__ = [
+    "capture_transaction",
+    "client_action",
+    "decide_challenge",
+    "refundable_amount",
     "Applied",
     "ChargeResult",
     "Receipt",

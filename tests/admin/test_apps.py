@@ -126,3 +126,28 @@ def test_edit_name_and_prefix(admin_client, post, app, app_key):
         ).scalar_one()
     assert entry.before["order_prefix"] == "" and entry.after["order_prefix"] == "whmcs-"
     assert entry.before["name"] == "biling app" and entry.after["name"] == "WHMCS Billing"
+
+
+def test_refunds_through_the_api_are_allowed_by_a_checkbox_and_audited(
+    admin_client, post, app, app_key
+):
+    app_id = _app_id(app, "biling")
+    edit = f"/admin/apps/{app_id}"
+    page = admin_client.get(edit).get_data(as_text=True)
+    assert (
+        'name="allow_refunds"' in page
+        and "checked" not in page.split('name="allow_refunds"')[1][:40]
+    )
+
+    resp = post(edit, {"name": "biling app", "order_prefix": "", "allow_refunds": "y"}, page=edit)
+    assert resp.status_code == 302
+    with app.app_context():
+        assert db.session.get(App, app_id).allow_refunds is True
+        entry = db.session.execute(
+            select(AuditEntry).where(AuditEntry.action == "app_edit")
+        ).scalar_one()
+    assert (entry.before["allow_refunds"], entry.after["allow_refunds"]) == (False, True)
+
+    post(edit, {"name": "biling app", "order_prefix": ""}, page=edit)  # unticked: off again
+    with app.app_context():
+        assert db.session.get(App, app_id).allow_refunds is False

@@ -224,13 +224,15 @@ def test_a_double_submitted_refund_sends_one_refund_key(
         f"/admin/transactions/{txn}/refund", data={**form, "confirm": "y"}, follow_redirects=True
     )
     assert second.status_code == 200
-    assert refunds.call_count == 1  # the order is refunded: the repeat never reached Midtrans
+    # The repeat is the same refund (its key): it answers the first's result, never refunds.
+    assert "The order is now refund" in second.get_data(as_text=True)
+    assert refunds.call_count == 1
     body = json.loads(refunds.calls[0].request.body)
     assert body == {"refund_key": form["refund_key"], "amount": 100000, "reason": "customer asked"}
     entries = audits(app, "transaction_refund")
     assert entries[0].after["status"] == "refund"
     assert form["refund_key"] in entries[0].detail
-    assert entries[1].detail.startswith("failed:")
+    assert [e.after["status"] for e in entries] == ["refund", "refund"]
 
 
 def test_each_rendered_refund_form_has_its_own_key(admin_client, app, app_key, charge):
@@ -254,3 +256,71 @@ def test_refund_above_the_amount_is_refused(admin_client, app, app_key, charge, 
 def test_unknown_transaction_is_an_html_404(admin_client):
     resp = admin_client.get("/admin/transactions/999")
     assert resp.status_code == 404 and resp.mimetype == "text/html"
+
+
+def test_a_challenge_is_approved_or_denied_from_the_order_page(
+    admin_client, app, app_key, charge, midtrans
+):
+    txn = charge(app_key, "INV-20", amount=100000)
+    set_status(app, txn, TxStatus.CAPTURE)
+    with app.app_context():
+        row = db.session.get(Transaction, txn)
+        row.fraud_status, row.midtrans_transaction_id = "challenge", "pay-20"
+        db.session.commit()
+    page = admin_client.get(f"/admin/transactions/{txn}").get_data(as_text=True)
+    assert "Approve payment" in page and "Deny payment" in page and "Capture" not in page
+
+    approve = midtrans.add(responses.POST, f"{API_BASE}/v2/pay-20/approve", json={})
+    midtrans.add(
+        responses.GET,
+        status_url("INV-20"),
+        json={**settled("INV-20", 100000, "capture"), "fraud_status": "accept"},
+    )
+    resp = admin_client.post(
+        f"/admin/transactions/{txn}/approve",
+        data={"csrf_token": _token(admin_client, txn), "confirm": "y"},
+        follow_redirects=True,
+    )
+    assert "The order is now capture" in resp.get_data(as_text=True)
+    assert approve.call_count == 1
+    (entry,) = audits(app, "transaction_approve")
+    assert entry.after == {"status": "capture", "fraud_status": "accept"}
+
+
+def test_an_authorized_card_is_captured_for_less(admin_client, app, app_key, charge, midtrans):
+    txn = charge(app_key, "INV-21", amount=100000)
+    set_status(app, txn, TxStatus.AUTHORIZE)
+    with app.app_context():
+        db.session.get(Transaction, txn).midtrans_transaction_id = "pay-21"
+        db.session.commit()
+    page = admin_client.get(f"/admin/transactions/{txn}").get_data(as_text=True)
+    assert 'name="amount"' in page and 'value="100000"' in page and "Approve payment" not in page
+
+    capture = midtrans.add(responses.POST, f"{API_BASE}/v2/capture", json={})
+    midtrans.add(responses.GET, status_url("INV-21"), json=settled("INV-21", 80000, "capture"))
+    token = _token(admin_client, txn)
+    resp = admin_client.post(
+        f"/admin/transactions/{txn}/capture",
+        data={"csrf_token": token, "amount": "80000", "confirm": "y"},
+        follow_redirects=True,
+    )
+    assert "The order is now capture" in resp.get_data(as_text=True)
+    assert json.loads(capture.calls[0].request.body) == {
+        "transaction_id": "pay-21",
+        "gross_amount": 80000,
+    }
+    assert audits(app, "transaction_capture")[0].detail == "amount 80000"
+
+
+def test_the_order_page_shows_what_is_left_to_refund(admin_client, app, app_key, charge):
+    txn = charge(app_key, "INV-22", amount=100000)
+    set_status(app, txn, TxStatus.PARTIAL_REFUND)
+    with app.app_context():
+        db.session.get(Transaction, txn).refunded_amount = 30000
+        db.session.commit()
+    page = admin_client.get(f"/admin/transactions/{txn}").get_data(as_text=True)
+    import re
+
+    left = re.search(r'class="left-to-refund">([^<]+)<', page).group(1)
+    assert "70.000" in left
+    assert re.search(r'name="amount"[^>]*value="70000"', page) or 'value="70000"' in page
