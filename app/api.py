@@ -59,7 +59,12 @@ def client_call(view):
 def charge():
     client_app = g.client_app
     parsed = ChargeRequest.parse(json_body(), prefix=client_app.order_prefix)
-    result = payments.create_charge(client_app=client_app, charge=parsed, midtrans=midtrans())
+    result = payments.create_charge(
+        client_app=client_app,
+        charge=parsed,
+        midtrans=midtrans(),
+        callback_policy=gateway().callback_policy,
+    )
     txn = result.transaction
     if txn.snap_token is None:
         # No link to give: Midtrans already holds this order's payment (adopted, or rebuilt

@@ -37,6 +37,7 @@ EXPIRY_UNITS = {"second", "seconds", "minute", "minutes", "hour", "hours", "day"
 UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 CARD_TRANSACTION_TYPES = ("authorize", "authorize_capture")
 FINISH_URL_SCHEMES = ("https://", "http://")
+CALLBACK_URL_MAX = 2000
 
 CUSTOMER_TEXT_FIELDS = {"first_name": 255, "last_name": 255}
 ADDRESS_FIELDS = {
@@ -353,6 +354,23 @@ def _parse_options(body: dict) -> dict:
     return options
 
 
+def _parse_callback_url(value: Any) -> str:
+    """The order's own callback URL: an http(s) URL (whether its address may receive
+    callbacks is the callback address policy's to say, when the order is made)."""
+    url = _string(value, "callback_url", max_len=CALLBACK_URL_MAX)
+    if not url.startswith(FINISH_URL_SCHEMES):
+        raise InvalidRequestError(
+            "callback_url must be an http(s) URL where this order's callbacks are sent "
+            "(GoPay's deeplink return is gopay.callback_url)",
+            field="callback_url",
+        )
+    return url
+
+
+# What a client sent for itself, echoed in `GET /status`, the records and every callback.
+ECHOED_FIELDS = ("metadata", "custom_field1", "custom_field2", "custom_field3")
+
+
 @dataclass(frozen=True)
 class ChargeRequest:
     """A validated `POST /charge` body."""
@@ -364,6 +382,9 @@ class ChargeRequest:
     options: dict = field(default_factory=dict)  # Snap's options, passed on as given
     expiry: Expiry | None = None  # options' `expiry`, typed
     page_expiry: Expiry | None = None  # options' `page_expiry`, typed
+    # Where this order's callbacks go instead of the app's URL (the gateway's, never sent to
+    # Midtrans; GoPay's deeplink return is `gopay.callback_url`, a Midtrans option).
+    callback_url: str | None = None
 
     @classmethod
     def parse(cls, body: Any, *, prefix: str) -> ChargeRequest:
@@ -378,6 +399,9 @@ class ChargeRequest:
         if body.get("customer_details") is not None:
             customer = _parse_customer(body["customer_details"])
         options = _parse_options(body)
+        callback_url = None
+        if body.get("callback_url") is not None:
+            callback_url = _parse_callback_url(body["callback_url"])
         return cls(
             order_id,
             amount,
@@ -386,6 +410,7 @@ class ChargeRequest:
             options,
             expiry=Expiry.of(options["expiry"]) if "expiry" in options else None,
             page_expiry=Expiry.of(options["page_expiry"]) if "page_expiry" in options else None,
+            callback_url=callback_url,
         )
 
     def as_dict(self) -> dict:
@@ -395,7 +420,13 @@ class ChargeRequest:
         if self.customer_details is not None:
             data["customer_details"] = self.customer_details
         data.update(self.options)
+        if self.callback_url is not None:
+            data["callback_url"] = self.callback_url
         return data
+
+    def echoed(self) -> dict[str, Any]:
+        """The client's own fields every status object and callback carries back."""
+        return {key: self.options[key] for key in ECHOED_FIELDS if key in self.options}
 
     def fingerprint(self) -> str:
         """Same details, same fingerprint: what decides replay (same) versus conflict (409)."""
@@ -497,6 +528,17 @@ def charge_request_schema() -> dict:
         "type": ["array", "null"],
         "minItems": 1,
         "items": {"type": "string", "minLength": 1},
+    }
+    options["callback_url"] = {
+        "type": ["string", "null"],
+        "maxLength": CALLBACK_URL_MAX,
+        "pattern": finish,
+        "description": (
+            "Where this order's callbacks go instead of the app's callback URL, signed with "
+            "the app's signing secret (the app must have one). The same address rules as the "
+            "app's URL apply. Not sent to Midtrans; GoPay's deeplink return is "
+            "`gopay.callback_url`."
+        ),
     }
     return {
         "type": "object",

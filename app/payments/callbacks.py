@@ -69,9 +69,10 @@ def new_event_id() -> str:
 
 def enqueue_update(txn: Transaction, view: dict) -> CallbackEvent | None:
     """Add a `transaction.updated` event for the order's client app, in the caller's unit of
-    work: the event commits with the change it reports, or neither does."""
+    work: the event commits with the change it reports, or neither does. It goes to the
+    order's own callback URL when the client gave one, else to the app's."""
     client_app = txn.app
-    if not client_app.callback_url:
+    if not (txn.callback_url or client_app.callback_url):
         return None
     now = datetime.now(UTC)
     payload = {"type": EVENT_TYPE, "timestamp": now.isoformat(), "data": view}
@@ -128,12 +129,16 @@ def _due_events(
     due = (
         select(CallbackEvent.id, CallbackEvent.app_id, CallbackEvent.next_attempt_at, rank)
         .join(App, App.id == CallbackEvent.app_id)
+        .join(Transaction, Transaction.id == CallbackEvent.transaction_id)
         .where(
             CallbackEvent.state == CallbackState.PENDING,
             CallbackEvent.next_attempt_at <= now,
             or_(CallbackEvent.claimed_until.is_(None), CallbackEvent.claimed_until < now),
-            App.callback_url.is_not(None),
-            App.callback_disabled_at.is_(None),
+            # The order's own URL, or the app's while its endpoint is not disabled.
+            or_(
+                Transaction.callback_url.is_not(None),
+                and_(App.callback_url.is_not(None), App.callback_disabled_at.is_(None)),
+            ),
             *([App.id.not_in(skip_apps)] if skip_apps else []),
             _not_after_an_earlier_pending_one(),
         )
@@ -202,7 +207,9 @@ def deliver_event(event_id: int, *, client: CallbackClient, now: datetime | None
     with reading():
         event = db.session.get(CallbackEvent, event_id, populate_existing=True)
         client_app = event.app
-        url, msg_id, body = client_app.callback_url, event.event_id, event.payload.encode("utf-8")
+        order_url = event.transaction.callback_url
+        url = order_url or client_app.callback_url
+        msg_id, body = event.event_id, event.payload.encode("utf-8")
         keys = _secrets_in_use(client_app, now)
 
     try:
@@ -212,7 +219,7 @@ def deliver_event(event_id: int, *, client: CallbackClient, now: datetime | None
         result = DeliveryResult(None, 0, None, f"failed: {type(err).__name__}")
 
     with writing():
-        state = _record_attempt(event_id, url, result, now)
+        state = _record_attempt(event_id, url, result, now, app_endpoint=order_url is None)
     log.info(
         "callback %s to app %s: %s (%s)",
         msg_id,
@@ -223,8 +230,12 @@ def deliver_event(event_id: int, *, client: CallbackClient, now: datetime | None
     return state
 
 
-def _record_attempt(event_id: int, url: str, result: DeliveryResult, now: datetime) -> str:
-    """Record an attempt on the (locked) event and schedule what follows; its state."""
+def _record_attempt(
+    event_id: int, url: str, result: DeliveryResult, now: datetime, *, app_endpoint: bool = True
+) -> str:
+    """Record an attempt on the (locked) event and schedule what follows; its state. An
+    order's own URL (not `app_endpoint`) failing, even with 410, ends that order's events
+    only: the app's endpoint is neither marked failing nor disabled by it."""
     event = lock_row(CallbackEvent, event_id)
     client_app = lock_row(App, event.app_id)
     db.session.add(
@@ -243,13 +254,18 @@ def _record_attempt(event_id: int, url: str, result: DeliveryResult, now: dateti
     if result.delivered:
         event.state, event.delivered_at, event.last_error = CallbackState.DELIVERED, now, None
         event.next_attempt_at = None
-        client_app.callback_failing_since = None
+        if app_endpoint:
+            client_app.callback_failing_since = None
         return event.state
     event.last_error = result.error or f"HTTP {result.status_code}"
-    client_app.callback_failing_since = client_app.callback_failing_since or now
+    if app_endpoint:
+        client_app.callback_failing_since = client_app.callback_failing_since or now
     retry_after = result.retry_after if result.status_code in {429, 503} else None
     delay = _next_delay(event.attempts, retry_after)
-    if result.status_code == 410:
+    if not app_endpoint:
+        if result.status_code == 410:
+            delay = None  # that order's URL is gone: its events end, the app's go on
+    elif result.status_code == 410:
         disable_endpoint(client_app, now, "the endpoint answered 410 Gone")
         delay = None
     elif now - client_app.callback_failing_since >= DISABLE_AFTER:

@@ -12,10 +12,12 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from ..callback_sender import AddressPolicy, UnsafeCallbackURL
 from ..database import writing
 from ..errors import (
     ChargeInProgressError,
     GatewayError,
+    InvalidRequestError,
     MidtransAuthError,
     MidtransRejectedError,
     MidtransUnavailableError,
@@ -79,13 +81,28 @@ def charge_answer(txn: Transaction) -> dict:
 # -- POST /charge --------------------------------------------------------------------------
 
 
-def create_charge(*, client_app: App, charge: ChargeRequest, midtrans: Midtrans) -> ChargeResult:
+def create_charge(
+    *,
+    client_app: App,
+    charge: ChargeRequest,
+    midtrans: Midtrans,
+    callback_policy: AddressPolicy | None = None,
+) -> ChargeResult:
     """Reserve the order before calling Midtrans so a repeat or a race cannot charge twice.
 
     The identical request again answers the stored link (a replay); other details for an
     order that has a link are a conflict. After a failed or timed-out attempt, the next
     request tries again, with a fresh Midtrans order id when Midtrans may hold the old one.
+    An order's own `callback_url` is judged by `callback_policy` (the rules of the app's URL)
+    before anything is written.
     """
+    if charge.callback_url is not None:
+        check_order_callback_url(
+            client_app,
+            charge.callback_url,
+            policy=callback_policy,
+            production=midtrans.settings.is_production,
+        )
     in_flight = timedelta(seconds=midtrans.settings.timeout) + ATTEMPT_GRACE
     checks = 0
     for _ in range(TAKEN_RETRIES + 1 + RENEWAL_CHECKS):
@@ -123,6 +140,26 @@ def create_charge(*, client_app: App, charge: ChargeRequest, midtrans: Midtrans)
     raise MidtransUnavailableError(
         "Midtrans keeps saying the order id is taken; the next attempt uses a fresh one"
     )
+
+
+def check_order_callback_url(
+    client_app: App, url: str, *, policy: AddressPolicy | None, production: bool
+) -> None:
+    """An order's own callback URL passes the app URL's rules (no private address unless
+    CALLBACK_ALLOWED_HOSTS allows it, https in production), and the app can sign for it."""
+    if not client_app.signing_secret:
+        raise InvalidRequestError(
+            "callback_url needs the app's signing secret to sign its callbacks, and this app "
+            "has none: ask an admin to set the app's callback URL (dashboard, or "
+            "`flask --app wsgi apps set-callback CODE URL`), which prints the secret once",
+            field="callback_url",
+        )
+    if policy is None:
+        raise InvalidRequestError("callback_url cannot be checked here", field="callback_url")
+    try:
+        policy.check_url(url, require_https=production)
+    except UnsafeCallbackURL as err:
+        raise InvalidRequestError(f"callback_url: {err}", field="callback_url") from None
 
 
 def _order_id_taken(err: MidtransRejectedError) -> bool:
@@ -255,6 +292,7 @@ def _new_order(client_app: App, charge: ChargeRequest, fingerprint: str) -> Tran
         amount=charge.amount,
         request_fingerprint=fingerprint,
         request_body=charge.as_dict(),
+        callback_url=charge.callback_url,
         link_state=LinkState.CREATING,
         attempt=1,
         attempt_owner=process_identity(),
@@ -337,6 +375,7 @@ def _reuse(
     txn.amount = charge.amount
     txn.request_fingerprint = fingerprint
     txn.request_body = charge.as_dict()
+    txn.callback_url = charge.callback_url
     if not reuse_id:
         txn.midtrans_order_id = _free_midtrans_order_id(
             txn.app.order_prefix + charge.order_id, fresh=True

@@ -22,6 +22,7 @@ from ..models import (
     TransactionEvent,
     TxStatus,
 )
+from ..schemas import ECHOED_FIELDS
 from .callbacks import enqueue_update
 from .outcomes import (
     PARTLY_REVERSED,
@@ -460,6 +461,8 @@ def status_view(
     if not live:
         view["status_message"] = "Midtrans could not be reached; this is the last known status"
     view.setdefault("transaction_time", None)
+    asked = txn.request_body or {}
+    view.update({key: asked[key] for key in ECHOED_FIELDS if key in asked})
     return view
 
 
