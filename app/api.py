@@ -102,7 +102,7 @@ def transactions():
     return jsonify(records.list_transactions(client_app=g.client_app, query=query))
 
 
-@bp.get("/transactions/<path:order_id>")
+@bp.get("/transactions/<order_id>")
 @client_call
 def transaction(order_id: str):
     record = records.transaction_record(client_app=g.client_app, order_id=_known_order_id(order_id))
@@ -115,7 +115,6 @@ def config():
     return jsonify(records.client_config(gateway().settings.midtrans))
 
 
-@bp.post("/transactions/<order_id>/<any(cancel, expire, refund, approve, deny, capture):action>")
 @client_call
 def transaction_action(order_id: str, action: str):
     body = json_body() if request.get_data(cache=True) else None
@@ -127,3 +126,14 @@ def transaction_action(order_id: str, action: str):
         midtrans=midtrans(),
     )
     return jsonify(view)
+
+
+# One route per action, so each is a path of its own in the API document.
+for _action in payments.ACTIONS:
+    bp.add_url_rule(
+        f"/transactions/<order_id>/{_action}",
+        endpoint=f"transaction_{_action}",
+        view_func=transaction_action,
+        methods=["POST"],
+        defaults={"action": _action},
+    )

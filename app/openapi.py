@@ -19,13 +19,28 @@ from typing import Any
 from flask import Blueprint, jsonify, render_template
 
 from . import midtrans as _midtrans  # noqa: F401 - its GatewayError subclasses count too
-from .errors import HTTP_CODES, GatewayError
+from .errors import (
+    HTTP_CODES,
+    ChargeInProgressError,
+    ForbiddenError,
+    GatewayError,
+    InvalidStateError,
+    OrderConflictError,
+    RefundInProgressError,
+)
 from .models import NotificationOutcome, TxStatus
+from .payments.actions import REASON_MAX, REFUND_KEY_RE
 from .payments.lifecycle import PRIVATE_FIELDS
 from .payments.notifications import SIGNED_FIELDS
 from .payments.outcomes import OUTCOMES
 from .payments.records import CURSOR_PATTERN
-from .schemas import charge_request_schema
+from .schemas import (
+    AMOUNT_MAX,
+    CORE_PAYMENT_TYPES,
+    ORDER_ID_MAX,
+    ORDER_ID_RE,
+    charge_request_schema,
+)
 
 bp = Blueprint("openapi", __name__)
 
@@ -154,17 +169,92 @@ def _schemas() -> dict[str, dict]:
         },
         "ChargeRequest": charge_request_schema(),
         "Charge": {
-            "type": "object",
-            "required": ["token", "redirect_url", "order_id"],
-            "properties": {
-                "token": {"type": "string", "description": "Snap token (for Snap.js)."},
-                "redirect_url": {
-                    "type": "string",
-                    "format": "uri",
-                    "description": "The payment page to send the customer to.",
+            "description": (
+                "A Snap payment link (without `payment_type`), or a Core API charge's payment "
+                "details (with it). Both say until when they can be paid (`expires_at`)."
+            ),
+            "oneOf": [
+                {
+                    "title": "Snap link",
+                    "type": "object",
+                    "required": ["token", "redirect_url", "order_id", "expires_at"],
+                    "properties": {
+                        "token": {"type": "string", "description": "Snap token (for Snap.js)."},
+                        "redirect_url": {
+                            "type": "string",
+                            "format": "uri",
+                            "description": "The payment page to send the customer to.",
+                        },
+                        "order_id": {"type": "string", "description": "Your order id, as sent."},
+                        "expires_at": {
+                            "type": ["string", "null"],
+                            "format": "date-time",
+                            "description": "When the link can no longer be paid; after it, "
+                            "the same order_id makes a new link (renewal).",
+                        },
+                    },
                 },
-                "order_id": {"type": "string", "description": "Your order id, as sent."},
-            },
+                {
+                    "title": "Core API payment",
+                    "type": "object",
+                    "required": [
+                        "order_id",
+                        "id",
+                        "payment_type",
+                        "transaction_status",
+                        "outcome",
+                        "expires_at",
+                    ],
+                    "not": {"required": ["token"]},
+                    "properties": {
+                        "order_id": {"type": "string", "description": "Your order id, as sent."},
+                        "id": {"type": "string", "description": "Midtrans's transaction id."},
+                        "payment_type": {"enum": list(CORE_PAYMENT_TYPES)},
+                        "transaction_status": {"enum": [str(s) for s in TxStatus]},
+                        "fraud_status": text_or_null,
+                        "status_message": text_or_null,
+                        "outcome": {"enum": OUTCOMES},
+                        "expires_at": {
+                            "type": ["string", "null"],
+                            "format": "date-time",
+                            "description": "When the payment can no longer be paid (Midtrans's "
+                            "`expiry_time`, in UTC).",
+                        },
+                        "va_numbers": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "bank": {"type": "string"},
+                                    "va_number": {"type": "string"},
+                                },
+                            },
+                            "description": "bank_transfer (not permata): the VA number to pay.",
+                        },
+                        "permata_va_number": {"type": "string"},
+                        "bill_key": {"type": "string", "description": "echannel (Mandiri)."},
+                        "biller_code": {"type": "string", "description": "echannel (Mandiri)."},
+                        "qr_string": {
+                            "type": "string",
+                            "description": "qris: the QRIS payload to draw as a QR code.",
+                        },
+                        "qr_url": {
+                            "type": "string",
+                            "description": "gopay and qris: Midtrans's QR image (PNG).",
+                        },
+                        "deeplink_url": {
+                            "type": "string",
+                            "description": "gopay: opens the GoPay app on the payer's phone.",
+                        },
+                        "actions": {"type": "array", "items": {"type": "object"}},
+                        "redirect_url": {
+                            "type": "string",
+                            "description": "credit_card with 3-D Secure: the bank's page.",
+                        },
+                        "expiry_time": {"type": "string"},
+                    },
+                },
+            ],
         },
         "Status": {
             "type": "object",
@@ -294,6 +384,40 @@ def _schemas() -> dict[str, dict]:
                 },
             ],
         },
+        "RefundRequest": {
+            "type": "object",
+            "properties": {
+                "amount": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": AMOUNT_MAX,
+                    "description": "Rupiah to give back; all that is left when left out.",
+                },
+                "reason": {"type": "string", "maxLength": REASON_MAX},
+                "refund_key": {
+                    "type": "string",
+                    "pattern": "^" + REFUND_KEY_RE.pattern + "$",
+                    "description": "Your id of this refund: the same key again answers the "
+                    "first result and never refunds twice. Made by the gateway when left out.",
+                },
+                "direct": {
+                    "type": "boolean",
+                    "description": "Midtrans's direct refund (cards, GoPay, QRIS).",
+                },
+            },
+        },
+        "CaptureRequest": {
+            "type": "object",
+            "properties": {
+                "amount": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": AMOUNT_MAX,
+                    "description": "Rupiah to capture (at most what was authorized; all when "
+                    "left out). What is captured becomes the order's amount.",
+                }
+            },
+        },
         "ClientConfig": {
             "type": "object",
             "description": "Public settings for Snap.js and card tokenization on your page.",
@@ -351,6 +475,63 @@ def _version() -> str:
 APP_AUTH = [{"appCode": [], "apiKey": []}]
 
 
+# An order id as /charge accepts it (any other is no order: 404), prefix left out.
+ORDER_ID_PARAM = {
+    "name": "order_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": ORDER_ID_RE.pattern, "maxLength": ORDER_ID_MAX},
+}
+ACTION_DOCS = {
+    "cancel": ("Cancel a payment that is not paid (pending, authorized, challenge)", None),
+    "expire": ("Expire a pending payment so it can no longer be paid", None),
+    "approve": ("Approve a card payment held by Midtrans's fraud check (challenge)", None),
+    "deny": ("Deny a card payment held by Midtrans's fraud check (challenge)", None),
+    "capture": ("Capture an authorized card payment (pre-authorization)", "CaptureRequest"),
+    "refund": ("Refund a paid order, all or part, once per refund_key", "RefundRequest"),
+}
+
+
+def _action_paths() -> dict[str, dict]:
+    paths = {}
+    for action, (summary, body) in ACTION_DOCS.items():
+        refunds = action == "refund"
+        conflicts = [InvalidStateError.code]
+        if refunds:  # a refund_key used with other details; one being refunded right now
+            conflicts += [OrderConflictError.code, RefundInProgressError.code]
+        operation: dict[str, Any] = {
+            "operationId": f"{action}Transaction",
+            "tags": ["client API"],
+            "summary": summary,
+            "description": (
+                "Answers the object `GET /status` returns, after the change (a callback is "
+                "sent too). A state that does not allow it is 409 `invalid_state`; another "
+                "app's order is 404."
+                + (
+                    " Only for apps an admin allowed to refund (`apps allow-refunds`): "
+                    "others get 403 `forbidden`."
+                    if refunds
+                    else ""
+                )
+            ),
+            "security": APP_AUTH,
+            "parameters": [ORDER_ID_PARAM],
+            "responses": {
+                "200": _json("The order after the change.", _ref("Status")),
+                **_errors(400, 401, 404, 413, 429, 502, 504),
+                "409": _error_response(409, conflicts),
+                **({"403": _error_response(403, [ForbiddenError.code])} if refunds else {}),
+            },
+        }
+        if body:
+            operation["requestBody"] = {
+                "required": False,
+                "content": {JSON: {"schema": _ref(body)}},
+            }
+        paths[f"/transactions/{{order_id}}/{action}"] = {"post": operation}
+    return paths
+
+
 def _paths() -> dict[str, dict]:
     notification_errors = {
         str(status): _error_response(status, [code]) for status, code in NOTIFICATION_ERRORS.items()
@@ -360,12 +541,20 @@ def _paths() -> dict[str, dict]:
             "post": {
                 "operationId": "createCharge",
                 "tags": ["client API"],
-                "summary": "Create a Snap transaction (a payment link)",
+                "summary": "Create a Snap payment link, or a Core API charge (`payment_type`)",
                 "description": (
                     "Repeating the identical request for the same order answers the same token "
-                    "and URL again (201, `Idempotent-Replayed: true`) without a second Midtrans "
-                    "call; the same order_id with different details is 409. A retry after a "
-                    "failed or timed-out Midtrans call gets a usable payment link."
+                    "and URL (or payment details) again (201, `Idempotent-Replayed: true`) "
+                    "without a second Midtrans call; the same order_id with different details "
+                    "is 409 while its link can still be paid. A retry after a failed or "
+                    "timed-out Midtrans call gets a usable payment link. Renewal: when the last "
+                    "link is dead (`expires_at` passed unpaid, or the payment expired, was "
+                    "cancelled, denied or failed), the same order_id makes a new attempt, with "
+                    "new details if they changed (a pending payment is cancelled at Midtrans "
+                    "first); a paid order is never charged again. With `payment_type` the "
+                    "gateway makes a Core API charge and answers the payment details at once. "
+                    "An order whose payment Midtrans already holds (adopted, or rebuilt after "
+                    "a restore) answers 200 with its status."
                 ),
                 "security": APP_AUTH,
                 "requestBody": {
@@ -389,7 +578,10 @@ def _paths() -> dict[str, dict]:
                             }
                         },
                     ),
-                    **_errors(400, 401, 409, 413, 429, 502, 504),
+                    **_errors(400, 401, 413, 429, 502, 504),
+                    "409": _error_response(
+                        409, [ChargeInProgressError.code, OrderConflictError.code]
+                    ),
                 },
             }
         },
@@ -404,14 +596,7 @@ def _paths() -> dict[str, dict]:
                     'records with `"live": false` (still 200). Another app\'s order is 404.'
                 ),
                 "security": APP_AUTH,
-                "parameters": [
-                    {
-                        "name": "order_id",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string", "minLength": 1},
-                    }
-                ],
+                "parameters": [ORDER_ID_PARAM],
                 "responses": {
                     "200": _json("The order's status.", _ref("Status")),
                     **_errors(401, 404, 429),
@@ -465,20 +650,14 @@ def _paths() -> dict[str, dict]:
                 "tags": ["client API"],
                 "summary": "One order from the gateway's records, with its timeline",
                 "security": APP_AUTH,
-                "parameters": [
-                    {
-                        "name": "order_id",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string", "minLength": 1},
-                    }
-                ],
+                "parameters": [ORDER_ID_PARAM],
                 "responses": {
                     "200": _json("The order.", _ref("TransactionRecord")),
                     **_errors(401, 404, 429),
                 },
             }
         },
+        **_action_paths(),
         "/config": {
             "get": {
                 "operationId": "getConfig",

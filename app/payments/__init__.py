@@ -20,6 +20,7 @@ Midtrans or a client app are `with reading():` blocks that end before the call: 
 transaction, and on SQLite no write lock, is ever held across one."""
 
 from .actions import (
+    ACTIONS,
     cancel_transaction,
     capture_transaction,
     client_action,
@@ -45,6 +46,7 @@ from .status import (
 )
 
 __all__ = [
+    "ACTIONS",
     "capture_transaction",
     "client_action",
     "decide_challenge",
