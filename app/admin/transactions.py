@@ -196,16 +196,21 @@ def transaction_stop(txn_id: int, action: str):
     return _run_action(txn, f"transaction_{action}", lambda: operation(txn.id, midtrans=midtrans))
 
 
+def _refused(form, txn: Transaction, fields) -> Response:
+    """Back to the order page with the first field's error (checked in `fields`' order)."""
+    for field in fields:
+        if field.errors:
+            flash(f"{field.label.text}: {field.errors[0]}", "error")
+            break
+    return redirect(url_for("admin.transaction", txn_id=txn.id))
+
+
 @bp.post("/transactions/<int:txn_id>/refund")
 def transaction_refund(txn_id: int):
     txn = _get_transaction(txn_id)
     form = RefundForm()
     if not form.validate():
-        for field in (form.confirm, form.amount, form.reason, form.refund_key):
-            if field.errors:
-                flash(f"{field.label.text}: {field.errors[0]}", "error")
-                break
-        return redirect(url_for("admin.transaction", txn_id=txn.id))
+        return _refused(form, txn, (form.confirm, form.amount, form.reason, form.refund_key))
     midtrans = gateway().midtrans
     return _run_action(
         txn,
@@ -243,11 +248,7 @@ def transaction_capture(txn_id: int):
     txn = _get_transaction(txn_id)
     form = CaptureForm()
     if not form.validate():
-        for field in (form.confirm, form.amount):
-            if field.errors:
-                flash(f"{field.label.text}: {field.errors[0]}", "error")
-                break
-        return redirect(url_for("admin.transaction", txn_id=txn.id))
+        return _refused(form, txn, (form.confirm, form.amount))
     midtrans = gateway().midtrans
     return _run_action(
         txn,

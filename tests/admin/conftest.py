@@ -1,26 +1,14 @@
-"""Dashboard fixtures: an admin account, a logged-in test client, a CSRF-carrying POST, orders."""
+"""Dashboard fixtures: a CSRF-carrying POST and orders (the admin account and the logged-in
+client, `admin_user` and `admin_client`, are the root conftest's)."""
 
 from __future__ import annotations
 
 import pytest
-from admin.dashboard import PASSWORD, log_in, token_for
+from admin.dashboard import token_for
 from support import snap_ok
 
 from app.extensions import db
 from app.models import Transaction
-
-
-@pytest.fixture
-def admin_user(cli) -> str:
-    cli("admins", "create", "root", "--password", PASSWORD)
-    return "root"
-
-
-@pytest.fixture
-def admin_client(client, admin_user):
-    resp = log_in(client)
-    assert resp.status_code == 302, resp.get_data(as_text=True)
-    return client
 
 
 @pytest.fixture
