@@ -172,7 +172,8 @@ class Midtrans:
 
     def _build(self, kind: str, timeout: float | None):
         headers = {}
-        if kind == "snap" and self.settings.notification_url:
+        # Every create (a Snap link, a Core charge) tells Midtrans where to notify.
+        if kind in ("snap", "core_charge") and self.settings.notification_url:
             headers["X-Override-Notification"] = self.settings.notification_url
         cls = midtransclient.Snap if kind == "snap" else midtransclient.CoreApi
         client = cls(
@@ -207,6 +208,16 @@ class Midtrans:
         if not isinstance(token, str) or not isinstance(url, str) or not token or not url:
             raise MidtransUnavailableError("Midtrans answered without a token or redirect_url")
         return SnapLink(token=token, redirect_url=url)
+
+    def charge_core(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """A Core API charge (`/v2/charge`): Midtrans's answer with the payment details (VA
+        number, bill key, QR, 3DS URL), or a mapped error: a refusal of the details (HTTP 200
+        with a 4xx `status_code` included) is `MidtransRejectedError`, the order id already
+        taken `MidtransOrderTakenError`."""
+        answer = self._call("core_charge", lambda: self._client("core_charge").charge(payload))
+        if not answer.get("transaction_status") or not answer.get("transaction_id"):
+            raise MidtransUnavailableError("Midtrans answered the charge without a transaction")
+        return answer
 
     def get_status(
         self, order_or_transaction_id: str, *, timeout: float | None = None
@@ -317,6 +328,14 @@ def _map_api_error(operation: str, err: midtransclient.MidtransAPIError) -> tupl
     if code >= 500:
         return "server_error", MidtransUnavailableError(f"Midtrans answered with an error ({code})")
     messages = body.get("error_messages")
+    if operation == "core_charge" and 400 <= code < 500:
+        found = body.get("validation_messages") or messages
+        if not isinstance(found, list) or not found:
+            found = [str(body.get("status_message") or "charge refused")]
+        found = [str(m) for m in found]
+        if code == 406:  # "conflict with the current state": the order id is taken
+            return "rejected", MidtransOrderTakenError(found)
+        return "rejected", MidtransRejectedError(found)
     if operation == "snap_create" and code == 400:
         if not isinstance(messages, list) or not messages:
             messages = [str(body.get("status_message") or "request rejected")]
@@ -334,3 +353,7 @@ class MidtransRefusedError(MidtransUnavailableError):
     def __init__(self, message: str, *, midtrans_status_code: str):
         super().__init__(message, details={"midtrans_status_code": midtrans_status_code})
         self.midtrans_status_code = midtrans_status_code
+
+
+class MidtransOrderTakenError(MidtransRejectedError):
+    """Midtrans already has a transaction under this order id (a Core charge's 406)."""

@@ -370,6 +370,168 @@ def _parse_callback_url(value: Any) -> str:
 # What a client sent for itself, echoed in `GET /status`, the records and every callback.
 ECHOED_FIELDS = ("metadata", "custom_field1", "custom_field2", "custom_field3")
 
+# Core API charges (`payment_type`): the payment types and their fields (SPEC "Core API
+# charges"). Midtrans pads a short custom VA number and cuts a long one to its bank's length.
+CORE_PAYMENT_TYPES = ("bank_transfer", "echannel", "gopay", "qris", "credit_card")
+VA_BANKS = ("bca", "bni", "bri", "permata", "cimb")
+VA_NUMBER_RE = re.compile(r"^[0-9]{1,18}$")
+BILL_INFO_MAX = {"bill_info1": 10, "bill_info2": 30}
+# Midtrans requires both labels of a Mandiri bill; these are its own example's.
+BILL_INFO_DEFAULTS = {"bill_info1": "Payment:", "bill_info2": "Online purchase"}
+QRIS_ACQUIRERS = ("gopay", "airpay shopee")
+TOKEN_ID_MAX = 255
+DEEPLINK_MAX = 1000
+CUSTOM_EXPIRY_UNITS = ("minute", "hour", "day")
+# Snap's options that mean nothing to a Core charge (its own fields replace them): refused
+# with payment_type rather than dropped unseen.
+SNAP_ONLY = {
+    "enabled_payments": "payment_type",
+    "expiry": "custom_expiry",
+    "page_expiry": "custom_expiry",
+    "callbacks": "the payment type's own fields",
+    "bca_va": "bank and va_number",
+    "bni_va": "bank and va_number",
+    "bri_va": "bank and va_number",
+    "permata_va": "bank and va_number",
+    "cimb_va": "bank and va_number",
+    "echannel": "bill_info1 and bill_info2",
+    "shopeepay": "qris",
+    "uobezpay": "another payment_type",
+    "user_id": "token_id",
+}
+CORE_OWN = ("gopay", "credit_card")
+# The credit_card options a Core card charge passes on (beside token_id and authentication).
+CORE_CARD_OPTIONS = ("type", "bank", "installment", "channel", "dynamic_descriptor")
+
+
+@dataclass(frozen=True)
+class CoreCharge:
+    """A Core API charge's own part of a `POST /charge`: its payment type, the fields the
+    client sent for it (as sent: they are part of the request's details), and what goes to
+    Midtrans beside the order (`payload`)."""
+
+    payment_type: str
+    fields: dict[str, Any]
+    payload: dict[str, Any]
+    expiry_span: timedelta | None = None  # custom_expiry, when given
+
+
+def _parse_core(body: dict, options: dict) -> CoreCharge:
+    kind = body.get("payment_type")
+    if not isinstance(kind, str) or kind not in CORE_PAYMENT_TYPES:
+        shown = kind if isinstance(kind, str) else _type_name(kind)
+        raise InvalidRequestError(
+            f"payment_type {str(shown)[:40]!r} is not supported; use one of "
+            f"{', '.join(CORE_PAYMENT_TYPES)}, or leave it out for a Snap payment link",
+            field="payment_type",
+        )
+    for key, instead in SNAP_ONLY.items():
+        if body.get(key) is not None:
+            raise InvalidRequestError(
+                f"{key} is a Snap option; with payment_type use {instead}", field=key
+            )
+    if body.get("gopay") is not None and kind != "gopay":
+        raise InvalidRequestError("gopay is only for payment_type gopay", field="gopay")
+    if body.get("credit_card") is not None and kind != "credit_card":
+        raise InvalidRequestError(
+            "credit_card is only for payment_type credit_card", field="credit_card"
+        )
+    fields: dict[str, Any] = {"payment_type": kind}
+    payload: dict[str, Any] = {"payment_type": kind}
+    if kind == "bank_transfer":
+        bank = body.get("bank")
+        if bank not in VA_BANKS:
+            raise InvalidRequestError(
+                f"bank is required for bank_transfer: one of {', '.join(VA_BANKS)}", field="bank"
+            )
+        fields["bank"] = bank
+        transfer = {"bank": bank}
+        if body.get("va_number") is not None:
+            number = body["va_number"]
+            if not isinstance(number, str) or not VA_NUMBER_RE.fullmatch(number):
+                raise InvalidRequestError(
+                    "va_number must be a string of 1 to 18 digits (Midtrans pads or cuts it "
+                    "to the bank's length)",
+                    field="va_number",
+                )
+            fields["va_number"] = transfer["va_number"] = number
+        payload["bank_transfer"] = transfer
+    elif kind == "echannel":
+        bill = dict(BILL_INFO_DEFAULTS)
+        for key, max_len in BILL_INFO_MAX.items():
+            if body.get(key) is not None:
+                fields[key] = bill[key] = _string(body[key], key, max_len=max_len)
+        payload["echannel"] = bill
+    elif kind == "gopay":
+        gopay = options.get("gopay")
+        if gopay is not None:
+            allowed = {"enable_callback", "callback_url"}
+            for key in set(gopay) - allowed:
+                raise InvalidRequestError(
+                    f"gopay.{key} is not a GoPay charge field (gopay.callback_url is)",
+                    field=f"gopay.{key}",
+                )
+            sent: dict[str, Any] = {}
+            if gopay.get("callback_url") is not None:
+                sent["enable_callback"] = True
+                sent["callback_url"] = _string(
+                    gopay["callback_url"], "gopay.callback_url", max_len=DEEPLINK_MAX
+                )
+            if gopay.get("enable_callback") is not None:
+                if not isinstance(gopay["enable_callback"], bool):
+                    raise InvalidRequestError(
+                        "gopay.enable_callback must be a boolean", field="gopay.enable_callback"
+                    )
+                sent["enable_callback"] = gopay["enable_callback"]
+            fields["gopay"] = payload["gopay"] = sent
+    elif kind == "qris":
+        if body.get("acquirer") is not None:
+            if body["acquirer"] not in QRIS_ACQUIRERS:
+                raise InvalidRequestError(
+                    f"acquirer must be one of {', '.join(QRIS_ACQUIRERS)}", field="acquirer"
+                )
+            fields["acquirer"] = body["acquirer"]
+            payload["qris"] = {"acquirer": body["acquirer"]}
+    else:  # credit_card
+        token = body.get("token_id")
+        if token is None:
+            raise InvalidRequestError(
+                "token_id is required for credit_card: the card token Midtrans's card JS "
+                "makes in the payer's browser with the client key (GET /config)",
+                field="token_id",
+            )
+        fields["token_id"] = _string(token, "token_id", max_len=TOKEN_ID_MAX)
+        card: dict[str, Any] = {"token_id": fields["token_id"]}
+        if body.get("authentication") is not None:
+            if not isinstance(body["authentication"], bool):
+                raise InvalidRequestError(
+                    "authentication must be a boolean (true: 3-D Secure)", field="authentication"
+                )
+            fields["authentication"] = card["authentication"] = body["authentication"]
+        for key in CORE_CARD_OPTIONS:
+            if (options.get("credit_card") or {}).get(key) is not None:
+                card[key] = options["credit_card"][key]
+        payload["credit_card"] = card
+    span = None
+    if body.get("custom_expiry") is not None:
+        expiry = _object(body["custom_expiry"], "custom_expiry")
+        duration = expiry.get("expiry_duration")
+        if not _is_int(duration) or not 1 <= duration <= EXPIRY_DURATION_MAX:
+            raise InvalidRequestError(
+                f"custom_expiry.expiry_duration must be an integer from 1 to {EXPIRY_DURATION_MAX}",
+                field="custom_expiry.expiry_duration",
+            )
+        unit = expiry.get("unit")
+        if unit not in CUSTOM_EXPIRY_UNITS:
+            raise InvalidRequestError(
+                f"custom_expiry.unit must be one of {', '.join(CUSTOM_EXPIRY_UNITS)}",
+                field="custom_expiry.unit",
+            )
+        fields["custom_expiry"] = {"expiry_duration": duration, "unit": unit}
+        payload["custom_expiry"] = dict(fields["custom_expiry"])
+        span = timedelta(seconds=UNIT_SECONDS[unit] * duration)
+    return CoreCharge(kind, fields, payload, span)
+
 
 @dataclass(frozen=True)
 class ChargeRequest:
@@ -385,6 +547,7 @@ class ChargeRequest:
     # Where this order's callbacks go instead of the app's URL (the gateway's, never sent to
     # Midtrans; GoPay's deeplink return is `gopay.callback_url`, a Midtrans option).
     callback_url: str | None = None
+    core: CoreCharge | None = None  # with `payment_type`: a Core API charge, not a Snap link
 
     @classmethod
     def parse(cls, body: Any, *, prefix: str) -> ChargeRequest:
@@ -402,6 +565,9 @@ class ChargeRequest:
         callback_url = None
         if body.get("callback_url") is not None:
             callback_url = _parse_callback_url(body["callback_url"])
+        core = None
+        if "payment_type" in body:
+            core = _parse_core(body, options)
         return cls(
             order_id,
             amount,
@@ -411,6 +577,7 @@ class ChargeRequest:
             expiry=Expiry.of(options["expiry"]) if "expiry" in options else None,
             page_expiry=Expiry.of(options["page_expiry"]) if "page_expiry" in options else None,
             callback_url=callback_url,
+            core=core,
         )
 
     def as_dict(self) -> dict:
@@ -422,6 +589,8 @@ class ChargeRequest:
         data.update(self.options)
         if self.callback_url is not None:
             data["callback_url"] = self.callback_url
+        if self.core is not None:
+            data.update(self.core.fields)
         return data
 
     def echoed(self) -> dict[str, Any]:
@@ -432,6 +601,25 @@ class ChargeRequest:
         """Same details, same fingerprint: what decides replay (same) versus conflict (409)."""
         canonical = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    @property
+    def payment_type(self) -> str | None:
+        return self.core.payment_type if self.core is not None else None
+
+    def core_payload(self, midtrans_order_id: str) -> dict:
+        """The body of Midtrans's Core `/v2/charge` for this request."""
+        assert self.core is not None
+        payload: dict[str, Any] = {
+            **self.core.payload,
+            "transaction_details": {"order_id": midtrans_order_id, "gross_amount": self.amount},
+        }
+        if self.item_details is not None:
+            payload["item_details"] = self.item_details
+        if self.customer_details is not None:
+            payload["customer_details"] = self.customer_details
+        # The core part carries gopay's and the card's fields as Midtrans's Core API has them.
+        payload.update({k: v for k, v in self.options.items() if k not in CORE_OWN})
+        return payload
 
     def snap_payload(self, midtrans_order_id: str) -> dict:
         payload: dict[str, Any] = {
@@ -473,6 +661,78 @@ def _expiry_schema(*, needs_unit: bool) -> dict:
         },
         required=["duration", "unit"] if needs_unit else ["duration"],
     )
+
+
+def _core_variants() -> list[dict]:
+    """What `payment_type` asks of the other fields, one variant a payment type (JSON Schema
+    `anyOf`, beside the Snap body without `payment_type`): each type's own fields,
+    `custom_expiry`, and Snap's options (and the other types' objects) left out or null."""
+    text = _text_schema
+    null = {"type": "null"}
+    common = {
+        **{key: null for key in SNAP_ONLY},
+        "custom_expiry": _nullable_object(
+            {
+                "expiry_duration": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": EXPIRY_DURATION_MAX,
+                },
+                "unit": {"enum": list(CUSTOM_EXPIRY_UNITS)},
+            },
+            required=["expiry_duration", "unit"],
+        ),
+    }
+    own: dict[str, tuple[list[str], dict]] = {
+        "bank_transfer": (
+            ["bank"],
+            {
+                "bank": {"enum": list(VA_BANKS)},
+                "va_number": {"type": ["string", "null"], "pattern": VA_NUMBER_RE.pattern},
+            },
+        ),
+        "echannel": ([], {key: text(n) for key, n in BILL_INFO_MAX.items()}),
+        "gopay": (
+            [],
+            {
+                "gopay": {
+                    **_nullable_object(
+                        {
+                            "callback_url": text(DEEPLINK_MAX),
+                            "enable_callback": {"type": ["boolean", "null"]},
+                        }
+                    ),
+                    "additionalProperties": False,
+                    "description": "GoPay's deeplink return: `callback_url` (Midtrans's "
+                    "`gopay.callback_url`), where the GoPay app sends the payer back.",
+                }
+            },
+        ),
+        "qris": ([], {"acquirer": {"enum": [*QRIS_ACQUIRERS, None]}}),
+        "credit_card": (
+            ["token_id"],
+            {
+                "token_id": text(TOKEN_ID_MAX, nullable=False),
+                "authentication": {"type": ["boolean", "null"]},
+            },
+        ),
+    }
+    variants = []
+    for kind, (required, properties) in own.items():
+        others = {key: null for key in CORE_OWN if key != kind}
+        variants.append(
+            {
+                "title": kind,
+                "required": ["payment_type", *required],
+                "properties": {
+                    "payment_type": {"const": kind},
+                    **common,
+                    **others,
+                    **properties,
+                },
+            }
+        )
+    return variants
 
 
 def charge_request_schema() -> dict:
@@ -540,9 +800,23 @@ def charge_request_schema() -> dict:
             "`gopay.callback_url`."
         ),
     }
+    options["payment_type"] = {
+        "enum": list(CORE_PAYMENT_TYPES),
+        "description": (
+            "A Core API charge instead of a Snap link: the answer carries the payment details "
+            "at once (VA number, Mandiri bill key, QR, GoPay deeplink, 3-D Secure page). Its "
+            "own fields (`bank`, `va_number`, `bill_info1`, `bill_info2`, `gopay.callback_url`, "
+            "`acquirer`, `token_id`, `authentication`, `custom_expiry`) count only with it; "
+            "Snap's own options are refused with it."
+        ),
+    }
     return {
         "type": "object",
         "required": ["order_id", "amount"],
+        "anyOf": [
+            {"title": "Snap payment link", "properties": {"payment_type": False}},
+            *_core_variants(),
+        ],
         "properties": {
             "order_id": {
                 "type": "string",

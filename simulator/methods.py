@@ -114,7 +114,11 @@ def charge_message(tx: Transaction) -> str:
 
 
 def deeplink(tx: Transaction) -> str:
-    finish = (tx.request.get("callbacks") or {}).get("finish", "")
+    """GoPay's deeplink; it returns the payer to the Core charge's `gopay.callback_url` (with
+    `enable_callback`), else to Snap's `callbacks.finish`."""
+    gopay = tx.request.get("gopay") or {}
+    finish = gopay.get("callback_url", "") if gopay.get("enable_callback") else ""
+    finish = finish or (tx.request.get("callbacks") or {}).get("finish", "")
     return (
         f"gojek://gopay/merchanttransfer?tref={tx.transaction_id.replace('-', '')[:20].upper()}"
         f"&amount={tx.gross_amount}&activity=GP:RR&callback_url={finish}"

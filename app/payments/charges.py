@@ -24,11 +24,13 @@ from ..errors import (
     OrderConflictError,
 )
 from ..extensions import db
-from ..midtrans import Midtrans, MidtransRefusedError
+from ..midtrans import Midtrans, MidtransOrderTakenError, MidtransRefusedError
 from ..models import App, EventSource, LinkState, Transaction, TransactionEvent, TxStatus
 from ..schemas import ORDER_ID_MAX, ChargeRequest
 from .callbacks import enqueue_update
 from .lifecycle import (
+    Applied,
+    apply_in_unit,
     apply_midtrans_status,
     flag_order,
     link_alive,
@@ -66,10 +68,80 @@ class ChargeResult:
     replayed: bool
 
 
+# How long a Core payment lives when Midtrans's answer has no expiry_time and the request
+# set no custom_expiry (Midtrans's defaults).
+CORE_LIFETIMES = {
+    "bank_transfer": timedelta(hours=24),
+    "echannel": timedelta(hours=24),
+    "gopay": timedelta(minutes=15),
+    "qris": timedelta(minutes=15),
+    "credit_card": timedelta(hours=24),
+}
+# What a Core charge's answer holds for the payer, kept for replays and `GET /status`.
+DETAIL_FIELDS = (
+    "status_message",  # the charge's own (a card: "Deny by Bank [BNI] ...")
+    "va_numbers",
+    "permata_va_number",
+    "bill_key",
+    "biller_code",
+    "qr_string",
+    "acquirer",
+    "actions",
+    "redirect_url",
+    "expiry_time",
+)
+# Midtrans's `actions` by name, and the field the answer gives each one's URL in.
+ACTION_FIELDS = {"generate-qr-code": "qr_url", "deeplink-redirect": "deeplink_url"}
+JAKARTA = timedelta(hours=7)
+
+
+def payment_details(answer: dict) -> dict:
+    """The payer's part of a Core charge's answer: VA numbers, bill key, QR string and
+    image URL, GoPay's deeplink, the 3DS page, the payment's expiry."""
+    details = {k: answer[k] for k in DETAIL_FIELDS if answer.get(k) is not None}
+    for action in answer.get("actions") or []:
+        if isinstance(action, dict) and action.get("name") in ACTION_FIELDS:
+            details[ACTION_FIELDS[action["name"]]] = action.get("url")
+    return details
+
+
+def midtrans_time(text: object) -> datetime | None:
+    """Midtrans's "2026-11-27 10:00:00" (Jakarta time) in UTC; None when unreadable."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return (datetime.strptime(text.strip(), "%Y-%m-%d %H:%M:%S") - JAKARTA).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def core_deadline(answer: dict, charge: ChargeRequest, now: datetime) -> datetime:
+    """When a Core payment can no longer be paid: Midtrans's expiry_time, else the request's
+    custom_expiry, else Midtrans's default lifetime for the payment type."""
+    found = midtrans_time(answer.get("expiry_time"))
+    if found is not None:
+        return found
+    assert charge.core is not None
+    if charge.core.expiry_span is not None:
+        return now + charge.core.expiry_span
+    return now + CORE_LIFETIMES.get(charge.core.payment_type, DEFAULT_LINK_LIFETIME)
+
+
 def charge_answer(txn: Transaction) -> dict:
     """The 201 answer of a create, a replay or a renewal: the link (or a Core charge's
     payment details) and when it stops being payable."""
     expires_at = txn.expires_at.astimezone(UTC).isoformat() if txn.expires_at else None
+    if txn.payment_details is not None:
+        return {
+            "order_id": txn.order_id,
+            "id": txn.midtrans_transaction_id,
+            "payment_type": txn.payment_type,
+            "transaction_status": txn.status,
+            "fraud_status": txn.fraud_status,
+            "outcome": str(outcome_of(txn.status, txn.fraud_status)),
+            "expires_at": expires_at,
+            **txn.payment_details,
+        }
     return {
         "token": txn.snap_token,
         "redirect_url": txn.redirect_url,
@@ -116,7 +188,10 @@ def create_charge(
             checks += 1
             continue
         try:
-            link = midtrans.create_snap(charge.snap_payload(txn.midtrans_order_id))
+            if charge.core is not None:
+                made = midtrans.charge_core(charge.core_payload(txn.midtrans_order_id))
+            else:
+                made = midtrans.create_snap(charge.snap_payload(txn.midtrans_order_id))
         except MidtransRejectedError as err:
             if not _order_id_taken(err):
                 # Midtrans refused the details: no order exists there, the id may be reused.
@@ -136,7 +211,9 @@ def create_charge(
         except BaseException as err:
             _end_attempt(txn.id, attempt, LinkState.UNKNOWN, error=err)
             raise
-        return ChargeResult(_link_created(txn.id, attempt, link, charge), replayed=False)
+        if charge.core is not None:
+            return ChargeResult(_core_created(txn.id, attempt, made, charge), replayed=False)
+        return ChargeResult(_link_created(txn.id, attempt, made, charge), replayed=False)
     raise MidtransUnavailableError(
         "Midtrans keeps saying the order id is taken; the next attempt uses a fresh one"
     )
@@ -165,7 +242,9 @@ def check_order_callback_url(
 def _order_id_taken(err: MidtransRejectedError) -> bool:
     """Midtrans's 400 for an order id it has seen before ("... has already been taken",
     "... sudah digunakan"): the database lost an attempt (a restore), or another attempt
-    is unaccounted for."""
+    is unaccounted for. A Core charge says so with its 406."""
+    if isinstance(err, MidtransOrderTakenError):
+        return True
     return any("order_id" in m and ("taken" in m or "sudah digunakan" in m) for m in err.messages)
 
 
@@ -479,3 +558,39 @@ def _fresh_payment(txn: Transaction) -> str | None:
     txn.customer_imposed_fee = None
     txn.refunded_amount = 0
     return renewed
+
+
+def _core_created(txn_id: int, attempt: int, answer: dict, charge: ChargeRequest) -> Transaction:
+    """Keep a Core charge's answer: its payment details (served while it is pending), its
+    deadline, and its status applied as any of Midtrans's answers (a card may be paid, or
+    declined, at once)."""
+    with writing():
+        txn = locked_transaction(txn_id)
+        if txn.attempt != attempt or txn.link_state != LinkState.CREATING:
+            return txn  # the worker settled this attempt meanwhile: what it found stands
+        renewed = _fresh_payment(txn)
+        txn.link_state = LinkState.CREATED
+        txn.snap_token = None
+        txn.redirect_url = answer.get("redirect_url")  # a card's 3-D Secure page
+        txn.payment_details = payment_details(answer)
+        txn.payment_type = answer.get("payment_type") or charge.payment_type
+        txn.last_error = None
+        txn.expires_at = core_deadline(answer, charge, datetime.now(UTC))
+        txn.next_check_at = txn.attempt_started_at + FIRST_CHECK
+        txn.check_count = 0
+        db.session.add(
+            TransactionEvent(
+                transaction_id=txn.id,
+                from_status=renewed,
+                to_status=TxStatus.PENDING,
+                source=EventSource.CHARGE,
+                detail=f"Core {txn.payment_type} payment created (attempt {attempt})"
+                + (f", renewing the order (was {renewed})" if renewed else ""),
+            )
+        )
+        applied = apply_in_unit(
+            txn, {"order_id": txn.midtrans_order_id, **answer}, source=EventSource.CHARGE
+        )
+        if applied != Applied.CHANGED:
+            enqueue_update(txn, status_view(txn, live=True))  # still pending: its details
+        return txn

@@ -258,6 +258,17 @@ def apply_midtrans_status(
         return txn, _apply(txn, answer, source=source, notification_id=notification_id)
 
 
+def apply_in_unit(
+    txn: Transaction,
+    answer: dict[str, Any],
+    *,
+    source: EventSource,
+    notification_id: int | None = None,
+) -> Applied:
+    """`apply_midtrans_status` on an order the caller has locked, in the caller's unit."""
+    return _apply(txn, answer, source=source, notification_id=notification_id)
+
+
 def _apply(
     txn: Transaction, answer: dict[str, Any], *, source: EventSource, notification_id: int | None
 ) -> Applied:

@@ -81,6 +81,15 @@ def test_gopay_answers_qr_deeplink_status_and_cancel_actions(client, auth):
     assert qr.data.startswith(b"\x89PNG")
 
 
+def test_gopay_deeplink_returns_to_the_charges_gopay_callback_url(client, auth):
+    """Midtrans's Core GoPay charge takes its deeplink return as `gopay.callback_url`."""
+    gopay = {"enable_callback": True, "callback_url": "posapp://paid"}
+    body = charge(client, auth, "ORDER-1", "gopay", gopay=gopay).json
+
+    actions = {action["name"]: action for action in body["actions"]}
+    assert actions["deeplink-redirect"]["url"].endswith("&callback_url=posapp://paid")
+
+
 def test_qris_answers_a_qr_string_with_a_valid_crc(client, auth):
     body = charge(client, auth, "ORDER-1", "qris", amount=75000).json
 
