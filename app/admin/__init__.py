@@ -96,4 +96,4 @@ def _layout():
     return {"admin": g.get("admin"), "nav_section": "admin." + SECTIONS.get(endpoint, endpoint)}
 
 
-from . import account, apps, logs, overview, transactions  # noqa: E402,F401  (routes)
+from . import account, apps, callback_log, logs, overview, transactions  # noqa: E402,F401

@@ -1,6 +1,6 @@
 """An app's pages: the list; creating and editing an app; its API key (rotate, disable, enable);
-its callback endpoint (enable it again, rotate the signing secret); its callback delivery log
-(every attempt, resend one event, recover the failed ones since a time).
+its callback endpoint (enable it again, rotate the signing secret). Its callback delivery log
+is `callback_log.py`.
 
 The rules live in `app.apps` and `app.payments`; these views check the form, call them, audit
 and render. A change and its audit entry are one unit of work.
@@ -8,34 +8,24 @@ and render. A change and its audit entry are one unit of work.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Response, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_babel import ngettext
 
 from .. import apps as app_service
-from .. import payments
 from ..database import lock_row, reading, writing
 from ..errors import GatewayError, InvalidRequestError, NotFoundError
-from ..extensions import db
-from ..models import App, CallbackEvent, CallbackState
+from ..models import App
 from ..services import gateway
-from . import apps_queries as queries
 from . import audit, bp
 from .common import (
-    WIB,
     apps_by_id,
     field_error,
-    order_filter,
-    page_number,
     safe_next,
-    search_term,
 )
-from .forms import AppCreateForm, AppEditForm, CallbackRecoverForm, ConfirmedActionForm, ConfirmForm
-
-STATES = [s.value for s in CallbackState]
+from .forms import AppCreateForm, AppEditForm, ConfirmedActionForm, ConfirmForm
 
 
 def policy_kwargs() -> dict[str, Any]:
@@ -77,7 +67,7 @@ def snapshot(client_app: App) -> dict[str, Any]:
     }
 
 
-def _target(client_app: App) -> str:
+def audit_target(client_app: App) -> str:
     return f"app:{client_app.code}"
 
 
@@ -136,7 +126,9 @@ def app_new():
                     callback_url=form.callback_url.data or None,
                     **policy_kwargs(),
                 )
-                audit.record("app_create", target=_target(new_key.app), after=snapshot(new_key.app))
+                audit.record(
+                    "app_create", target=audit_target(new_key.app), after=snapshot(new_key.app)
+                )
         except GatewayError as err:
             field_error(form, err)
         else:
@@ -196,7 +188,7 @@ def _audit_save(
     client_app: App, before: dict, after: dict, url_changed: bool, secret: str | None
 ) -> None:
     """An edit of the details, and a change of the callback URL, are entries of their own."""
-    target = _target(client_app)
+    target = audit_target(client_app)
     details_changed = any(before[k] != after[k] for k in ("name", "order_prefix", "allow_refunds"))
     if details_changed or not url_changed:
         audit.record("app_edit", target=target, before=before, after=after)
@@ -225,7 +217,7 @@ def app_rotate(app_id: int):
         new_key = app_service.rotate_key(app_id)
         audit.record(
             "app_rotate_key",
-            target=_target(client_app),
+            target=audit_target(client_app),
             before=before,
             after=snapshot(new_key.app),
         )
@@ -239,7 +231,10 @@ def app_toggle(app_id: int, action: str):
         before = snapshot(client_app)
         app_service.set_active(app_id, action == "enable")
         audit.record(
-            f"app_{action}", target=_target(client_app), before=before, after=snapshot(client_app)
+            f"app_{action}",
+            target=audit_target(client_app),
+            before=before,
+            after=snapshot(client_app),
         )
     if action == "enable":
         flash(_("App %(code)s is enabled.", code=client_app.code), "success")
@@ -272,7 +267,7 @@ def callback_enable(app_id: int):
             )
             audit.record(
                 "app_callback_enable",
-                target=_target(client_app),
+                target=audit_target(client_app),
                 before=before,
                 after=snapshot(client_app),
                 detail="new signing secret issued" if secret else None,
@@ -300,132 +295,9 @@ def callback_rotate_secret(app_id: int):
         until = client_app.previous_secret_expires_at
         audit.record(
             "app_callback_rotate_secret",
-            target=_target(client_app),
+            target=audit_target(client_app),
             detail=f"the previous secret also signs until {until:%Y-%m-%d %H:%M} UTC"
             if until
             else None,
         )
     return show_secret(client_app, secret, rotated=True)
-
-
-# -- the delivery log ------------------------------------------------------------------------
-
-
-def _note_if_not_sending(client_app: App) -> None:
-    if not client_app.callback_url:
-        flash(_("This app has no callback URL: nothing is sent until one is set."), "info")
-    elif client_app.callback_disabled_at:
-        flash(_("Callbacks of this app are disabled: nothing is sent until re-enabled."), "info")
-
-
-def _default_since(client_app: App) -> datetime:
-    """Where "recover" starts by default: when the endpoint began failing, else a day ago."""
-    start = client_app.callback_failing_since or datetime.now(UTC) - timedelta(days=1)
-    return start.astimezone(WIB).replace(tzinfo=None, second=0, microsecond=0)
-
-
-def _wib_to_utc(moment: datetime) -> datetime:
-    """A time typed in Jakarta (a datetime-local input, naive) as UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=WIB)
-    return moment.astimezone(UTC)
-
-
-@bp.get("/apps/<int:app_id>/callbacks")
-def callback_log(app_id: int):
-    state = request.args.get("state") or None
-    if state not in STATES:
-        state = None
-    q = search_term(request.args.get("q"))
-    with reading():
-        client_app = app_service.get_app_or_raise(app_id)
-        order = order_filter(request.args.get("txn", type=int), app_id=app_id)
-        page = queries.callback_events_page(
-            app_id, state=state, q=q, page=page_number(), txn_id=order.id if order else None
-        )
-        args = {k: v for k, v in {"state": state, "q": q, "txn": order and order.id}.items() if v}
-        return render_template(
-            "admin/callbacks.html",
-            app=client_app,
-            page=page,
-            state=state,
-            states=STATES,
-            q=q,
-            order=order,
-            args=args,
-            counts=queries.callback_counts(app_id),
-            form=ConfirmForm(formdata=None),
-            recover_form=CallbackRecoverForm(formdata=None, since=_default_since(client_app)),
-        )
-
-
-def _get_event(app_id: int, event_pk: int) -> CallbackEvent:
-    event = db.session.get(CallbackEvent, event_pk)
-    if event is None or event.app_id != app_id:
-        abort(404)
-    return event
-
-
-@bp.get("/apps/<int:app_id>/callbacks/<int:event_pk>")
-def callback_event(app_id: int, event_pk: int):
-    with reading():
-        event = _get_event(app_id, event_pk)
-        return render_template(
-            "admin/callback_event.html",
-            app=event.app,
-            event=event,
-            attempts=queries.callback_attempts(event.id),
-            form=ConfirmForm(formdata=None),
-        )
-
-
-@bp.post("/apps/<int:app_id>/callbacks/<int:event_pk>/resend")
-def callback_resend(app_id: int, event_pk: int):
-    with writing():
-        event = _get_event(app_id, event_pk)
-        client_app, order_id = event.app, event.transaction.order_id
-        before = {"state": event.state, "attempts": event.attempts}
-        event = payments.resend_event(event.id)
-        audit.record(
-            "callback_resend",
-            target=f"callback:{event.event_id}",
-            before=before,
-            after={"state": event.state},
-            detail=f"app {client_app.code}, order {order_id}",
-        )
-    flash(
-        _("Callback %(id)s is queued again, with the same webhook-id.", id=event.event_id),
-        "success",
-    )
-    _note_if_not_sending(client_app)
-    default = url_for("admin.callback_event", app_id=app_id, event_pk=event.id)
-    return redirect(safe_next(request.form.get("next"), default))
-
-
-@bp.post("/apps/<int:app_id>/callbacks/recover")
-def callback_recover(app_id: int):
-    form = CallbackRecoverForm()
-    with writing():
-        client_app = app_service.get_app_or_raise(app_id)
-        # The first day there is cannot be moved from WIB to UTC (an overflow, a 500).
-        if not form.validate() or form.since.data.year < 2:
-            flash(_("Give the date and time (WIB) to recover failed callbacks from."), "error")
-            return redirect(url_for("admin.callback_log", app_id=app_id))
-        since = _wib_to_utc(form.since.data)
-        count = payments.recover_failed(app_id, since)
-        audit.record(
-            "callback_recover",
-            target=_target(client_app),
-            detail=f"failed since {since.astimezone(WIB):%Y-%m-%d %H:%M} WIB: {count} queued again",
-        )
-    flash(
-        ngettext(
-            "%(num)d failed callback is queued again.",
-            "%(num)d failed callbacks are queued again.",
-            count,
-        ),
-        "success",
-    )
-    if count:
-        _note_if_not_sending(client_app)
-    return redirect(url_for("admin.callback_log", app_id=app_id, state="pending"))
