@@ -24,6 +24,8 @@ from .errors import (
     ChargeInProgressError,
     ForbiddenError,
     GatewayError,
+    InvalidNotificationError,
+    InvalidSignatureError,
     InvalidStateError,
     OrderConflictError,
     RefundInProgressError,
@@ -51,7 +53,9 @@ JSON = "application/json"
 # non-empty string; the signature covers the first three).
 NOTIFICATION_REQUIRED = (*SIGNED_FIELDS, "transaction_status")
 # The webhook answers a rejected notification with these codes (see app/webhooks.py).
-NOTIFICATION_ERRORS = {400: "invalid_notification", 403: "invalid_signature"}
+NOTIFICATION_ERRORS = {
+    error.status: error.code for error in (InvalidNotificationError, InvalidSignatureError)
+}
 
 # When each status is answered, as the contract (SPEC.md) puts it.
 STATUS_MEANING = {

@@ -40,7 +40,7 @@ CATEGORIES = {
     "SQLAlchemy: Session.commit / flush": ["commit (sqlalchemy/orm/session.py"],
     "SQLAlchemy: Session.execute (ORM queries)": ["execute (sqlalchemy/orm/session.py"],
     "SQLAlchemy: Session.get": ["get (sqlalchemy/orm/session.py"],
-    "SQLite BEGIN / BEGIN IMMEDIATE (begin_read/begin_write)": ["_fresh_transaction (app/"],
+    "SQLite BEGIN / BEGIN IMMEDIATE (reading()/writing())": ["_fresh_transaction (app/"],
     "pool checkout + pre_ping": ["_checkout (sqlalchemy/pool/base.py", "_do_ping"],
     "auth: app lookup, key hash, last_used (authenticate_app)": ["authenticate_app (app/auth.py"],
     "API key hashing (hash_api_key)": ["hash_api_key (app/auth.py"],
