@@ -299,3 +299,21 @@ def test_every_attempt_id_is_kept(client, app_key, midtrans):
     with client.application.app_context():
         kept = {a.midtrans_order_id: a.amount for a in db.session.query(PaymentAttempt)}
     assert kept == {ORDER: AMOUNT, newer: AMOUNT}
+
+
+def test_an_order_without_attempt_rows_keeps_its_old_id_when_renewed(client, app_key, midtrans):
+    """An order rebuilt after a restore has no attempt rows: renewing it keeps its old id."""
+    snap_ok(midtrans, token="tok-1")
+    assert charge(client, app_key).status_code == 201
+    with client.application.app_context():
+        db.session.query(PaymentAttempt).delete()
+        db.session.commit()
+    apply_status(client, app_key, midtrans, midtrans_status(ORDER, "expire"))
+    snap_ok(midtrans, token="tok-2")
+    assert charge(client, app_key).status_code == 201
+
+    notify(client, midtrans_status(ORDER, "settlement"), midtrans)
+
+    txn = row(client)
+    assert (txn.status, txn.midtrans_order_id) == ("settlement", ORDER)
+    assert "earlier attempt" in txn.flag

@@ -33,6 +33,7 @@ from .lifecycle import (
     apply_in_unit,
     apply_midtrans_status,
     flag_order,
+    keep_current_attempt_id,
     link_alive,
     locked_transaction,
     record_attempt_id,
@@ -447,6 +448,8 @@ def _reuse(
     # is dead (a renewal): the request, even with other details, gets a new attempt. A
     # renewal always takes a fresh Midtrans order id: Midtrans holds the old one.
     reuse_id = txn.link_state == LinkState.FAILED
+    if not reuse_id:
+        keep_current_attempt_id(txn)  # with the amount it charged, before that changes
     txn.attempt += 1
     txn.attempt_started_at = now
     txn.attempt_owner = process_identity()

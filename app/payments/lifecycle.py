@@ -135,6 +135,21 @@ def record_attempt_id(txn: Transaction, midtrans_order_id: str) -> None:
     )
 
 
+def keep_current_attempt_id(txn: Transaction) -> None:
+    """Before the (locked) order moves to a new Midtrans order id: its current one has its
+    row (an order rebuilt after a restore got none), so Midtrans's later word about it still
+    finds the order."""
+    kept = db.session.execute(
+        select(PaymentAttempt.id).where(PaymentAttempt.midtrans_order_id == txn.midtrans_order_id)
+    ).first()
+    if kept is None:
+        db.session.add(
+            PaymentAttempt(
+                transaction_id=txn.id, midtrans_order_id=txn.midtrans_order_id, amount=txn.amount
+            )
+        )
+
+
 def attempt_amount(txn: Transaction, midtrans_order_id: str) -> int:
     """What the order's attempt under this Midtrans order id charged (a renewal may have
     changed the amount since), in the caller's unit."""
