@@ -205,6 +205,18 @@ def test_capture_an_authorized_card_in_full_or_in_part(client, biller, midtrans,
         assert db.session.query(Transaction).filter_by(order_id=ORDER).one().amount == 60000
 
 
+def test_a_capture_midtrans_refuses_leaves_the_authorized_amount(client, biller, midtrans, placed):
+    placed(answer("authorize"))
+    refused = {"status_code": "412", "status_message": "Transaction status cannot be updated."}
+    midtrans.add(responses.POST, f"{API_BASE}/v2/capture", json=refused)
+
+    got = act(client, biller, "capture", {"amount": 60000})
+
+    assert got.status_code == 409 and got.json["error"]["code"] == "invalid_state"
+    with client.application.app_context():
+        assert db.session.query(Transaction).filter_by(order_id=ORDER).one().amount == 100000
+
+
 def test_only_an_authorized_card_can_be_captured(client, biller, midtrans, placed):
     placed(answer("settlement"))
     got = act(client, biller, "capture")

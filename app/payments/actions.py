@@ -170,21 +170,35 @@ def capture_transaction(
         raise InvalidRequestError(
             f"a capture cannot exceed the authorized amount ({txn.amount})", field="amount"
         )
-    _at_midtrans(
-        txn_id,
-        lambda _ident: midtrans.capture(txn.midtrans_transaction_id, amount),
-        midtrans=midtrans,
-        source=source,
-        then_sync=False,
-    )
-    if amount != txn.amount:
-        # A partial capture (a hotel's final bill below its pre-authorization): what was
-        # captured is the order's amount from now on, so Midtrans's word matches it.
-        with writing():
-            locked = locked_transaction(txn_id)
-            if outcome_of(locked.status, locked.fraud_status) == Outcome.AUTHORIZED:
-                locked.amount = amount
+    authorized = txn.amount
+    if amount != authorized:
+        # A partial capture (a hotel's final bill below its pre-authorization): what is
+        # captured is the order's amount from now on, set before Midtrans is asked so that its
+        # word (the status API, or a notification racing this request) matches it.
+        _set_amount(txn_id, amount, expected=authorized)
+    try:
+        _at_midtrans(
+            txn_id,
+            lambda _ident: midtrans.capture(txn.midtrans_transaction_id, amount),
+            midtrans=midtrans,
+            source=source,
+            then_sync=False,
+        )
+    except (InvalidStateError, MidtransRefusedError):
+        if amount != authorized:  # Midtrans said no: nothing was captured
+            _set_amount(txn_id, authorized, expected=amount)
+        raise
     return sync_transaction(txn_id, midtrans=midtrans, source=source)
+
+
+def _set_amount(txn_id: int, amount: int, *, expected: int) -> None:
+    with writing():
+        locked = locked_transaction(txn_id)
+        if locked.amount != expected or outcome_of(locked.status, locked.fraud_status) not in (
+            Outcome.AUTHORIZED,
+        ):
+            raise InvalidStateError("the order changed meanwhile; look at it again")
+        locked.amount = amount
 
 
 # -- refunds -------------------------------------------------------------------------------
