@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import Flask
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
+from werkzeug.exceptions import default_exceptions
 
 from ..payments.outcomes import is_paid, outcome_of
 from . import meaning
@@ -27,7 +30,24 @@ def wib(moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 
 def percent(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f}%"
+    """100.0% in English, 100,0% in Bahasa Indonesia (a decimal comma)."""
+    if value is None:
+        return "-"
+    shown = f"{value * 100:.1f}%"
+    return shown.replace(".", ",") if _indonesian() else shown
+
+
+def number(value: int | None) -> str:
+    """A whole number with thousands grouped: 1,234 in English, 1.234 in Indonesian."""
+    if value is None:
+        return "-"
+    shown = f"{value:,}"
+    return shown.replace(",", ".") if _indonesian() else shown
+
+
+def _indonesian() -> bool:
+    locale = get_locale()
+    return locale is not None and locale.language == "id"
 
 
 def audit_changes(before: dict | None, after: dict | None) -> list[tuple[str, str, str]]:
@@ -95,6 +115,47 @@ def callback_status(payload: str) -> str | None:
     return status if isinstance(status, str) else None
 
 
+# The dashboard's words for the HTTP errors a person meets: (title, Werkzeug's default
+# description translated). A message of the gateway's own is shown through detail_text.
+HTTP_ERRORS = {
+    400: (_l("Bad request"), _l("The browser sent a request this server could not understand.")),
+    403: (_l("Forbidden"), _l("You do not have permission to open this page.")),
+    404: (
+        _l("Page not found"),
+        _l("The page you asked for does not exist. If you typed its address, check it."),
+    ),
+    405: (_l("Method not allowed"), _l("This page cannot be used that way.")),
+    413: (_l("Request too large"), _l("The data sent is larger than this server accepts.")),
+    429: (_l("Too many requests"), _l("Too many requests: wait a moment and try again.")),
+    500: (
+        _l("Internal server error"),
+        _l("Something went wrong on the server; the error was logged. Try again later."),
+    ),
+    503: (
+        _l("Service unavailable"),
+        _l("The service is unavailable for a moment. Try again later."),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ErrorWords:
+    title: str
+    message: str
+
+
+def error_words(status: int, message: str | None) -> ErrorWords:
+    """What an error page says: its title, and its message in the dashboard's language
+    (Werkzeug's default description is replaced by ours)."""
+    title, default = HTTP_ERRORS.get(status, ("", None))
+    werkzeug_error = default_exceptions.get(status)
+    if default is not None and (
+        not message or (werkzeug_error is not None and message == werkzeug_error.description)
+    ):
+        return ErrorWords(str(title), str(default))
+    return ErrorWords(str(title), meaning.detail_text(message))
+
+
 def register_filters(app: Flask) -> None:
     app.jinja_env.filters.update(
         rupiah=rupiah,
@@ -102,12 +163,21 @@ def register_filters(app: Flask) -> None:
         percent=percent,
         pretty_json=pretty_json,
         callback_status=callback_status,
+        number=number,
+        status_word=lambda value: meaning.word(meaning.STATUS_WORDS, value),
+        notification_word=lambda value: meaning.word(meaning.NOTIFICATION_WORDS, value),
+        callback_word=lambda value: meaning.word(meaning.CALLBACK_WORDS, value),
+        link_word=lambda value: meaning.word(meaning.LINK_WORDS, value),
+        source_word=lambda value: meaning.word(meaning.SOURCE_WORDS, value),
+        audit_word=lambda value: meaning.word(meaning.AUDIT_WORDS, value),
+        detail_text=meaning.detail_text,
     )
     app.jinja_env.globals.update(
         outcome_of=outcome_of,
         is_paid=is_paid,
         clip_html=clip_html,
         audit_changes=audit_changes,
+        error_words=error_words,
         OUTCOME_LABELS=meaning.LABELS,
         OUTCOME_KINDS=meaning.KINDS,
     )
