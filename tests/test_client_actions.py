@@ -351,6 +351,7 @@ def test_a_direct_refund_uses_midtrans_direct_refund(client, cli, biller, midtra
         ({"amount": 100001}, "amount"),
         ({"reason": "x" * 256}, "reason"),
         ({"reason": 5}, "reason"),
+        ({"reason": "asked\x00"}, "reason"),
         ({"refund_key": "a b"}, "refund_key"),
         ({"refund_key": "k" * 51}, "refund_key"),
         ({"refund_key": "a\x00b"}, "refund_key"),

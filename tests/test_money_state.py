@@ -536,7 +536,7 @@ def test_a_refund_never_exceeds_what_is_left(client, shop, order, midtrans):
 
 
 def test_a_challenged_capture_cannot_be_refunded(client, shop, order, midtrans):
-    from app.errors import InvalidRequestError
+    from app.errors import InvalidStateError
     from app.payments import refund_transaction
 
     challenged = answer_of(
@@ -547,7 +547,7 @@ def test_a_challenged_capture_cannot_be_refunded(client, shop, order, midtrans):
     with client.application.app_context():
         txn_id = db.session.query(Transaction).filter_by(order_id=ORDER).one().id
         upstream = gateway(client.application).midtrans
-        with pytest.raises(InvalidRequestError, match="challenge"):
+        with pytest.raises(InvalidStateError, match="challenge"):
             refund_transaction(txn_id, amount=1000, reason="r", refund_key="k", midtrans=upstream)
 
 
