@@ -28,6 +28,7 @@ from ..errors import GatewayError, NotFoundError
 from ..extensions import db
 from ..models import Transaction, TransactionEvent, TxStatus
 from ..payments.outcomes import OUTCOMES, REFUNDABLE_OUTCOMES, Outcome
+from ..qr import qr_svg
 from ..services import gateway
 from . import audit, bp, meaning
 from . import transactions_queries as queries
@@ -135,6 +136,7 @@ def transaction(txn_id: int):
             confirm_form=ConfirmedActionForm(formdata=None),
             refund_form=refund_form,
             capture_form=CaptureForm(formdata=None, amount=txn.amount),
+            qr_svg=qr_svg,  # the Core payment's QR, drawn from its stored payload
             left_to_refund=left_to_refund,
             can_refund=outcome in REFUNDABLE_OUTCOMES,
             can_decide=outcome == Outcome.CHALLENGE,

@@ -123,3 +123,23 @@ def test_a_quiet_order_shows_everything_without_links(admin_client, app, app_key
     assert "2 notifications" in page and "1 callback event" in page
     assert "the newest" not in page and "see them all" not in page
     assert page.count('<details class="notification">') == 2
+
+
+def test_a_core_orders_payment_details_are_on_its_page(admin_client, app, app_key, charge):
+    txn_id = charge(app_key, "POS-1")
+    qris = "00020101021226620014COM.GO-JEK.WWW011893600914300000000000303UMI5204599953033605802ID"
+    with app.app_context():
+        txn = db.session.get(Transaction, txn_id)
+        txn.payment_type = "qris"
+        txn.payment_details = {
+            "va_numbers": [{"bank": "bca", "va_number": "12345678901"}],
+            "qr_string": qris,
+        }
+        db.session.commit()
+
+    page = admin_client.get(f"/admin/transactions/{txn_id}").get_data(as_text=True)
+
+    assert '<code class="va-number">12345678901</code>' in page
+    assert '<div class="qr-code"><svg' in page  # drawn here, no image from elsewhere
+    assert qris in page
+    assert "<img" not in page.split('class="qr-code"')[1].split("</div>")[0]
