@@ -46,6 +46,8 @@ PYTHON = sys.executable
 
 # The simulator is a local stand-in for Midtrans; its key guards nothing real.
 SIMULATOR_KEY = "SB-Mid-server-local"
+# The client key card tokens are made with (GET /config gives it to the payment page).
+SIMULATOR_CLIENT_KEY = "SB-Mid-client-local"
 ADMIN_USERNAME = "admin"
 DEMO_APP = "demo"
 READY_TIMEOUT = 60
@@ -210,6 +212,7 @@ def gateway_env(settings: dict[str, str], port: int, simulator_url: str | None) 
     if simulator_url:
         env.update(
             MIDTRANS_SERVER_KEY=SIMULATOR_KEY,
+            MIDTRANS_CLIENT_KEY=SIMULATOR_CLIENT_KEY,
             MIDTRANS_IS_PRODUCTION="false",
             MIDTRANS_API_BASE_URL=simulator_url,
             MIDTRANS_SNAP_BASE_URL=f"{simulator_url}/snap/v1",
@@ -408,6 +411,8 @@ def simulator_command(simulator_port: int, gateway_port: int) -> list[str]:
         f"http://127.0.0.1:{gateway_port}/notification",
         "--server-key",
         SIMULATOR_KEY,
+        "--client-key",
+        SIMULATOR_CLIENT_KEY,
     ]
 
 
