@@ -43,7 +43,8 @@ def test_the_simulator_settings_reach_the_command_line_through_env(run, tmp_path
     values = read(env_file)  # what the gateway and `flask --app wsgi` read
     assert set(values) == {  # nothing else of make run's environment (PATH...)
         *("LOG_LEVEL", "SECRET_KEY", "DATABASE_URL", "CALLBACK_ALLOWED_HOSTS"),
-        *("MIDTRANS_SERVER_KEY", "MIDTRANS_IS_PRODUCTION", "MIDTRANS_NOTIFICATION_URL"),
+        *("MIDTRANS_SERVER_KEY", "MIDTRANS_CLIENT_KEY", "MIDTRANS_IS_PRODUCTION"),
+        "MIDTRANS_NOTIFICATION_URL",
         *("MIDTRANS_API_BASE_URL", "MIDTRANS_SNAP_BASE_URL"),
     }
     assert values["DATABASE_URL"] == f"sqlite:///{tmp_path / 'instance' / 'simulator.db'}"
