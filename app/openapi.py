@@ -299,8 +299,34 @@ def _schemas() -> dict[str, dict]:
                 "currency": {"type": "string", "examples": ["IDR"]},
                 "transaction_time": text_or_null,
                 "expiry_time": text_or_null,
-                "redirect_url": text_or_null,
-                "token": text_or_null,
+                "redirect_url": {
+                    **text_or_null,
+                    "description": "The payment link while it can be paid; null once it is "
+                    "dead (expired, cancelled, paid, or replaced by a renewal).",
+                },
+                "token": {**text_or_null, "description": "The Snap token of that link."},
+                "expires_at": {
+                    **text_or_null,
+                    "description": "Until when the current link or Core payment can be paid.",
+                },
+                "va_numbers": {"type": "array", "items": {"type": "object"}},
+                "permata_va_number": {"type": "string"},
+                "bill_key": {"type": "string"},
+                "biller_code": {"type": "string"},
+                "qr_string": {"type": "string"},
+                "qr_url": {"type": "string"},
+                "deeplink_url": {"type": "string"},
+                "actions": {"type": "array", "items": {"type": "object"}},
+                "metadata": {
+                    "description": "Your own `metadata` from `/charge`, as sent.",
+                },
+                **{
+                    f"custom_field{n}": {
+                        "type": "string",
+                        "description": f"Your own custom_field{n} from `/charge`, as sent.",
+                    }
+                    for n in (1, 2, 3)
+                },
                 "outcome": {
                     "enum": OUTCOMES,
                     "description": "What the payment means, derived from transaction_status "
