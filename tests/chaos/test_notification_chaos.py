@@ -8,7 +8,10 @@ tenth of the orders' notifications newest first (reordered), a tenth of them as 
 identical requests at once, and forged or tampered ones among them (a wrong signature, another
 server key, an edited gross_amount, status_code or order_id, "10000" for "10000.00").
 
-Issue 11: a quarter of the orders carry a fee of their own from Midtrans's fee imposition (the
+Issue 16: a third of the orders are Core API charges (a BCA VA number at creation, no Snap
+page); the rest are Snap links whose customer picks BCA VA on the page.
+
+Issue 11: a quarter of the Snap orders carry a fee of their own from Midtrans's fee imposition (the
 notifications' gross_amount includes it, the split in `metadata.extra_info.gross_amount_info` or
 at the top level), and some paid orders end partly refunded (one or two partial refunds) or
 fully refunded after a partial one, each refund notified like any other change.
@@ -75,6 +78,8 @@ OUTCOMES = {
     "partial_refund": "partially_refunded",
 }
 FEE_SHARE = 0.25
+CORE_SHARE = 1 / 3
+CORE_CHARGE = {"payment_type": "bank_transfer", "bank": "bca"}
 # An order's own fee imposition, fixed as the customer picks a method: the rule, the fee.
 FEE_RULES = [({"fee": 4440}, 4440), ({"fee_imposition": {"fee": 2500, "placement": "top"}}, 2500)]
 FORGERIES = (
@@ -202,6 +207,7 @@ class Order:
     midtrans_id: str
     amount: int
     final: str
+    core: bool = False  # a Core API charge (VA at creation) instead of a Snap link
     fee_rule: dict = field(default_factory=dict)
     fee: int = 0
     # Partial refunds before the final state (a refund: one; a partial refund: one or two).
@@ -221,7 +227,8 @@ def draw_order(order_id: str, midtrans_id: str, plan: random.Random) -> Order:
         amount=plan.randrange(10, 5_000) * 100,
         final=plan.choices(list(FINALS), weights=list(FINALS.values()))[0],
     )
-    if plan.random() < FEE_SHARE:
+    order.core = plan.random() < CORE_SHARE
+    if not order.core and plan.random() < FEE_SHARE:
         order.fee_rule, order.fee = plan.choice(FEE_RULES)
     parts = {"partial_refund": plan.choice((1, 2)), "refund": plan.choice((0, 1))}
     order.partial_refunds = [
@@ -254,10 +261,16 @@ def test_notifications_duplicated_reordered_bursting_and_forged_end_in_the_true_
         answer = http.request(
             "POST",
             f"{stack.gateway_url}/charge",
-            json={"order_id": order.order_id, "amount": order.amount},
+            json={
+                "order_id": order.order_id,
+                "amount": order.amount,
+                **(CORE_CHARGE if order.core else {}),
+            },
             headers=stack.headers,
         )
         assert answer.status_code == 201, answer.text
+        if order.core:  # the VA number is in the answer already
+            assert answer.json()["va_numbers"][0]["bank"] == "bca", answer.text
         reordered = rng.random() < 0.10
         genuine: list[dict] = []
         later: list[tuple[dict, str]] = []  # duplicates and forgeries, sent after the lifecycle
@@ -289,8 +302,10 @@ def test_notifications_duplicated_reordered_bursting_and_forged_end_in_the_true_
                     later.append((fake, kind))
                 counts["forged"] += 1
 
-        # The customer picks BCA VA (pending), paying the order's own fee if it has one.
-        sim.control(order.midtrans_id, "choose", order.fee_rule)
+        # The customer picks BCA VA (pending), paying the order's own fee if it has one; a
+        # Core charge is pending with its VA from the start.
+        if not order.core:
+            sim.control(order.midtrans_id, "choose", order.fee_rule)
         happened(sim.status(order.midtrans_id))
         sim.control(order.midtrans_id, ACTIONS[order.final])
         happened(sim.status(order.midtrans_id))
