@@ -120,6 +120,37 @@ def test_a_challenged_card_is_approved_and_paid(client):
     assert client.act("ORD-2", "deny", expect=409)["error"]["code"] == "invalid_state"
 
 
+def test_an_authorized_card_is_captured_for_less_and_paid(client):
+    token = requests.get(
+        f"{client.stack.simulator_url}/v2/token",
+        params={
+            "client_key": "SB-Mid-client-simulator",
+            "card_number": "4811111111111114",
+            "card_exp_month": "12",
+            "card_exp_year": "2030",
+            "card_cvv": "123",
+        },
+        timeout=10,
+    ).json()["token_id"]
+    held = client.charge(
+        "HOTEL-1",
+        500000,
+        payment_type="credit_card",
+        token_id=token,
+        credit_card={"type": "authorize"},
+    )
+    assert held["transaction_status"] == "authorize" and held["outcome"] == "authorized"
+    assert client.callbacks_until("HOTEL-1", "authorized") == ["authorized"]
+
+    too_much = client.act("HOTEL-1", "capture", {"amount": 500001}, expect=400)
+    assert too_much["error"]["details"]["field"] == "amount"
+    captured = client.act("HOTEL-1", "capture", {"amount": 420000})  # the final bill
+
+    assert captured["outcome"] == "paid" and captured["amount"] == 420000
+    assert client.callbacks_until("HOTEL-1", "paid") == ["authorized", "paid"]
+    assert client.act("HOTEL-1", "capture", expect=409)["error"]["code"] == "invalid_state"
+
+
 def test_cancelling_a_link_nobody_opened_stops_it(client):
     client.charge("ORD-3", 25000)
     cancelled = client.act("ORD-3", "cancel")
