@@ -525,27 +525,34 @@ def _link_created(txn_id: int, attempt: int, link, charge: ChargeRequest) -> Tra
         # Still this attempt and still in flight: a Snap answer that comes after the worker
         # settled the attempt as abandoned must not overwrite what it found.
         if txn.attempt == attempt and txn.link_state == LinkState.CREATING:
-            renewed = _fresh_payment(txn)
-            txn.link_state = LinkState.CREATED
             txn.snap_token = link.token
             txn.redirect_url = link.redirect_url
-            txn.last_error = None
             # Counted from Snap's answer, which follows the token's own clock: never too early.
-            txn.expires_at = link_deadline(charge, datetime.now(UTC))
-            txn.next_check_at = txn.attempt_started_at + FIRST_CHECK
-            txn.check_count = 0
-            db.session.add(
-                TransactionEvent(
-                    transaction_id=txn.id,
-                    from_status=renewed,
-                    to_status=TxStatus.PENDING,
-                    source=EventSource.CHARGE,
-                    detail=f"Snap link created (attempt {attempt})"
-                    + (f", renewing the order (was {renewed})" if renewed else ""),
-                )
-            )
+            _attempt_created(txn, "Snap link", expires_at=link_deadline(charge, datetime.now(UTC)))
             enqueue_update(txn, status_view(txn, live=True))
         return txn
+
+
+def _attempt_created(txn: Transaction, what: str, *, expires_at: datetime | None) -> None:
+    """The (locked) order's attempt has its payment at Midtrans now (`what`: a Snap link, a
+    Core payment): it starts over as pending, payable until `expires_at`, first checked soon;
+    its timeline says so (and what it was, when this renews a dead link)."""
+    renewed = _fresh_payment(txn)
+    txn.link_state = LinkState.CREATED
+    txn.last_error = None
+    txn.expires_at = expires_at
+    txn.next_check_at = txn.attempt_started_at + FIRST_CHECK
+    txn.check_count = 0
+    db.session.add(
+        TransactionEvent(
+            transaction_id=txn.id,
+            from_status=renewed,
+            to_status=TxStatus.PENDING,
+            source=EventSource.CHARGE,
+            detail=f"{what} created (attempt {txn.attempt})"
+            + (f", renewing the order (was {renewed})" if renewed else ""),
+        )
+    )
 
 
 def _fresh_payment(txn: Transaction) -> str | None:
@@ -571,26 +578,16 @@ def _core_created(txn_id: int, attempt: int, answer: dict, charge: ChargeRequest
         txn = locked_transaction(txn_id)
         if txn.attempt != attempt or txn.link_state != LinkState.CREATING:
             return txn  # the worker settled this attempt meanwhile: what it found stands
-        renewed = _fresh_payment(txn)
-        txn.link_state = LinkState.CREATED
+        kind = answer.get("payment_type") or charge.payment_type
         txn.snap_token = None
         txn.redirect_url = answer.get("redirect_url")  # a card's 3-D Secure page
-        txn.payment_details = payment_details(answer)
-        txn.payment_type = answer.get("payment_type") or charge.payment_type
-        txn.last_error = None
-        txn.expires_at = core_deadline(answer, charge, datetime.now(UTC))
-        txn.next_check_at = txn.attempt_started_at + FIRST_CHECK
-        txn.check_count = 0
-        db.session.add(
-            TransactionEvent(
-                transaction_id=txn.id,
-                from_status=renewed,
-                to_status=TxStatus.PENDING,
-                source=EventSource.CHARGE,
-                detail=f"Core {txn.payment_type} payment created (attempt {attempt})"
-                + (f", renewing the order (was {renewed})" if renewed else ""),
-            )
+        _attempt_created(
+            txn,
+            f"Core {kind} payment",
+            expires_at=core_deadline(answer, charge, datetime.now(UTC)),
         )
+        txn.payment_details = payment_details(answer)
+        txn.payment_type = kind
         applied = apply_in_unit(
             txn, {"order_id": txn.midtrans_order_id, **answer}, source=EventSource.CHARGE
         )
