@@ -146,3 +146,24 @@ def use_settings(flask_app, **changes) -> None:
 
     services = gateway(flask_app)
     services.settings = replace(services.settings, **changes)
+
+
+STATUS_API_CODES = {"settlement": "200", "pending": "201", "expire": "407"}
+
+
+def status_answer(order_id: str, status: str = "settlement", *, amount: int, **extra) -> dict:
+    """What Midtrans's status API answers for `order_id` (Midtrans's order id) in `status`:
+    a BCA VA payment of `amount` the fraud check accepted, with `extra` on top."""
+    return {
+        "status_code": STATUS_API_CODES.get(status, "200"),
+        "status_message": "Success, transaction is found",
+        "transaction_id": f"trx-{order_id}",
+        "order_id": order_id,
+        "gross_amount": f"{amount}.00",
+        "currency": "IDR",
+        "payment_type": "bank_transfer",
+        "transaction_time": "2026-11-21 10:00:00",
+        "transaction_status": status,
+        "fraud_status": "accept",
+        **extra,
+    }

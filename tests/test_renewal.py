@@ -10,7 +10,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import responses
-from support import API_BASE, NOTIFICATION_CODES, SNAP_URL, signed, snap_ok, status_url
+from support import (
+    API_BASE,
+    NOTIFICATION_CODES,
+    SNAP_URL,
+    signed,
+    snap_ok,
+    status_answer,
+    status_url,
+)
 
 from app.extensions import db
 from app.models import PaymentAttempt, Transaction, TransactionEvent
@@ -21,19 +29,9 @@ FRESH_ID = re.compile(rf"^{ORDER}~[0-9a-f]{{6}}$")
 
 
 def midtrans_status(order_id: str, status: str, *, amount: int = AMOUNT, **extra) -> dict:
-    return {
-        "status_code": {"settlement": "200", "pending": "201", "expire": "407"}.get(status, "200"),
-        "status_message": "Success, transaction is found",
-        "transaction_id": f"tx-{order_id}-{status}",
-        "order_id": order_id,
-        "gross_amount": f"{amount}.00",
-        "currency": "IDR",
-        "payment_type": "bank_transfer",
-        "transaction_time": "2026-11-21 10:00:00",
-        "transaction_status": status,
-        "fraud_status": "accept",
-        **extra,
-    }
+    return status_answer(
+        order_id, status, amount=amount, **{"transaction_id": f"tx-{order_id}-{status}", **extra}
+    )
 
 
 def charge(client, headers, *, amount: int = AMOUNT, **extra):

@@ -6,6 +6,8 @@ import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from support import status_answer
+
 PASSWORD = "correct horse battery staple"
 
 _TOKEN = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
@@ -49,19 +51,7 @@ def table_snapshot(app) -> dict:
 
 def settled(order_id: str, amount: int, status: str = "settlement", **extra) -> dict:
     """A Midtrans status answer for `order_id` (Midtrans's order id)."""
-    return {
-        "status_code": "200",
-        "status_message": "Success, transaction is found",
-        "transaction_id": f"trx-{order_id}",
-        "order_id": order_id,
-        "gross_amount": f"{amount}.00",
-        "currency": "IDR",
-        "payment_type": "bank_transfer",
-        "transaction_time": "2026-11-21 10:00:00",
-        "transaction_status": status,
-        "fraud_status": "accept",
-        **extra,
-    }
+    return status_answer(order_id, status, amount=amount, **{"status_code": "200", **extra})
 
 
 class Receiver:
