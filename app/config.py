@@ -11,12 +11,16 @@ This module imports nothing else of the gateway, so `gunicorn.conf.py` can load 
 
 from __future__ import annotations
 
+import base64
+import binascii
+import ipaddress
 import math
 import os
 import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
@@ -183,6 +187,67 @@ def _rate(env: dict[str, str], name: str, default: str) -> str:
     return raw
 
 
+MAKE_ALERT_SECRET = (
+    'python3 -c "import base64, secrets; '
+    "print('whsec_' + base64.b64encode(secrets.token_bytes(32)).decode())\""
+)
+
+
+def _allowed_host_names(allowed_hosts: str) -> set[str]:
+    """The host names (not addresses or networks) CALLBACK_ALLOWED_HOSTS lets through, which,
+    as for callback URLs, may also be reached over plain http in production."""
+    names = set()
+    for item in (part.strip() for part in allowed_hosts.split(",")):
+        if not item:
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            names.add(item.lower().strip("[]"))
+    return names
+
+
+def _alert_webhook_url(env: dict[str, str], *, is_production: bool) -> str:
+    """ALERT_WEBHOOK_URL checked like a callback URL when it is set (the address itself is
+    checked by the callbacks' HTTP client on every connection: CALLBACK_ALLOWED_HOSTS)."""
+    url = env.get("ALERT_WEBHOOK_URL", "").strip()
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        raise ConfigError("ALERT_WEBHOOK_URL is not a URL") from None
+    if parts.scheme not in {"http", "https"} or not host:
+        raise ConfigError("ALERT_WEBHOOK_URL must be an http(s) URL with a host")
+    if parts.username or parts.password:
+        raise ConfigError("ALERT_WEBHOOK_URL must not contain credentials")
+    if len(url) > 2000:
+        raise ConfigError("ALERT_WEBHOOK_URL is too long (2000 characters at most)")
+    allowed = _allowed_host_names(env.get("CALLBACK_ALLOWED_HOSTS", ""))
+    if is_production and parts.scheme != "https" and host.lower() not in allowed:
+        raise ConfigError("ALERT_WEBHOOK_URL must use https when MIDTRANS_IS_PRODUCTION=true")
+    return url
+
+
+def _alert_signing_secret(env: dict[str, str], *, url: str) -> str:
+    secret = env.get("ALERT_SIGNING_SECRET", "").strip()
+    if not secret:
+        return ""
+    if not url:
+        raise ConfigError("ALERT_SIGNING_SECRET is set but ALERT_WEBHOOK_URL is not")
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if not secret.startswith("whsec_") or len(key) < 24:
+        raise ConfigError(
+            "ALERT_SIGNING_SECRET must be whsec_ followed by at least 24 base64-encoded random "
+            f"bytes: make one with {MAKE_ALERT_SECRET}"
+        )
+    return secret
+
+
 @dataclass(frozen=True)
 class MidtransSettings:
     server_key: str = field(repr=False)
@@ -217,6 +282,8 @@ class Settings:
     ratelimit_rejected_notifications: str = "60 per hour"
     ratelimit_storage_uri: str = "memory://"
     secret_key_is_ephemeral: bool = False
+    alert_webhook_url: str = field(default="", repr=False)
+    alert_signing_secret: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, *, instance_path: str = "instance"):
@@ -266,6 +333,9 @@ class Settings:
                 "MIDTRANS_IS_PRODUCTION=true but MIDTRANS_SERVER_KEY is a sandbox key (SB-...)"
             )
 
+        alert_webhook_url = _alert_webhook_url(env, is_production=is_production)
+        alert_signing_secret = _alert_signing_secret(env, url=alert_webhook_url)
+
         log_format = env.get("LOG_FORMAT", "text").strip().lower() or "text"
         if log_format not in {"text", "json"}:
             raise ConfigError("LOG_FORMAT must be text or json")
@@ -288,6 +358,8 @@ class Settings:
             ),
             ratelimit_storage_uri=env.get("RATELIMIT_STORAGE_URI", "").strip() or "memory://",
             secret_key_is_ephemeral=ephemeral,
+            alert_webhook_url=alert_webhook_url,
+            alert_signing_secret=alert_signing_secret,
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from sqlalchemy import text
 
+from . import alerts
 from .database import reading
 from .extensions import db
 from .services import gateway
@@ -19,6 +20,9 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
+    # Probed every few seconds: at most once a minute per process, is the worker alive? (An
+    # alert, never a change of this answer: the web serves payments without the worker.)
+    alerts.check_worker_from_web()
     checks = {"database": "ok", "midtrans_server_key": "ok"}
     try:
         with reading():

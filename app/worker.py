@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from flask import Flask
 
-from . import payments
+from . import alerts, payments
 from .callback_sender import CallbackClient
 from .payments.callbacks import DELIVERY_THREADS, CallbackDispatcher
 from .payments.reconcile import (
@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 # How often to look for Snap calls a crashed process left `creating` (a scan of that state).
 ABANDONED_SWEEP_EVERY = 60.0
+# How often the alert conditions are checked (app/alerts.py); the first round checks them.
+ALERT_CHECK_EVERY = 60.0
 
 
 def every(seconds: float, job: Callable[[], int]) -> Callable[[], int]:
@@ -89,6 +91,8 @@ def jobs(
     stop = stop or threading.Event()
     budget = StoppingBudget(status_calls_per_minute, stop)
     round_jobs = [
+        # First: a round stuck in a job below leaves the heartbeat stale (`worker_down`).
+        ("heartbeat", every(alerts.HEARTBEAT_EVERY, alerts.beat)),
         (
             "confirm notifications",
             lambda: payments.confirm_due_notifications(midtrans=midtrans, stop=stop),
@@ -109,7 +113,14 @@ def jobs(
         round_jobs.append(
             ("deliver callbacks", lambda: payments.deliver_due_callbacks(client=client))
         )
+    # Last: it sees what this round's jobs found (a flag, a rejected server key).
+    round_jobs.append(("check alerts", every(ALERT_CHECK_EVERY, lambda: _checked_alerts(client))))
     return round_jobs
+
+
+def _checked_alerts(client: CallbackClient) -> int:
+    alerts.check_and_send(client)
+    return 0  # not work done: a quiet round still waits its interval
 
 
 def run_round(

@@ -170,6 +170,7 @@ def register_filters(app: Flask) -> None:
         link_word=lambda value: meaning.word(meaning.LINK_WORDS, value),
         source_word=lambda value: meaning.word(meaning.SOURCE_WORDS, value),
         audit_word=lambda value: meaning.word(meaning.AUDIT_WORDS, value),
+        alert_word=lambda value: meaning.word(meaning.ALERT_WORDS, value),
         detail_text=meaning.detail_text,
     )
     app.jinja_env.globals.update(

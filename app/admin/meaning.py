@@ -138,6 +138,16 @@ AUDIT_WORDS = {
 }
 
 
+# The alert conditions (app/alerts.py) as the overview names them.
+ALERT_WORDS = {
+    "order_flagged": _l("Order flagged"),
+    "callback_disabled": _l("Callback endpoint disabled"),
+    "midtrans_auth": _l("Midtrans rejected the server key"),
+    "notifications_unconfirmed": _l("Notifications unconfirmed for over an hour"),
+    "worker_down": _l("Worker not running"),
+}
+
+
 def word(words: dict, value) -> str:
     """`value`'s label in `words`, or `value` itself when it has none."""
     if value is None:

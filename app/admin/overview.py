@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 from flask import render_template
 from sqlalchemy import func, or_, select
 
+from .. import alerts
 from ..extensions import db
 from ..models import Transaction, utcnow
 from ..payments.outcomes import OUTCOMES, Outcome, is_paid, outcome_of
@@ -25,9 +26,15 @@ from .common import WIB, apps_by_id, wib_midnight
 
 @bp.get("/")
 def overview():
+    alerts.check_worker_from_web()
+    open_alerts = alerts.open_alerts()
     data = figures()
     return render_template(
-        "admin/overview.html", data=data, chart=chart(data["days"]), apps=apps_by_id()
+        "admin/overview.html",
+        data=data,
+        chart=chart(data["days"]),
+        apps=apps_by_id(),
+        alerts=open_alerts,
     )
 
 
