@@ -205,6 +205,7 @@ def check_callback_disabled(row: Alert, now: datetime) -> Finding:
 
 
 AUTH_MESSAGE = MidtransAuthError().message
+AUTH_LOOKBACK = timedelta(days=1)
 _process_auth_failures = 0.0  # the worker's own rejected calls already counted
 
 
@@ -225,7 +226,13 @@ def check_midtrans_auth(row: Alert, now: datetime) -> Finding:
     since = _since(row, now)
     orders = db.session.scalars(
         select(Transaction.order_id)
-        .where(Transaction.last_error == AUTH_MESSAGE, Transaction.updated_at > since)
+        .where(
+            # Orders of the last day (an indexed bound: a key rejected on an older order's
+            # renewal is seen by the worker's own calls, which use the same key).
+            Transaction.created_at > since - AUTH_LOOKBACK,
+            Transaction.last_error == AUTH_MESSAGE,
+            Transaction.updated_at > since,
+        )
         .limit(ITEMS_KEPT)
     ).all()
     row.cursor_at = now
