@@ -289,6 +289,22 @@ DETAIL_TEXTS = [
         r"never confirmed in (?P<n>\d+) days: (?P<reason>.+)",
         _("never confirmed in %(n)s days: %(reason)s"),
     ),
+    (
+        r"(?P<reason>.+) \(first (?P<n>\d+) of (?P<total>\d+) bytes kept\)",
+        _("%(reason)s (first %(n)s of %(total)s bytes kept)"),
+    ),
+    (r"signature_key does not match", _("signature_key does not match")),
+    (
+        r"status_code (?P<code>\S+) does not fit transaction_status (?P<value>\S+)",
+        _("status_code %(code)s does not fit transaction_status %(value)s"),
+    ),
+    (r"body is not JSON \(or nested too deeply\)", _("body is not JSON (or nested too deeply)")),
+    (r"body is not a JSON object", _("body is not a JSON object")),
+    (
+        r"body holds a lone surrogate escape \(not valid Unicode\)",
+        _("body holds a lone surrogate escape (not valid Unicode)"),
+    ),
+    (r"(?P<field>\S+) is missing or not a string", _("%(field)s is missing or not a string")),
     (r"flagged", _("flagged")),
     (r"failed: unexpected error", _("failed: unexpected error")),
     (r"failed: (?P<reason>.+)", _("failed: %(reason)s")),

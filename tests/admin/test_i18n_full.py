@@ -233,6 +233,10 @@ def test_every_known_detail_is_translated(app):
         "Midtrans has no transaction for it",
         "never confirmed in 3 days: status API says pending",
         "gross_amount 151000 is not original_amount 150000 plus the fee 2000",
+        "signature_key does not match",
+        "body is not JSON (or nested too deeply) (first 4096 of 9000 bytes kept)",
+        "status_code 201 does not fit transaction_status capture",
+        "signature_key is missing or not a string",
     ]
     with app.test_request_context(headers={"Accept-Language": "id"}):
         for text in texts:
