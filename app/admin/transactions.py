@@ -50,7 +50,9 @@ def _filter_form() -> tuple[TxFilterForm, queries.TxFilter]:
     form = TxFilterForm(request.args, meta={"csrf": False})
     apps = apps_by_id()
     form.app.choices = [("", _("All apps"))] + [(str(a.id), a.code) for a in apps.values()]
-    form.status.choices = [("", _("All statuses"))] + [(s.value, s.value) for s in TxStatus]
+    form.status.choices = [("", _("All statuses"))] + [
+        (s.value, meaning.word(meaning.STATUS_WORDS, s.value)) for s in TxStatus
+    ]
     form.outcome.choices = [("", _("All outcomes"))] + meaning.outcome_choices()
     form.validate()
     # Only an app that exists: "²" passes isdigit() but not int(), a huge number overflows.
