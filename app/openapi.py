@@ -132,6 +132,33 @@ def _json(description: str, schema: dict, **extra: Any) -> dict:
     return {"description": description, "content": {JSON: {"schema": schema}}, **extra}
 
 
+# What the payer needs for a Core API payment: in the create answer, and in /status while the
+# payment is pending.
+PAYMENT_DETAILS: dict[str, dict] = {
+    "va_numbers": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {"bank": {"type": "string"}, "va_number": {"type": "string"}},
+        },
+        "description": "bank_transfer (not permata): the VA number to pay.",
+    },
+    "permata_va_number": {"type": "string"},
+    "bill_key": {"type": "string", "description": "echannel (Mandiri)."},
+    "biller_code": {"type": "string", "description": "echannel (Mandiri)."},
+    "qr_string": {
+        "type": "string",
+        "description": "qris: the QRIS payload to draw as a QR code.",
+    },
+    "qr_url": {"type": "string", "description": "gopay and qris: Midtrans's QR image (PNG)."},
+    "deeplink_url": {
+        "type": "string",
+        "description": "gopay: opens the GoPay app on the payer's phone.",
+    },
+    "actions": {"type": "array", "items": {"type": "object"}},
+}
+
+
 def _schemas() -> dict[str, dict]:
     text_or_null = {"type": ["string", "null"]}
     all_codes = sorted(
@@ -224,33 +251,7 @@ def _schemas() -> dict[str, dict]:
                             "description": "When the payment can no longer be paid (Midtrans's "
                             "`expiry_time`, in UTC).",
                         },
-                        "va_numbers": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "properties": {
-                                    "bank": {"type": "string"},
-                                    "va_number": {"type": "string"},
-                                },
-                            },
-                            "description": "bank_transfer (not permata): the VA number to pay.",
-                        },
-                        "permata_va_number": {"type": "string"},
-                        "bill_key": {"type": "string", "description": "echannel (Mandiri)."},
-                        "biller_code": {"type": "string", "description": "echannel (Mandiri)."},
-                        "qr_string": {
-                            "type": "string",
-                            "description": "qris: the QRIS payload to draw as a QR code.",
-                        },
-                        "qr_url": {
-                            "type": "string",
-                            "description": "gopay and qris: Midtrans's QR image (PNG).",
-                        },
-                        "deeplink_url": {
-                            "type": "string",
-                            "description": "gopay: opens the GoPay app on the payer's phone.",
-                        },
-                        "actions": {"type": "array", "items": {"type": "object"}},
+                        **PAYMENT_DETAILS,
                         "redirect_url": {
                             "type": "string",
                             "description": "credit_card with 3-D Secure: the bank's page.",
@@ -309,14 +310,7 @@ def _schemas() -> dict[str, dict]:
                     **text_or_null,
                     "description": "Until when the current link or Core payment can be paid.",
                 },
-                "va_numbers": {"type": "array", "items": {"type": "object"}},
-                "permata_va_number": {"type": "string"},
-                "bill_key": {"type": "string"},
-                "biller_code": {"type": "string"},
-                "qr_string": {"type": "string"},
-                "qr_url": {"type": "string"},
-                "deeplink_url": {"type": "string"},
-                "actions": {"type": "array", "items": {"type": "object"}},
+                **PAYMENT_DETAILS,
                 "metadata": {
                     "description": "Your own `metadata` from `/charge`, as sent.",
                 },
