@@ -188,9 +188,11 @@ def record_change(
     source: EventSource,
     notification_id: int | None = None,
     detail: str | None = None,
+    flag: bool = False,
 ) -> TransactionEvent:
     """Move the (locked) order to `new`, log the move and queue the app's callback, all in
-    the caller's transaction: the change and its callback commit together or not at all."""
+    the caller's transaction: the change and its callback commit together or not at all.
+    With `flag`, `detail` is also why a person must look at the order (`flag_order`)."""
     event = TransactionEvent(
         transaction_id=txn.id,
         from_status=txn.status,
@@ -207,6 +209,8 @@ def record_change(
     elif txn.next_check_at is None:
         txn.next_check_at = datetime.now(UTC) + RECHECK_SOON  # waiting on Midtrans again
     enqueue_update(txn, status_view(txn, live=True))
+    if flag:
+        flag_order(txn, detail, source=source, notification_id=notification_id, event=event)
     return event
 
 
@@ -329,16 +333,15 @@ def _apply(
     reason = _correction(txn, new, new_fraud)
     if reason is not None:
         txn.status_by_gateway = False
-    event = record_change(
+    record_change(
         txn,
         new,
         fraud_status=new_fraud,
         source=source,
         notification_id=notification_id,
         detail=reason,
+        flag=reason is not None,
     )
-    if reason is not None:
-        flag_order(txn, reason, source=source, notification_id=notification_id, event=event)
     return Applied.CHANGED
 
 
@@ -406,15 +409,15 @@ def _earlier_attempt(
         f"paid under an earlier attempt {midtrans_order_id} (Midtrans says {new}) after the "
         f"order got a newer one ({newer}): make sure the newer one is not paid too"
     )
-    event = record_change(
+    record_change(
         txn,
         new,
         fraud_status=new_fraud,
         source=source,
         notification_id=notification_id,
         detail=reason,
+        flag=True,
     )
-    flag_order(txn, reason, source=source, notification_id=notification_id, event=event)
     return Applied.CHANGED
 
 
