@@ -15,7 +15,7 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import admins, apps
+from . import admin_mfa, admins, apps
 from .database import reading, writing
 from .errors import GatewayError
 from .extensions import db
@@ -252,6 +252,24 @@ def unlock_admin(username: str):
         f"Login throttling of {username} cleared "
         f"({cleared} address{'' if cleared == 1 else 'es'} had failed logins on record)."
     )
+
+
+@admins_cli.command("reset-mfa")
+@click.argument("username")
+def reset_mfa(username: str):
+    """Remove an admin's two-factor sign-in and recovery codes (a lost phone): the next login
+    needs the password only (or setting MFA up again, when every admin must use it)."""
+    from .admin import audit
+
+    with writing():
+        was_on = _run(admin_mfa.reset, username)
+        audit.record(
+            "mfa_reset", target=f"admin:{username}", username="cli", detail="from the command line"
+        )
+    if was_on:
+        click.echo(f"Two-factor sign-in of {username} removed, with its recovery codes.")
+    else:
+        click.echo(f"{username} had no two-factor sign-in; nothing to remove.")
 
 
 @click.command("worker")

@@ -141,6 +141,44 @@ class Admin(db.Model):
         return f"<Admin {self.username}>"
 
 
+class AdminMfa(db.Model):
+    """An admin's second factor (`app.admin_mfa`): a TOTP secret, enabled only once a code
+    from it was confirmed. The secret is stored as is (the gateway has no encryption key apart
+    from SECRET_KEY); it is shown only while the admin sets it up, never afterwards."""
+
+    __tablename__ = "admin_mfa"
+
+    admin_id: Mapped[int] = mapped_column(
+        ForeignKey("admins.id", ondelete="CASCADE"), primary_key=True
+    )
+    secret: Mapped[str] = mapped_column(String(64))  # base32
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # last code used
+
+
+class AdminRecoveryCode(db.Model):
+    """A one-time recovery code: only its SHA-256 is stored; `used_at` once it was used."""
+
+    __tablename__ = "admin_recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    admin_id: Mapped[int] = mapped_column(ForeignKey("admins.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class GatewaySetting(db.Model):
+    """A gateway-wide setting an admin changes in the dashboard (key and a short value)."""
+
+    __tablename__ = "gateway_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Transaction(db.Model):
     """One client order and the Snap payment behind it.
 

@@ -21,6 +21,7 @@ from flask import (
 from flask_babel import gettext as _
 from werkzeug.routing import IntegerConverter
 
+from .. import admin_mfa
 from ..errors import GatewayError
 from . import models  # noqa: F401  (registers the tables)
 from .i18n import init_i18n
@@ -29,7 +30,9 @@ from .sessions import current_admin
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-PUBLIC_ENDPOINTS = {"admin.login", "admin.set_language"}
+PUBLIC_ENDPOINTS = {"admin.login", "admin.login_code", "admin.set_language"}
+# What an admin who must set two-factor sign-in up may still open.
+ENROLMENT_ENDPOINTS = {"admin.mfa_setup", "admin.logout", "admin.set_language"}
 
 
 class RowIdConverter(IntegerConverter):
@@ -62,7 +65,16 @@ def _require_login():
         if reason == "expired":
             flash(_("Your session has ended. Please log in again."), "info")
         target = request.full_path.rstrip("?") if request.method == "GET" else None
+        if reason == "pending":  # the password was right; the second step comes first
+            return redirect(url_for("admin.login_code", next=target))
         return redirect(url_for("admin.login", next=target))
+    if (
+        admin is not None
+        and request.endpoint not in ENROLMENT_ENDPOINTS
+        and admin_mfa.must_enrol(admin.id)
+    ):
+        flash(_("Every admin must use two-factor sign-in: set it up to go on."), "info")
+        return redirect(url_for("admin.mfa_setup"))
     return None
 
 
@@ -87,6 +99,9 @@ SECTIONS = {
     "transaction": "transactions",
     "notification": "notifications",
     "account": "admins",
+    "mfa_setup": "admins",
+    "mfa_recovery_codes": "admins",
+    "mfa_disable": "admins",
 }
 
 
@@ -96,4 +111,4 @@ def _layout():
     return {"admin": g.get("admin"), "nav_section": "admin." + SECTIONS.get(endpoint, endpoint)}
 
 
-from . import account, apps, callback_log, logs, overview, transactions  # noqa: E402,F401
+from . import account, apps, callback_log, logs, mfa, overview, transactions  # noqa: E402,F401

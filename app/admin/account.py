@@ -11,6 +11,7 @@ from flask_babel import ngettext
 from flask_limiter.util import get_remote_address
 from sqlalchemy import select
 
+from .. import admin_mfa
 from .. import admins as admin_service
 from ..database import reading, writing
 from ..errors import GatewayError
@@ -20,14 +21,24 @@ from ..observability import limiter
 from ..services import gateway
 from . import audit, bp
 from .common import field_error, safe_next
-from .forms import AdminCreateForm, LanguageForm, LoginForm, PasswordChangeForm
+from .forms import (
+    AdminCreateForm,
+    LanguageForm,
+    LoginCodeForm,
+    LoginForm,
+    MfaProofForm,
+    PasswordChangeForm,
+    RequireMfaForm,
+)
 from .i18n import LANGUAGES
 from .sessions import (
     LoginResult,
+    check_code,
     check_credentials,
     check_current_password,
     end_other_sessions,
     end_session,
+    pending_admin,
     start_session,
 )
 
@@ -45,6 +56,14 @@ def login():
     if form.validate_on_submit():
         username = form.username.data.strip()
         result = check_credentials(username, form.password.data, remote_addr=request.remote_addr)
+        if result.ok and admin_mfa.is_enabled(result.admin.id):
+            start_session(
+                result.admin,
+                ip=request.remote_addr,
+                user_agent=request.user_agent.string,
+                mfa_pending=True,
+            )
+            return redirect(url_for("admin.login_code", next=request.args.get("next")))
         if result.ok:
             start_session(
                 result.admin, ip=request.remote_addr, user_agent=request.user_agent.string
@@ -73,6 +92,57 @@ def login():
             )
         return render_template("admin/login.html", form=form), 401
     return render_template("admin/login.html", form=form)
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"], key_func=get_remote_address)
+def login_code():
+    """The second step: the password was right; a TOTP or recovery code completes the login
+    (a new session id). Wrong codes are throttled and audited like wrong passwords."""
+    admin, reason = pending_admin()
+    if admin is None:
+        if reason == "expired":
+            flash(_("The login took too long. Please log in again."), "info")
+        return redirect(url_for("admin.login", next=request.args.get("next")))
+    form = LoginCodeForm()
+    if not form.validate_on_submit():
+        return render_template("admin/login_code.html", form=form), 400 if form.errors else 200
+    target = f"admin:{admin.username}"
+    result = check_code(admin, form.code.data, remote_addr=request.remote_addr)
+    if result.ok:
+        start_session(admin, ip=request.remote_addr, user_agent=request.user_agent.string)
+        g.admin = admin
+        if result.how == "recovery":
+            left = admin_mfa.state(admin.id).codes_left
+            audit.record("login_ok", target=target, detail=f"with a recovery code, {left} left")
+            flash(
+                ngettext(
+                    "You used a recovery code: %(num)d is left.",
+                    "You used a recovery code: %(num)d are left.",
+                    left,
+                ),
+                "info",
+            )
+        else:
+            audit.record("login_ok", target=target, detail="with a TOTP code")
+        return redirect(safe_next(request.args.get("next"), url_for("admin.overview")))
+    detail = "wrong code at the second step"
+    if result.wait or result.wait_if_wrong:
+        detail += "; " + _throttle_detail(result)
+    audit.record("login_failed", username=admin.username, target=target, detail=detail)
+    if result.wait:
+        flash(_("Too many wrong codes. Try again in %(wait)s.", wait=_wait(result.wait)), "error")
+        return _wait_answer(render_template("admin/login_code.html", form=form), result.wait)
+    form.code.errors.append(_("The code is wrong."))
+    if result.wait_if_wrong:
+        flash(
+            _(
+                "Too many wrong codes: the next try is possible in %(wait)s.",
+                wait=_wait(result.wait_if_wrong),
+            ),
+            "error",
+        )
+    return render_template("admin/login_code.html", form=form), 401
 
 
 def _wait(wait: timedelta) -> str:
@@ -115,6 +185,18 @@ def set_language():
     return redirect(safe_next(form.next.data, url_for("admin.overview")))
 
 
+def account_page(form: PasswordChangeForm | None = None, **forms) -> str:
+    """The account page: the password form, and two-factor sign-in (`app.admin.mfa`)."""
+    return render_template(
+        "admin/account.html",
+        form=form or PasswordChangeForm(formdata=None),
+        mfa=admin_mfa.state(g.admin.id),
+        mfa_required=admin_mfa.required(),
+        codes_form=forms.get("codes_form") or MfaProofForm(prefix="codes", formdata=None),
+        off_form=forms.get("off_form") or MfaProofForm(prefix="off", formdata=None),
+    )
+
+
 @bp.route("/account", methods=["GET", "POST"])
 def account():
     form = PasswordChangeForm()
@@ -128,7 +210,7 @@ def account():
             form.current.errors.append(
                 _("Too many wrong passwords. Try again in %(wait)s.", wait=_wait(check.wait))
             )
-            return _wait_answer(render_template("admin/account.html", form=form), check.wait)
+            return _wait_answer(account_page(form), check.wait)
         if not check.ok:
             detail = "failed: wrong current password"
             if check.wait_if_wrong:
@@ -149,7 +231,7 @@ def account():
                 audit.record("password_change", target=f"admin:{admin.username}")
             flash(_("Your password was changed. Other sessions were logged out."), "success")
             return redirect(url_for("admin.account"))
-    return render_template("admin/account.html", form=form), 400 if form.errors else 200
+    return account_page(form), 400 if form.errors else 200
 
 
 @bp.route("/admins", methods=["GET", "POST"])
@@ -168,6 +250,19 @@ def admins():
             flash(_("Admin %(name)s was added.", name=username), "success")
             return redirect(url_for("admin.admins"))
     status = 400 if form.errors else 200
+    return admins_page(form), status
+
+
+def admins_page(form: AdminCreateForm | None = None, require_form: RequireMfaForm | None = None):
+    """The admins, whether each uses two-factor sign-in, and the setting that requires it."""
     with reading():
         everyone = db.session.execute(select(Admin).order_by(Admin.username)).scalars().all()
-        return render_template("admin/admins.html", form=form, admins=everyone), status
+    required = admin_mfa.required()
+    return render_template(
+        "admin/admins.html",
+        form=form or AdminCreateForm(formdata=None),
+        admins=everyone,
+        mfa_on=admin_mfa.enabled_admin_ids(),
+        mfa_required=required,
+        require_form=require_form or RequireMfaForm(formdata=None, data={"require": required}),
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import g, request
+from flask import g, has_request_context, request
 
 from ..database import writing
 from ..extensions import db
@@ -33,6 +33,11 @@ ACTIONS = (
     "transaction_capture",
     "admin_create",
     "password_change",
+    "mfa_enable",
+    "mfa_disable",
+    "mfa_recovery_codes",
+    "mfa_reset",
+    "mfa_required",
 )
 
 
@@ -51,7 +56,8 @@ def record(
     detail: str | None = None,
     username: str | None = None,
 ) -> None:
-    """Write one entry for the current request's admin (or `username` before a login). Inside
+    """Write one entry for the current request's admin (or `username` before a login, or for
+    a command: no request, no address). Inside
     the unit of work of the action it records, it is committed with the action; alone, it is a
     unit of its own, so an action that happened is logged even if a later step fails."""
     if action not in ACTIONS:
@@ -63,7 +69,7 @@ def record(
         username=_storable(name)[:80],
         action=action,
         target=_storable(target)[:120] if target else None,
-        ip=(request.remote_addr or "")[:64] or None,
+        ip=((request.remote_addr or "")[:64] or None) if has_request_context() else None,
         before=before,
         after=after,
         detail=_storable(detail)[:2000] if detail else None,

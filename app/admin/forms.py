@@ -138,3 +138,36 @@ class AdminCreateForm(FlaskForm):
         _l("Repeat the password"),
         validators=[DataRequired(), EqualTo("password", message=_l("The passwords do not match."))],
     )
+
+
+class LoginCodeForm(FlaskForm):
+    """The second step of a login: a TOTP code or a recovery code."""
+
+    code = StringField(
+        _l("Code"),
+        validators=[DataRequired(), Length(max=64)],
+        filters=[_strip],
+        description=_l("The 6-digit code from your authenticator app, or a recovery code."),
+    )
+
+
+class MfaConfirmForm(FlaskForm):
+    code = StringField(
+        _l("Code from the app"),
+        validators=[DataRequired(), Length(max=64)],
+        filters=[_strip],
+        description=_l("The 6-digit code the app shows now."),
+    )
+
+
+class MfaProofForm(FlaskForm):
+    """Recovery codes and turning MFA off: the password, or a code from the app, first."""
+
+    proof = PasswordField(
+        _l("Your password or a code from your authenticator app"),
+        validators=[DataRequired(), Length(max=1024)],
+    )
+
+
+class RequireMfaForm(FlaskForm):
+    require = BooleanField(_l("Every admin must use two-factor sign-in"))

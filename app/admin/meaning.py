@@ -135,6 +135,11 @@ AUDIT_WORDS = {
     "transaction_capture": _l("payment captured"),
     "admin_create": _l("admin created"),
     "password_change": _l("password changed"),
+    "mfa_enable": _l("two-factor sign-in on"),
+    "mfa_disable": _l("two-factor sign-in off"),
+    "mfa_recovery_codes": _l("new recovery codes"),
+    "mfa_reset": _l("two-factor sign-in reset"),
+    "mfa_required": _l("two-factor sign-in requirement"),
 }
 
 
@@ -309,6 +314,11 @@ DETAIL_TEXTS = [
     (r"failed: unexpected error", _("failed: unexpected error")),
     (r"failed: (?P<reason>.+)", _("failed: %(reason)s")),
     (r"new signing secret issued", _("new signing secret issued")),
+    (r"with a TOTP code", _("with a TOTP code")),
+    (r"with a recovery code, (?P<n>\d+) left", _("with a recovery code, %(n)s left")),
+    (r"wrong code at the second step", _("wrong code at the second step")),
+    (r"wrong password or code", _("wrong password or code")),
+    (r"from the command line", _("from the command line")),
     (r"amount (?P<amount>\d+)", _("amount %(amount)s")),
     (
         r"amount (?P<amount>\d+), refund_key (?P<key>\S+): (?P<text>.*)",

@@ -8,8 +8,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.expression import false as sa_false
 
 from ..extensions import db
 from ..models import UTCDateTime, utcnow
@@ -28,6 +38,8 @@ class AdminSession(db.Model):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     user_agent: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # The password was right but the second factor is still to come: not logged in yet.
+    mfa_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
 
 
 class LoginThrottle(db.Model):

@@ -31,6 +31,13 @@ takes the attempt back.
 
 What this does not stop: many addresses guessing at one account are each held to the rates
 above. Against that stand argon2id and passwords of 12 characters or more.
+
+The second step of a login (a TOTP or recovery code, `app.admin_mfa`) is counted the same way
+under the name `mfa:USERNAME` (no username has a colon), in the address's own bucket as well,
+and in one more bucket for the account from every address together: 10 wrong codes cost
+nothing, then the same waits, one forgotten every quiet 6 minutes. Only someone who knows the
+password reaches that step, so this bucket cannot be used to keep the owner out by strangers,
+and a guesser with many addresses gets a few codes an hour (a code is one in a million).
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from ..database import writing
@@ -49,6 +56,8 @@ from ..models import utcnow
 from .models import LoginThrottle
 
 ANY_USERNAME = ""  # the username of an address's own bucket
+EVERY_ADDRESS = ""  # the address of an account's bucket for codes from anywhere (never an IP)
+MFA_PREFIX = "mfa:"
 FORGET_ROWS_AFTER = timedelta(days=1)  # an untouched bucket is empty long before this
 
 
@@ -85,6 +94,7 @@ class Rule:
 
 ACCOUNT_AT_ADDRESS = Rule(free=5, forget_every=timedelta(minutes=10))
 ADDRESS = Rule(free=20, forget_every=timedelta(minutes=3))
+CODES_OF_ACCOUNT = Rule(free=10, forget_every=timedelta(minutes=6))
 
 
 @dataclass(frozen=True)
@@ -124,40 +134,60 @@ def _username(username: str) -> str:
 def begin_attempt(username: str, remote_addr: str | None) -> Attempt:
     """Count a password check of `username` from `remote_addr`, unless that address must
     still wait (then count nothing and say how long). A unit of work of its own."""
-    username, address = _username(username), address_of(remote_addr)
+    return _begin(_rules(_username(username), address_of(remote_addr)))
+
+
+def begin_code_attempt(username: str, remote_addr: str | None) -> Attempt:
+    """Count a second-step code check of `username` (see the module's text), like
+    `begin_attempt`."""
+    return _begin(_code_rules(_username(username), address_of(remote_addr)))
+
+
+def _begin(rules: dict[tuple[str, str], Rule]) -> Attempt:
     try:
         with writing():
-            return _count_attempt(username, address)
+            return _count_attempt(rules)
     except IntegrityError:  # another worker made the same bucket first: count on it
         with writing():
-            return _count_attempt(username, address)
+            return _count_attempt(rules)
 
 
-def _rules(username: str) -> dict[str, Rule]:
-    return {username: ACCOUNT_AT_ADDRESS, ANY_USERNAME: ADDRESS}
+def _rules(username: str, address: str) -> dict[tuple[str, str], Rule]:
+    return {(address, username): ACCOUNT_AT_ADDRESS, (address, ANY_USERNAME): ADDRESS}
 
 
-def _locked_buckets(address: str, usernames) -> dict[str, LoginThrottle]:
+def _code_rules(username: str, address: str) -> dict[tuple[str, str], Rule]:
+    name = MFA_PREFIX + username
+    return {
+        (address, name): ACCOUNT_AT_ADDRESS,
+        (address, ANY_USERNAME): ADDRESS,
+        (EVERY_ADDRESS, name): CODES_OF_ACCOUNT,
+    }
+
+
+def _locked_buckets(keys) -> dict[tuple[str, str], LoginThrottle]:
+    keys = list(keys)
     rows = db.session.execute(
         select(LoginThrottle)
-        .where(LoginThrottle.address == address, LoginThrottle.username.in_(list(usernames)))
+        .where(
+            or_(*(and_(LoginThrottle.address == a, LoginThrottle.username == u) for a, u in keys))
+        )
         .order_by(LoginThrottle.id)  # every worker locks in the same order: no deadlock
         .with_for_update()
         .execution_options(populate_existing=True)
     ).scalars()
-    return {row.username: row for row in rows}
+    return {(row.address, row.username): row for row in rows}
 
 
-def _count_attempt(username: str, address: str) -> Attempt:
+def _count_attempt(rules: dict[tuple[str, str], Rule]) -> Attempt:
     now = utcnow()
-    rules = _rules(username)
-    buckets = _locked_buckets(address, rules)
+    buckets = _locked_buckets(rules)
     waits = [b.blocked_until - now for b in buckets.values() if _blocked(b, now)]
     if waits:
         return Attempt(wait=max(waits))
     longest = None
-    for name, rule in rules.items():
-        bucket = buckets.get(name)
+    for (address, name), rule in rules.items():
+        bucket = buckets.get((address, name))
         if bucket is None:
             bucket = LoginThrottle(address=address, username=name, level=0.0, updated_at=now)
             db.session.add(bucket)
@@ -181,23 +211,40 @@ def _blocked(bucket: LoginThrottle, now: datetime) -> bool:
 def password_was_right(username: str, remote_addr: str | None) -> None:
     """Forget this address's failures for `username`, and give the address its attempt back."""
     username, address = _username(username), address_of(remote_addr)
+    _was_right(_rules(username, address), (address, username))
+
+
+def code_was_right(username: str, remote_addr: str | None) -> None:
+    """Like `password_was_right` for a second-step code; the account's bucket for codes from
+    every address gets this attempt back too (not the others' failures)."""
+    username, address = _username(username), address_of(remote_addr)
+    _was_right(_code_rules(username, address), (address, MFA_PREFIX + username))
+
+
+def _was_right(rules: dict[tuple[str, str], Rule], forget: tuple[str, str]) -> None:
     with writing():
         now = utcnow()
-        buckets = _locked_buckets(address, _rules(username))
-        if username in buckets:
-            db.session.delete(buckets[username])
-        own = buckets.get(ANY_USERNAME)
-        if own is not None:
-            own.level = max(ADDRESS.leaked(own, now) - 1, 0.0)
-            own.updated_at = now
-            if ADDRESS.wait(own.level) is None:
-                own.blocked_until = None
+        buckets = _locked_buckets(rules)
+        for key, bucket in buckets.items():
+            if key == forget:
+                db.session.delete(bucket)
+                continue
+            rule = rules[key]
+            bucket.level = max(rule.leaked(bucket, now) - 1, 0.0)
+            bucket.updated_at = now
+            if rule.wait(bucket.level) is None:
+                bucket.blocked_until = None
 
 
 def unlock(username: str) -> int:
-    """Forget every address's failures for `username`; how many addresses had some."""
+    """Forget every address's failures for `username` (passwords and second-step codes); how
+    many addresses had some."""
+    names = [_username(username), MFA_PREFIX + username]
     with writing():
-        result = db.session.execute(
-            delete(LoginThrottle).where(LoginThrottle.username == _username(username))
+        addresses = set(
+            db.session.execute(
+                select(LoginThrottle.address).where(LoginThrottle.username.in_(names))
+            ).scalars()
         )
-    return result.rowcount or 0
+        db.session.execute(delete(LoginThrottle).where(LoginThrottle.username.in_(names)))
+    return len(addresses - {EVERY_ADDRESS})
