@@ -7,6 +7,7 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from .auth import init_auth
 from .cli import register_commands
 from .config import Settings
 from .database import configure_engine
@@ -34,6 +35,7 @@ def create_app(env: dict[str, str] | None = None) -> Flask:
     Gateway.build(settings).install(app)  # gateway(): settings, Midtrans, callback policy
     register_proxy(app, settings)
     register_database(app, settings)
+    init_auth(app, settings.auth_cache_seconds)  # API keys checked once per AUTH_CACHE_SECONDS
     init_observability(app, storage=settings.ratelimit_storage_uri)  # request ids, /metrics
     register_browsers(app, settings)  # CSRF (admin only), cookies, security headers, i18n
     register_blueprints(app)

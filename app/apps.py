@@ -1,7 +1,9 @@
 """Client apps: the rules shared by the command line and the dashboard.
 
 Creating, editing, rotating and disabling apps, and their callback endpoints. Keys and signing
-secrets are returned once, to be shown once; only a key's hash is stored.
+secrets are returned once, to be shown once; only a key's hash is stored. Every change that
+authentication relies on calls `auth.forget_apps()`: at once in this process and on this host,
+within AUTH_CACHE_SECONDS on other hosts.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from .auth import check_imported_key, generate_api_key, hash_api_key, key_hint
+from .auth import check_imported_key, forget_apps, generate_api_key, hash_api_key, key_hint
 from .callback_sender import AddressPolicy, UnsafeCallbackURL, new_signing_secret
 from .database import writing
 from .errors import InvalidRequestError, NotFoundError
@@ -121,6 +123,7 @@ def rotate_key(app_id: int) -> NewKey:
     with writing():
         app = get_app_or_raise(app_id)
         app.key_hash, app.key_hint = hash_api_key(key), key_hint(key)
+        forget_apps()
     return NewKey(app, key)
 
 
@@ -128,6 +131,7 @@ def set_active(app_id: int, active: bool) -> App:
     with writing():
         app = get_app_or_raise(app_id)
         app.active = active
+        forget_apps()
     return app
 
 
@@ -137,6 +141,7 @@ def set_refunds_allowed(app_id: int, allowed: bool) -> App:
     with writing():
         app = get_app_or_raise(app_id)
         app.allow_refunds = allowed
+        forget_apps()
     return app
 
 
@@ -146,6 +151,7 @@ def edit_app(app_id: int, *, name: str, order_prefix: str) -> App:
         app = get_app_or_raise(app_id)
         name, prefix = _check_name(name), _check_prefix(order_prefix, app_id=app.id)
         app.name, app.order_prefix = name, prefix
+        forget_apps()
     return app
 
 
@@ -157,6 +163,7 @@ def set_callback_url(
     Returns a new signing secret when the app had none (shown once), else None. Setting a
     URL also re-enables an endpoint that was disabled after failures.
     """
+    forget_apps()  # whether the app can sign for an order's own callback_url may change
     if not url:
         app.callback_url = None
         return None

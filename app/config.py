@@ -32,6 +32,8 @@ PRODUCTION_SNAP = "https://app.midtrans.com/snap/v1"
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# A disabled app or a rotated key must not keep working for long anywhere.
+MAX_AUTH_CACHE_SECONDS = 60
 
 
 MAKE_SECRET_KEY = 'python3 -c "import secrets; print(secrets.token_hex(32))"'
@@ -95,6 +97,21 @@ def _number(
             f"{name} must be at most {maximum:g} seconds (the worker's stop waits for a call "
             "in hand, within systemd's TimeoutStopSec=60)"
         )
+    return value
+
+
+def _auth_cache_seconds(env: dict[str, str]) -> float:
+    """AUTH_CACHE_SECONDS: how long a process trusts an API key it checked (0: never). A
+    disabled app or a rotated key is refused by every process at most this much later."""
+    raw = env.get("AUTH_CACHE_SECONDS", "").strip()
+    if not raw:
+        return 5.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError("AUTH_CACHE_SECONDS must be a number of seconds") from None
+    if not math.isfinite(value) or not 0 <= value <= MAX_AUTH_CACHE_SECONDS:
+        raise ConfigError(f"AUTH_CACHE_SECONDS must be 0 to {MAX_AUTH_CACHE_SECONDS} seconds")
     return value
 
 
@@ -281,6 +298,7 @@ class Settings:
     ratelimit_failed_auth: str = "60 per minute"
     ratelimit_rejected_notifications: str = "60 per hour"
     ratelimit_storage_uri: str = "memory://"
+    auth_cache_seconds: float = 5.0
     secret_key_is_ephemeral: bool = False
     alert_webhook_url: str = field(default="", repr=False)
     alert_signing_secret: str = field(default="", repr=False)
@@ -357,6 +375,7 @@ class Settings:
                 env, "RATELIMIT_REJECTED_NOTIFICATIONS", "60 per hour"
             ),
             ratelimit_storage_uri=env.get("RATELIMIT_STORAGE_URI", "").strip() or "memory://",
+            auth_cache_seconds=_auth_cache_seconds(env),
             secret_key_is_ephemeral=ephemeral,
             alert_webhook_url=alert_webhook_url,
             alert_signing_secret=alert_signing_secret,

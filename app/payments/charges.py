@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from ..auth import ClientApp
 from ..callback_sender import AddressPolicy, UnsafeCallbackURL
 from ..database import writing
 from ..errors import (
@@ -25,7 +26,7 @@ from ..errors import (
 )
 from ..extensions import db
 from ..midtrans import Midtrans, MidtransOrderTakenError, MidtransRefusedError
-from ..models import App, EventSource, LinkState, Transaction, TransactionEvent, TxStatus
+from ..models import EventSource, LinkState, Transaction, TransactionEvent, TxStatus
 from ..schemas import ORDER_ID_MAX, ChargeRequest
 from .callbacks import enqueue_update
 from .lifecycle import (
@@ -156,7 +157,7 @@ def charge_answer(txn: Transaction) -> dict:
 
 def create_charge(
     *,
-    client_app: App,
+    client_app: ClientApp,
     charge: ChargeRequest,
     midtrans: Midtrans,
     callback_policy: AddressPolicy | None = None,
@@ -221,11 +222,11 @@ def create_charge(
 
 
 def check_order_callback_url(
-    client_app: App, url: str, *, policy: AddressPolicy | None, production: bool
+    client_app: ClientApp, url: str, *, policy: AddressPolicy | None, production: bool
 ) -> None:
     """An order's own callback URL passes the app URL's rules (no private address unless
     CALLBACK_ALLOWED_HOSTS allows it, https in production), and the app can sign for it."""
-    if not client_app.signing_secret:
+    if not client_app.can_sign:
         raise InvalidRequestError(
             "callback_url needs the app's signing secret to sign its callbacks, and this app "
             "has none: ask an admin to set the app's callback URL (dashboard, or "
@@ -335,7 +336,7 @@ def _settle_before_renewal(txn_id: int, attempt: int, *, midtrans: Midtrans) -> 
 
 
 def _reserve(
-    client_app: App, charge: ChargeRequest, *, in_flight: timedelta, checked: int = 0
+    client_app: ClientApp, charge: ChargeRequest, *, in_flight: timedelta, checked: int = 0
 ) -> tuple[Transaction, int | None]:
     """The order's row, locked and marked `creating`; attempt None means replay the link,
     CHECK_FIRST ask Midtrans before renewing it."""
@@ -364,7 +365,7 @@ def _reserve(
     raise ChargeInProgressError("the order is being created by another request; retry shortly")
 
 
-def _new_order(client_app: App, charge: ChargeRequest, fingerprint: str) -> Transaction:
+def _new_order(client_app: ClientApp, charge: ChargeRequest, fingerprint: str) -> Transaction:
     txn = Transaction(
         app_id=client_app.id,
         order_id=charge.order_id,
