@@ -1,10 +1,20 @@
-"""`make bench`: the gateway against the framework floor and the upstream, in one run.
+"""`make bench`: the gateway against its two floors and the upstream, in one run.
 
-Phases (BENCH_SECONDS, default 10, scales them all; the whole run takes about 3 minutes):
-  probe       1 client (wrk -c 1): latency each layer adds, upstream at 0 ms (and 300 ms)
-  throughput  50 clients (wrk -c 50): requests/s of the floor, the upstream and the gateway
-  slots       upstream at 300 ms, 200 clients: /charge closed loop (wrk) for the most it
-              can do, and open loop (bench/openloop.py) at 80% of workers x threads / 300 ms
+Floors (bench/floor.py, under the gateway's gunicorn settings): the framework floor, a view
+that does nothing, and the realistic floor (bench/realistic.py), a view that does only what a
+status request cannot avoid (key-hash lookup, order read, upstream call over pooled urllib3,
+one row written, JSON answer; raw SQL on the gateway's database).
+
+Phases (BENCH_SECONDS, default 10, scales the timed ones; the whole run takes about 5 minutes,
+6 with PostgreSQL):
+  probe          1 client (wrk -c 1): latency each layer adds, upstream at 0 ms (and 300 ms)
+  throughput     50 clients (wrk -c 50): requests/s of the floors, the upstream and the gateway
+  slots          upstream at 300 ms, 200 clients: /charge closed loop (wrk) for the most it
+                 can do, and open loop (bench/openloop.py) at 80% of workers x threads / 300 ms
+  notifications  BENCH_NOTIFICATIONS (default 10,000) notifications, 20% duplicates, 10%
+                 reordered, from 16 senders (bench/notifications.py), then every order's final
+                 state checked; on SQLite, and on PostgreSQL too when BENCH_DATABASE_URL names
+                 a server (a database is created for the run and dropped after)
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ from pathlib import Path
 
 import requests
 
-from . import load, report
+from . import load, notifications, postgres, report
 from .load import Phase, measure
 from .stack import (
     SERVER_KEY,
@@ -87,9 +97,16 @@ def start_stack(workdir: Path, *, floor: bool = True) -> Stack:
     stack.servers["gateway"] = start_gunicorn("gateway", env, workdir, *variant)
     stack.processes.append(stack.servers["gateway"])
     if floor:
-        floor_env = clean_env(GUNICORN_BIND=f"127.0.0.1:{floor_port}")
+        floor_env = clean_env(
+            GUNICORN_BIND=f"127.0.0.1:{floor_port}",
+            FLOOR_DATABASE=str(workdir / "gateway.db"),
+            FLOOR_UPSTREAM=stack.simulator_url,
+            FLOOR_SERVER_KEY=SERVER_KEY,
+        )
         stack.servers["floor"] = start_gunicorn("floor", floor_env, workdir, "bench.floor:app")
         stack.processes.append(stack.servers["floor"])
+        # The realistic floor is a view of the same app (same gunicorn), loaded on its own.
+        stack.servers["realistic"], stack.ports["realistic"] = stack.servers["floor"], floor_port
     files = seed_orders(f"http://127.0.0.1:{gw_port}", stack.simulator_url, stack.headers, workdir)
 
     app_headers = "|".join(f"{k}: {v}" for k, v in stack.headers.items())
@@ -97,6 +114,11 @@ def start_stack(workdir: Path, *, floor: bool = True) -> Stack:
     # (target, endpoint, wrk settings) for each kind of request.
     stack.kinds = {
         "floor": ("floor", "GET /floor", {"mode": "get", "path": "/floor"}),
+        "realistic": (
+            "realistic",
+            "GET /real/status/<id>",
+            {"mode": "paths", "file": str(files["realistic"]), "headers": app_headers},
+        ),
         "snap": (
             "upstream",
             "POST /snap/v1/transactions",
@@ -145,10 +167,12 @@ def seed_orders(gateway: str, simulator: str, headers: dict, workdir: Path) -> d
         paid = list(pool.map(make, range(SEED_ORDERS)))
     files = {
         "status": workdir / "status-paths.txt",
+        "realistic": workdir / "real-status-paths.txt",
         "upstream_status": workdir / "upstream-status-paths.txt",
         "notification": workdir / "notifications.jsonl",
     }
     files["status"].write_text("".join(f"/status/{p['order']}\n" for p in paid))
+    files["realistic"].write_text("".join(f"/real/status/{p['order']}\n" for p in paid))
     files["upstream_status"].write_text("".join(f"/v2/{p['order_id']}/status\n" for p in paid))
     files["notification"].write_text("".join(json.dumps(signed(p)) + "\n" for p in paid))
     return files
@@ -169,7 +193,7 @@ def set_latency(simulator: str, ms: int) -> None:
 
 
 def warm_up(stack: Stack, seconds: int = 2) -> None:
-    for kind in ("floor", "status", "upstream_status", "charge", "notification"):
+    for kind in ("floor", "realistic", "status", "upstream_status", "charge", "notification"):
         target, _, config = stack.kinds[kind]
         if target in stack.servers:
             load.wrk(stack.ports[target], THROUGHPUT_CONNECTIONS, seconds, tag=f"w{kind}", **config)
@@ -211,7 +235,7 @@ def run_phases(stack: Stack, scale: float) -> list[Phase]:
         phases.append(measure(phase, stack.servers[target], simulator, go))
         _progress(phases[-1])
 
-    every = ("floor", "snap", "upstream_status", "charge", "status", "notification")
+    every = ("floor", "realistic", "snap", "upstream_status", "charge", "status", "notification")
     for kind in every:
         run(kind, "probe", 0, 1, 5 * scale)
     for kind in every:
@@ -244,6 +268,69 @@ def run_phases(stack: Stack, scale: float) -> list[Phase]:
     return phases
 
 
+def notification_phase(
+    stack: Stack,
+    label: str,
+    server: Process,
+    port: int,
+    headers: dict[str, str],
+    database_url: str,
+    count: int,
+) -> tuple[Phase, dict]:
+    """bench/notifications.py against one running gateway: seed, send, check."""
+    print(f"  notifications on {label}: seeding {notifications.orders_for(count)} orders ...")
+    gateway = f"http://127.0.0.1:{port}"
+    bodies = notifications.seed_orders(
+        gateway, stack.simulator_url, headers, f"n{label}", notifications.orders_for(count)
+    )
+    plan = notifications.plan(bodies, count, SERVER_KEY)
+    load.drain(server)
+    simulator = stack.servers["upstream"]
+    server_before, sim_before = server.cpu_seconds(), simulator.cpu_seconds()
+    result = notifications.send(port, stack.simulator_url, plan.deliveries)
+    server_cpu = server.cpu_seconds() - server_before
+    sim_cpu = simulator.cpu_seconds() - sim_before
+    load.drain(server)
+    phase = Phase(
+        name=f"notification sustained-{label} 0ms c{notifications.SENDERS}",
+        target="gateway",
+        endpoint="POST /notification",
+        latency_ms=0,
+        connections=notifications.SENDERS,
+        seconds=round(result["wall_s"], 1),
+        loadgen="senders",
+        group="notifications",
+    )
+    lat, per_req = result["latency_us"], 1000 / max(result["requests"], 1)
+    phase.requests, phase.rps = result["requests"], result["requests"] / result["wall_s"]
+    phase.p50_ms, phase.p95_ms = lat["p50"] / 1000, lat["p95"] / 1000
+    phase.p99_ms, phase.max_ms = lat["p99"] / 1000, lat["max"] / 1000
+    phase.errors, phase.error_detail = sum(result["errors"].values()), result["errors"]
+    phase.server_cpu_ms_per_req = server_cpu * per_req
+    phase.simulator_cpu_ms_per_req = sim_cpu * per_req
+    phase.loadgen_cpu_ms_per_req = result["loadgen_cpu_s"] * per_req
+    phase.loadgen_cpu_pct = 100 * result["loadgen_cpu_s"] / result["wall_s"]
+    _progress(phase)
+    outcome = {
+        "database": label,
+        "plan": plan.counts(),
+        "simulator_errors": result["simulator_errors"],
+        "check": notifications.check(database_url, APP_CODE, plan.orders, len(plan.deliveries)),
+    }
+    print(f"  check on {label}: {outcome['check']}", flush=True)
+    return phase, outcome
+
+
+def postgres_gateway(stack: Stack, database_url: str) -> tuple[Process, int, dict[str, str]]:
+    """A gateway like the SQLite one (same settings, same app code and key) on PostgreSQL."""
+    port = free_port()
+    env = {**gateway_env(stack.workdir, port, stack.simulator_url), "DATABASE_URL": database_url}
+    headers = prepare_gateway(env, stack.workdir, APP_CODE)
+    server = start_gunicorn("gateway-pg", env, stack.workdir)
+    stack.processes.append(server)
+    return server, port, headers
+
+
 def slot_capacity(stack: Stack) -> float:
     """Requests/s the worker slots allow when each request waits the upstream's latency."""
     return stack.workers * stack.threads / (SLOW_UPSTREAM_MS / 1000)
@@ -251,6 +338,8 @@ def slot_capacity(stack: Stack) -> float:
 
 def main() -> int:
     scale = float(os.environ.get("BENCH_SECONDS", "10")) / 10
+    count = int(os.environ.get("BENCH_NOTIFICATIONS", str(notifications.DEFAULT_COUNT)))
+    postgres_server = postgres.configured()
     started = time.monotonic()
     load.require_wrk()
     workdir = Path(tempfile.mkdtemp(prefix="midtrans-bench-"))
@@ -261,7 +350,30 @@ def main() -> int:
         print("Warming up ...", flush=True)
         warm_up(stack)
         phases = run_phases(stack, scale)
+        sustained = []
+        if count > 0:
+            gateway = stack.servers["gateway"]
+            sqlite_url = f"sqlite:///{workdir / 'gateway.db'}"
+            phase, outcome = notification_phase(
+                stack, "sqlite", gateway, stack.ports["gateway"], stack.headers, sqlite_url, count
+            )
+            phases.append(phase)
+            sustained.append(outcome)
         gateway_log = stack.servers["gateway"].log_path.read_text(errors="replace")
+        if count > 0 and postgres_server:
+            stack.servers["gateway"].stop()  # its CPU and memory back for the next gateway
+            stack.servers["floor"].stop()
+            with postgres.scratch_database(postgres_server) as database_url:
+                print("Starting the gateway on PostgreSQL ...", flush=True)
+                server, port, headers = postgres_gateway(stack, database_url)
+                try:
+                    phase, outcome = notification_phase(
+                        stack, "postgresql", server, port, headers, database_url, count
+                    )
+                finally:
+                    server.stop()
+                phases.append(phase)
+                sustained.append(outcome)
         stack.stop()
         results = {
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -273,6 +385,9 @@ def main() -> int:
                 "slot_capacity_rps_at_300ms": slot_capacity(stack),
                 "throughput_connections": THROUGHPUT_CONNECTIONS,
                 "seed_orders": SEED_ORDERS,
+                "notifications": count,
+                "notification_senders": notifications.SENDERS,
+                "postgresql": bool(postgres_server),
                 "loadgen": "wrk 4.1 (closed loop; Lua makes unique order ids, cycles paid orders "
                 "and signed notifications) and bench/openloop.py (asyncio, open loop)",
             },
@@ -282,6 +397,7 @@ def main() -> int:
                 "tracebacks": gateway_log.count("Traceback"),
             },
             "phases": [p.as_dict() for p in phases],
+            "notifications": sustained,
         }
         results["elapsed_s"] = round(time.monotonic() - started, 1)
         report.analyse(results)
