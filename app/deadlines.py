@@ -5,7 +5,9 @@ Socket timeouts alone are per operation: a peer dripping a byte a second never t
 a call meant to last 10 s lasts minutes. When a deadline comes, a timer shuts its sockets down,
 which ends at once whatever connect, send or read (of the status line, the headers or the body)
 is blocked on them. Connections register themselves with the calling thread's deadline
-(`watched_pool_classes`), new ones when they connect and kept-alive ones when they are reused.
+(`watched_pool_classes`), new ones when they connect and kept-alive ones when they are reused,
+and leave it when they go back to their pool: a connection another thread takes next is never
+shut down by the deadline of the call that used it before.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ class Deadline:
     def left(self) -> float:
         return max(0.0, self.ends - time.monotonic())
 
-    def watch(self, sock: socket.socket) -> None:
+    def watch(self, sock: socket.socket) -> socket.socket:
+        """Shut `sock` down when the deadline comes; the duplicate watched (for `forget`)."""
         # A duplicate descriptor of the same connection: shutting it down ends the connection
         # even after TLS has wrapped (and detached) the socket object urllib3 holds. Closing
         # the duplicate later leaves a kept-alive connection open for the next call.
@@ -46,6 +49,14 @@ class Deadline:
             self._sockets.append(duplicate)
             if self.expired:
                 shutdown(duplicate)
+        return duplicate
+
+    def forget(self, duplicate: socket.socket) -> None:
+        """Stop watching a connection (it goes back to its pool for another call)."""
+        with self._lock:
+            if duplicate in self._sockets:
+                self._sockets.remove(duplicate)
+                duplicate.close()
 
     def expire(self) -> None:
         with self._lock:
@@ -126,7 +137,10 @@ def set_current_deadline(deadline: Deadline | None) -> None:
 
 def _watched(base):
     class Watched(base):
-        """Registers its socket with the calling thread's deadline on every request."""
+        """Registers its socket with the calling thread's deadline on every request, and
+        leaves it (`unwatch`) when it goes back to its pool."""
+
+        _watched_by: tuple[Deadline, socket.socket] | None = None
 
         def connect(self):
             super().connect()
@@ -139,10 +153,34 @@ def _watched(base):
 
         def _watch(self):
             deadline = current_deadline()
-            if deadline is not None and self.sock is not None:
-                deadline.watch(self.sock)
+            if deadline is None or self.sock is None:
+                return
+            if self._watched_by is not None:
+                if self._watched_by[0] is deadline:
+                    return  # connected for this call, then sent on (HTTPS)
+                self.unwatch()
+            self._watched_by = (deadline, deadline.watch(self.sock))
+
+        def unwatch(self):
+            if self._watched_by is not None:
+                deadline, duplicate = self._watched_by
+                self._watched_by = None
+                deadline.forget(duplicate)
 
     return Watched
+
+
+def _watched_pool(base):
+    class WatchedPool(base):
+        def _put_conn(self, conn):
+            # Before another thread can take it: from here on only its next call's deadline
+            # may shut it down. (One the deadline already shut down is found dropped and
+            # replaced by urllib3 when it is next taken.)
+            if conn is not None:
+                conn.unwatch()
+            super()._put_conn(conn)
+
+    return WatchedPool
 
 
 def watched_pool_classes() -> dict[str, type]:
@@ -151,6 +189,10 @@ def watched_pool_classes() -> dict[str, type]:
     http = type("WatchedHTTP", (_watched(HTTPConnection),), {})
     https = type("WatchedHTTPS", (_watched(HTTPSConnection),), {})
     return {
-        "http": type("WatchedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http}),
-        "https": type("WatchedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https}),
+        "http": type(
+            "WatchedHTTPPool", (_watched_pool(HTTPConnectionPool),), {"ConnectionCls": http}
+        ),
+        "https": type(
+            "WatchedHTTPSPool", (_watched_pool(HTTPSConnectionPool),), {"ConnectionCls": https}
+        ),
     }

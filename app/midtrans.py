@@ -1,8 +1,11 @@
 """The only place that talks to Midtrans.
 
 It uses the official `midtransclient` package (the user's choice) and fixes what it gets wrong:
-- it calls `requests` with no timeout and no connection reuse: each client gets a thread-local
-  `requests.Session` that sets `MIDTRANS_TIMEOUT` on every call and keeps connections alive;
+- it calls `requests` with no timeout and no connection reuse: its clients call Midtrans
+  through `MidtransTransport` (app/midtrans_transport.py), one pool of kept-alive connections
+  per process, every call over within `MIDTRANS_TIMEOUT`, the whole call;
+- building its clients costs about as much as a call: they are built once per settings and
+  timeout and shared by every thread (a call changes nothing on them);
 - its default header and proxy dicts are shared between instances: every client gets fresh ones;
 - its base URLs are class constants: they are set on each client's own `api_config`;
 - it raises one exception type for very different failures: they are mapped here to errors that
@@ -17,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -27,10 +29,8 @@ from typing import Any
 import midtransclient
 import requests
 from midtransclient.error_midtrans import JSONDecodeError as MidtransJSONError
-from requests.adapters import HTTPAdapter
 
 from .config import MidtransSettings
-from .deadlines import Deadline, set_current_deadline, watched_pool_classes
 from .errors import (
     MidtransAuthError,
     MidtransRejectedError,
@@ -38,66 +38,9 @@ from .errors import (
     MidtransUnavailableError,
 )
 from .metrics import record_midtrans_call
+from .midtrans_transport import MidtransTransport
 
 log = logging.getLogger(__name__)
-
-
-class _DeadlineAdapter(HTTPAdapter):
-    """Keep-alive connections that obey the calling thread's whole-call deadline."""
-
-    def init_poolmanager(self, *args, **kwargs):
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = watched_pool_classes()
-        self.poolmanager.key_fn_by_scheme = dict(self.poolmanager.key_fn_by_scheme)
-
-
-class _TimeoutSession(requests.Session):
-    """A Session whose every call ends within its timeout, the whole call (connect, send, and
-    the answer to its last byte), not each socket operation: Midtrans answering a byte at a
-    time cannot hold a /charge, a /status or the worker past MIDTRANS_TIMEOUT."""
-
-    def __init__(self, timeout: float):
-        super().__init__()
-        self.timeout = timeout
-        # Reading proxy settings and ~/.netrc from the environment on every call is costly;
-        # do it only when a proxy is configured.
-        self.trust_env = any(
-            os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY")
-        )
-        adapter = _DeadlineAdapter()
-        self.mount("https://", adapter)
-        self.mount("http://", adapter)
-
-    def request(self, *args, **kwargs):
-        timeout = kwargs.setdefault("timeout", self.timeout)
-        seconds = max(timeout) if isinstance(timeout, tuple) else timeout
-        deadline = Deadline(seconds)
-        set_current_deadline(deadline)
-        try:
-            response = super().request(*args, **kwargs)
-        except requests.RequestException as err:
-            if deadline.expired:
-                raise requests.Timeout(f"no whole answer within {seconds:g} s") from err
-            raise
-        else:
-            if deadline.expired:  # cut mid-answer: what was read may look whole, but is not
-                response.close()
-                raise requests.Timeout(f"no whole answer within {seconds:g} s")
-            return response
-        finally:
-            set_current_deadline(None)
-            deadline.close()
-
-
-class _Bounded:
-    """The same keep-alive session, with a shorter timeout for one client."""
-
-    def __init__(self, session: _TimeoutSession, timeout: float):
-        self.session, self.timeout = session, timeout
-
-    def request(self, *args, **kwargs):
-        kwargs.setdefault("timeout", min(self.timeout, self.session.timeout))
-        return self.session.request(*args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -154,32 +97,39 @@ class Midtrans:
 
     def __init__(self, settings: MidtransSettings):
         self.settings = settings
-        # Clients are built once per thread and kept (building one per call cost about a
-        # third of a /charge); a thread never shares its clients or its session.
-        self._local = threading.local()
+        # Clients by (kind, timeout), for the settings they were built with: built once (a
+        # build cost about a third of a /charge) and shared by every thread.
+        self._built: tuple[MidtransSettings | None, dict] = (None, {})
+        self._lock = threading.Lock()
 
     # -- building clients ------------------------------------------------------------------
 
     def _client(self, kind: str, timeout: float | None = None):
-        clients = getattr(self._local, "clients", None)
-        if clients is None:
-            clients = self._local.clients = {}
-            self._local.session = _TimeoutSession(self.settings.timeout)
-        key = (kind, timeout)
-        if key not in clients:
-            clients[key] = self._build(kind, timeout)
-        return clients[key]
+        settings = self.settings
+        seconds = settings.timeout if timeout is None else min(timeout, settings.timeout)
+        built_for, clients = self._built
+        client = clients.get((kind, seconds)) if built_for is settings else None
+        if client is None:
+            with self._lock:
+                if self._built[0] is not settings:
+                    self._built = (settings, {})
+                clients = self._built[1]
+                client = clients.get((kind, seconds))
+                if client is None:
+                    client = clients[(kind, seconds)] = self._build(settings, kind, seconds)
+        return client
 
-    def _build(self, kind: str, timeout: float | None):
+    @staticmethod
+    def _build(settings: MidtransSettings, kind: str, timeout: float):
         headers = {}
         # Every create (a Snap link, a Core charge) tells Midtrans where to notify.
-        if kind in ("snap", "core_charge") and self.settings.notification_url:
-            headers["X-Override-Notification"] = self.settings.notification_url
+        if kind in ("snap", "core_charge") and settings.notification_url:
+            headers["X-Override-Notification"] = settings.notification_url
         cls = midtransclient.Snap if kind == "snap" else midtransclient.CoreApi
         client = cls(
-            is_production=self.settings.is_production,
-            server_key=self.settings.server_key,
-            client_key=self.settings.client_key,
+            is_production=settings.is_production,
+            server_key=settings.server_key,
+            client_key=settings.client_key,
             custom_headers={},
             proxies={},
         )
@@ -187,10 +137,9 @@ class Midtrans:
         # Fresh dicts: midtransclient's defaults are shared between every instance.
         config.custom_headers = headers
         config.proxies = {}
-        config.CORE_SANDBOX_BASE_URL = config.CORE_PRODUCTION_BASE_URL = self.settings.api_base_url
-        config.SNAP_SANDBOX_BASE_URL = config.SNAP_PRODUCTION_BASE_URL = self.settings.snap_base_url
-        session = self._local.session
-        client.http_client.http_client = session if timeout is None else _Bounded(session, timeout)
+        config.CORE_SANDBOX_BASE_URL = config.CORE_PRODUCTION_BASE_URL = settings.api_base_url
+        config.SNAP_SANDBOX_BASE_URL = config.SNAP_PRODUCTION_BASE_URL = settings.snap_base_url
+        client.http_client.http_client = MidtransTransport(timeout)
         return client
 
     def _snap(self) -> midtransclient.Snap:

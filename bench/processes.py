@@ -152,10 +152,21 @@ def start_simulator(
     log_dir: Path | None = None,
     notification_url: str | None = None,
 ) -> Process:
-    """`python -m simulator`; without `notification_url` it notifies nobody about any order."""
-    argv = [PYTHON, "-m", "simulator", "--port", str(port), "--server-key", server_key]
-    if notification_url is not None:
-        argv += ["--notification-url", notification_url]
+    """The simulator (the app `python -m simulator` serves); without `notification_url` it
+    notifies nobody about any order.
+
+    Served by gunicorn (one process: its state is in memory), because Werkzeug's server closes
+    every connection after one answer and Midtrans keeps them alive: the gateway's calls are
+    measured and tested over kept-alive connections, as in production."""
+    config = {"SERVER_KEY": server_key, "NOTIFICATION_URL": notification_url}
+    argv = [
+        *(PYTHON, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1"),
+        *("--worker-class", "gthread", "--threads", "128", "--keep-alive", "75"),
+        *("--backlog", "1024", "--graceful-timeout", "1", "--no-control-socket"),
+        # A module with no gunicorn settings: not the gateway's gunicorn.conf.py in `cwd`.
+        *("--config", "python:bench"),
+        f"simulator:create_app({config!r})",
+    ]
     process = spawn("simulator", argv, env=clean_env(), cwd=cwd, log_dir=log_dir)
     wait_until_ready(process, f"http://127.0.0.1:{port}/_sim/config")
     return process
