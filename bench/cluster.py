@@ -1,0 +1,957 @@
+"""`make bench-cluster`: two gateway hosts and two workers on one PostgreSQL and one Redis.
+
+    make bench-cluster          # or: .venv/bin/python -m bench.cluster  (about 3 minutes)
+
+What several hosts would run, on this machine: a database of its own on the PostgreSQL at
+127.0.0.1:5432 (`bench_cluster_<pid>`, trust auth as `postgres`, dropped at the end), an empty
+Redis database at 127.0.0.1:6379 for the rate limits (`RATELIMIT_STORAGE_URI`, emptied at the
+end), the Midtrans simulator, two gateway instances (separate gunicorn masters under the
+shipped gunicorn.conf.py, on separate ports, as separate hosts would be) and two
+`flask --app wsgi worker` processes. Client apps' callbacks go to a receiver in this process,
+which verifies each one and records its webhook-id with when it arrived and was answered; the
+simulator's notifications go to a recorder here too, and this process sends them on to the
+gateways itself: duplicated, reordered, and some to both instances at the same moment.
+
+Stages:
+  limits      both instances with RATELIMIT_PER_APP at LIMIT per hour; 3 x LIMIT calls of one
+              app spread over both at once: exactly LIMIT may pass (not one allowance each)
+  traffic     ORDERS orders through both instances (charge, status, notifications), the
+              simulator paying, expiring or cancelling them; then the workers deliver
+  checks      callbacks never twice at once, orders never changed twice, final states true
+  throughput  /status and /charge through one instance, then through both (alternated,
+              twice each): two must not do less in total than one
+
+PASS/FAIL per check; exit status 1 if any fails. Results: bench/results/cluster.{json,md}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import psycopg
+import redis
+import requests
+from standardwebhooks import Webhook
+
+from . import load
+from .processes import Process, start_simulator, start_worker
+from .stack import (
+    SERVER_KEY,
+    create_client_app,
+    flask_cli,
+    free_port,
+    gateway_env,
+    start_gunicorn,
+)
+
+RESULTS = Path(__file__).resolve().parent / "results"
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+REDIS_MARKER = "bench_cluster:owner"
+
+ORDERS = int(os.environ.get("BENCH_CLUSTER_ORDERS", "200"))
+SENDERS = 16  # concurrent clients in the traffic stage
+SHOPS = 4  # client apps with a callback URL, orders spread over them
+LIMIT = 40  # RATELIMIT_PER_APP in the limits stage, per hour (no window ends mid-burst)
+LIMIT_CALLS = 3 * LIMIT
+CALLBACK_HOLD = 0.03  # the receiver takes this long to answer: deliveries overlap if doubled
+FATES = {"settlement": 60, "expire": 15, "cancel": 10, "pending": 15}
+ACTION = {"settlement": "pay", "expire": "expire", "cancel": "cancel"}
+DUPLICATE, REORDER, BOTH_AT_ONCE = 0.2, 0.1, 0.15
+SETTLE_TIMEOUT = 120.0
+TP_SECONDS = float(os.environ.get("BENCH_CLUSTER_SECONDS", "5"))
+TP_CONNECTIONS = 32
+TP_ROUNDS = 2
+# Two instances pass when they do at least this share of one's total (noise on shared cores).
+TP_TOLERANCE = 0.9
+
+
+# -- recorders in this process ---------------------------------------------------------------
+
+
+@dataclass
+class Hit:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    start: float  # time.monotonic() when the request was read
+    end: float = 0.0  # when the answer was sent
+
+
+class Recorder:
+    """An HTTP server on 127.0.0.1 keeping every POST; `answer(hit)` gives its status after
+    `hold` seconds."""
+
+    def __init__(self, hold: float = 0.0, answer=None):
+        self.hits: list[Hit] = []
+        self.lock = threading.Lock()
+        self.arrived = threading.Condition(self.lock)
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                hit = Hit(self.path, dict(self.headers.items()), body, time.monotonic())
+                if hold:
+                    time.sleep(hold)
+                status = answer(hit) if answer else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                hit.end = time.monotonic()
+                with recorder.arrived:
+                    recorder.hits.append(hit)
+                    recorder.arrived.notify_all()
+
+            def log_message(self, *_args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Notifications(Recorder):
+    """Where the simulator posts its notifications: kept by Midtrans order id."""
+
+    def bodies(self, order_id: str, count: int, timeout: float = 10) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        with self.arrived:
+            while True:
+                found = [json.loads(h.body) for h in self.hits if order_id.encode() in h.body]
+                found = [b for b in found if b.get("order_id") == order_id]
+                if len(found) >= count or time.monotonic() > deadline:
+                    return found
+                self.arrived.wait(0.2)
+
+
+# -- PostgreSQL and Redis ---------------------------------------------------------------------
+
+
+class Database:
+    """A database of this run's own on the local PostgreSQL."""
+
+    def __init__(self):
+        self.name = f"bench_cluster_{os.getpid()}"
+        self.url = f"{POSTGRES}/{self.name}"
+        self._admin("CREATE DATABASE {}")
+        self.connection = psycopg.connect(self.url, autocommit=True)
+
+    def _admin(self, statement: str) -> None:
+        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+            admin.execute(statement.format(self.name))
+
+    def rows(self, sql: str, *params) -> list[tuple]:
+        return self.connection.execute(sql, params).fetchall()
+
+    def value(self, sql: str, *params):
+        return self.rows(sql, *params)[0][0]
+
+    def backends(self) -> list[int]:
+        """The PostgreSQL processes serving this database (the gateways', the workers')."""
+        return [
+            pid
+            for (pid,) in self.rows(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                self.name,
+            )
+        ]
+
+    def drop(self) -> None:
+        self.connection.close()
+        self._admin("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+
+
+class RedisDb:
+    """An empty Redis database (by number), marked as this run's: the rate limits' storage.
+    Every key in it is this run's, and deleted at the end."""
+
+    def __init__(self):
+        for number in range(15, 0, -1):
+            client = redis.Redis(REDIS_HOST, REDIS_PORT, db=number)
+            if client.dbsize() == 0 and client.set(REDIS_MARKER, os.getpid(), nx=True):
+                self.number, self.client = number, client
+                self.uri = f"redis://{REDIS_HOST}:{REDIS_PORT}/{number}"
+                return
+            client.close()
+        raise SystemExit("no empty Redis database (1..15) at 127.0.0.1:6379 for the run")
+
+    def clean(self) -> int:
+        keys = list(self.client.scan_iter(count=500))
+        if keys:
+            self.client.delete(*keys)
+        self.client.close()
+        return len(keys)
+
+
+# -- the stack --------------------------------------------------------------------------------
+
+
+@dataclass
+class Shop:
+    code: str
+    headers: dict[str, str]
+    webhook: Webhook | None = None
+
+
+@dataclass
+class Cluster:
+    workdir: Path
+    database: Database
+    redis_db: RedisDb
+    callbacks: Recorder
+    notifications: Notifications
+    simulator: Process | None = None
+    gateways: dict[str, Process] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    workers: list[Process] = field(default_factory=list)
+    shops: list[Shop] = field(default_factory=list)
+    tp_app: Shop | None = None
+    limit_app: Shop | None = None
+
+    @property
+    def simulator_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['simulator']}"
+
+    def url(self, gateway: str) -> str:
+        return f"http://127.0.0.1:{self.ports[gateway]}"
+
+    def env(self, gateway: str | None = None, **extra: str) -> dict[str, str]:
+        """The same settings on every host (SECRET_KEY, database, Redis), as the README says."""
+        port = self.ports[gateway] if gateway else free_port()
+        env = gateway_env(self.workdir, port, self.simulator_url)
+        env.update(
+            DATABASE_URL=self.database.url,
+            RATELIMIT_STORAGE_URI=self.redis_db.uri,
+            CALLBACK_ALLOWED_HOSTS="127.0.0.1",
+        )
+        env.update(extra)
+        return env
+
+    def start_gateways(self, **extra: str) -> None:
+        def start(name: str) -> Process:
+            return start_gunicorn(name, self.env(name, **extra), self.workdir)
+
+        with ThreadPoolExecutor(2) as pool:
+            started = dict(zip(("a", "b"), pool.map(start, ("a", "b")), strict=True))
+        self.gateways.update(started)
+
+    def stop_gateways(self) -> None:
+        for process in self.gateways.values():
+            process.stop()
+        self.gateways.clear()
+
+    def stop(self) -> None:
+        for process in [*self.workers, *self.gateways.values(), self.simulator]:
+            if process is not None:
+                process.stop()
+        self.workers.clear()
+        self.gateways.clear()
+        self.simulator = None
+
+
+def build(cluster: Cluster) -> None:
+    """Simulator, migrated database, the client apps (made with `flask apps create`)."""
+    cluster.ports = {"simulator": free_port(), "a": free_port(), "b": free_port()}
+    cluster.simulator = start_simulator(
+        port=cluster.ports["simulator"],
+        server_key=SERVER_KEY,
+        cwd=cluster.workdir,
+        notification_url=cluster.notifications.url,
+    )
+    env = cluster.env()
+    flask_cli(env, cluster.workdir, "db", "upgrade")
+
+    def shop(i: int) -> Shop:
+        code = f"shop{i}"
+        made = create_client_app(
+            env, cluster.workdir, code, "--callback-url", f"{cluster.callbacks.url}/cb/{code}"
+        )
+        return Shop(code, made.headers, Webhook(made.signing_secret))
+
+    def plain(code: str) -> Shop:
+        return Shop(code, create_client_app(env, cluster.workdir, code).headers)
+
+    with ThreadPoolExecutor(3) as pool:
+        shops = pool.map(shop, range(1, SHOPS + 1))
+        tp, limited = pool.submit(plain, "tp"), pool.submit(plain, "limited")
+        cluster.shops = list(shops)
+        cluster.tp_app, cluster.limit_app = tp.result(), limited.result()
+
+
+# -- HTTP clients -----------------------------------------------------------------------------
+
+_local = threading.local()
+
+
+def session() -> requests.Session:
+    if not hasattr(_local, "session"):
+        _local.session = requests.Session()
+    return _local.session
+
+
+# -- stage 1: rate limits counted across both instances ---------------------------------------
+
+
+def limits_stage(cluster: Cluster) -> dict:
+    cluster.start_gateways(RATELIMIT_PER_APP=f"{LIMIT} per hour")
+    headers = cluster.limit_app.headers
+    answers: Counter = Counter()
+    lock = threading.Lock()
+    start = threading.Barrier(SENDERS)
+
+    def send(sender: int) -> None:
+        start.wait()
+        for n in range(LIMIT_CALLS // SENDERS + (sender < LIMIT_CALLS % SENDERS)):
+            gateway = "ab"[(sender + n) % 2]
+            got = session().get(f"{cluster.url(gateway)}/transactions?limit=1", headers=headers)
+            with lock:
+                answers[gateway, got.status_code] += 1
+
+    began = time.monotonic()
+    with ThreadPoolExecutor(SENDERS) as pool:
+        list(pool.map(send, range(SENDERS)))
+    took = time.monotonic() - began
+    cluster.stop_gateways()
+    accepted = {g: answers[g, 200] for g in "ab"}
+    limited = sum(n for (_, status), n in answers.items() if status == 429)
+    other = sum(n for (_, status), n in answers.items() if status not in (200, 429))
+    total = sum(accepted.values())
+    return {
+        "limit": f"{LIMIT} per hour",
+        "calls": LIMIT_CALLS,
+        "seconds": round(took, 2),
+        "accepted": total,
+        "accepted_by_instance": accepted,
+        "rejected_429": limited,
+        "other_answers": other,
+        "passed": total == LIMIT and other == 0 and all(accepted.values()),
+    }
+
+
+# -- stage 2: traffic through both instances --------------------------------------------------
+
+
+@dataclass
+class Order:
+    shop: Shop
+    order_id: str
+    fate: str
+    midtrans_order_id: str = ""
+    sent: list[str] = field(default_factory=list)  # what was done, in order
+    ok: bool = True
+
+
+class Traffic:
+    def __init__(self, cluster: Cluster):
+        self.cluster = cluster
+        self.answers: Counter = Counter()  # (instance, endpoint, status)
+        self.lock = threading.Lock()
+        self.unexpected: list[str] = []
+        self.waited = 0.0  # seconds spent waiting for the simulator's notifications
+
+    def call(self, gateway: str, method: str, path: str, endpoint: str, **kw) -> requests.Response:
+        got = session().request(method, self.cluster.url(gateway) + path, timeout=30, **kw)
+        with self.lock:
+            self.answers[gateway, endpoint, got.status_code] += 1
+        return got
+
+    def simulate(self, midtrans_order_id: str, action: str) -> dict:
+        url = f"{self.cluster.simulator_url}/_sim/transactions/{midtrans_order_id}/{action}"
+        got = session().post(url, json={}, timeout=30)
+        got.raise_for_status()
+        return got.json()
+
+    def notify(self, gateway: str, body: dict) -> None:
+        got = self.call(gateway, "POST", "/notification", "POST /notification", json=body)
+        if got.status_code != 200:
+            self._unexpected(f"notification to {gateway}: {got.status_code} {got.text[:200]}")
+
+    def notify_both_at_once(self, body: dict) -> None:
+        """The same notification to both instances at the same moment (two threads released
+        together), as Midtrans's retry and a load balancer could make happen."""
+        together = threading.Barrier(2)
+
+        def send(gateway: str) -> None:
+            together.wait()
+            got = session().post(f"{self.cluster.url(gateway)}/notification", json=body)
+            with self.lock:
+                self.answers[gateway, "POST /notification", got.status_code] += 1
+            if got.status_code != 200:
+                self._unexpected(f"notification to {gateway}: {got.status_code}")
+
+        threads = [threading.Thread(target=send, args=(g,)) for g in "ab"]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def _unexpected(self, what: str) -> None:
+        with self.lock:
+            self.unexpected.append(what)
+
+    def run_order(self, order: Order, rng: random.Random) -> None:
+        headers = order.shop.headers
+        pick = lambda: rng.choice("ab")  # noqa: E731 - which host the balancer chose
+        got = self.call(
+            pick(),
+            "POST",
+            "/charge",
+            "POST /charge",
+            json={"order_id": order.order_id, "amount": 10000 + rng.randrange(1000) * 100},
+            headers=headers,
+        )
+        if got.status_code != 201:
+            order.ok = False
+            self._unexpected(f"charge {order.order_id}: {got.status_code} {got.text[:200]}")
+            return
+        order.midtrans_order_id = f"{order.shop.code}-{order.order_id}"
+        self.simulate(order.midtrans_order_id, "choose")
+        self.status(pick(), order)
+        expected = 1
+        if order.fate != "pending":
+            self.simulate(order.midtrans_order_id, ACTION[order.fate])
+            expected = 2
+        began = time.monotonic()
+        bodies = self.cluster.notifications.bodies(order.midtrans_order_id, expected)
+        with self.lock:
+            self.waited += time.monotonic() - began
+        if len(bodies) < expected:
+            self._unexpected(f"{order.midtrans_order_id}: the simulator notified {len(bodies)}")
+        sends = list(bodies)
+        if len(sends) > 1 and rng.random() < REORDER:
+            sends.reverse()
+            order.sent.append("reordered")
+        if sends and rng.random() < DUPLICATE:
+            sends.append(rng.choice(bodies))
+            order.sent.append("duplicate")
+        for body in sends:
+            if rng.random() < BOTH_AT_ONCE:
+                self.notify_both_at_once(body)
+                order.sent.append("both at once")
+            else:
+                self.notify(pick(), body)
+        self.status(pick(), order)
+
+    def status(self, gateway: str, order: Order) -> None:
+        got = self.call(
+            gateway,
+            "GET",
+            f"/status/{order.order_id}",
+            "GET /status",
+            headers=order.shop.headers,
+        )
+        if got.status_code != 200:
+            self._unexpected(f"status {order.order_id}: {got.status_code} {got.text[:200]}")
+
+
+def traffic_stage(cluster: Cluster, seed: int) -> tuple[list[Order], dict]:
+    traffic = Traffic(cluster)
+    rng = random.Random(seed)
+    fates = rng.choices(list(FATES), weights=list(FATES.values()), k=ORDERS)
+    orders = [Order(cluster.shops[i % SHOPS], f"o{seed}-{i}", fate) for i, fate in enumerate(fates)]
+    began = time.monotonic()
+    with ThreadPoolExecutor(SENDERS) as pool:
+        done = [
+            pool.submit(traffic.run_order, order, random.Random(seed * 100_003 + i))
+            for i, order in enumerate(orders)
+        ]
+        for future in done:
+            future.result()
+    took = time.monotonic() - began
+    requests_sent = sum(traffic.answers.values())
+    summary = {
+        "orders": ORDERS,
+        "fates": dict(Counter(fates)),
+        "senders": SENDERS,
+        "gateway_requests": requests_sent,
+        "seconds": round(took, 1),
+        "req_per_s": round(requests_sent / took, 1),
+        "by_instance": {
+            g: sum(n for (gw, _, _), n in traffic.answers.items() if gw == g) for g in "ab"
+        },
+        "answers": {f"{g} {e} {s}": n for (g, e, s), n in sorted(traffic.answers.items())},
+        "duplicates": sum("duplicate" in o.sent for o in orders),
+        "reordered": sum("reordered" in o.sent for o in orders),
+        "sent_to_both_at_once": sum(o.sent.count("both at once") for o in orders),
+        "waited_for_notifications_s": round(traffic.waited, 1),
+        "unexpected": traffic.unexpected[:20],
+    }
+    return orders, summary
+
+
+def wait_settled(cluster: Cluster) -> float:
+    """Until nothing is left to do: no callback pending, no notification unconfirmed."""
+    began = time.monotonic()
+    database = cluster.database
+    while time.monotonic() - began < SETTLE_TIMEOUT:
+        pending = database.value("SELECT count(*) FROM callback_events WHERE state = 'pending'")
+        waiting = database.value(
+            "SELECT count(*) FROM notifications WHERE outcome IN ('received', 'unconfirmed')"
+        )
+        if pending == 0 and waiting == 0:
+            break
+        time.sleep(0.5)
+    return time.monotonic() - began
+
+
+# -- checks -----------------------------------------------------------------------------------
+
+
+def check_callbacks(cluster: Cluster) -> dict:
+    """Every callback event arrived, verified, in its order's order; never twice at once."""
+    hits = list(cluster.callbacks.hits)
+    webhooks = {shop.code: shop.webhook for shop in cluster.shops}
+    by_id: dict[str, list[Hit]] = defaultdict(list)
+    unverified = 0
+    for hit in hits:
+        lowered = {k.lower(): v for k, v in hit.headers.items()}
+        try:
+            webhooks[hit.path.rsplit("/", 1)[-1]].verify(hit.body, lowered)
+        except Exception:  # noqa: BLE001 - any failure is an unverified callback
+            unverified += 1
+        by_id[lowered.get("webhook-id", "")].append(hit)
+    overlapping = []
+    for webhook_id, deliveries in by_id.items():
+        deliveries.sort(key=lambda h: h.start)
+        if any(b.start < a.end for a, b in zip(deliveries, deliveries[1:], strict=False)):
+            overlapping.append(webhook_id)
+    events = cluster.database.rows(
+        "SELECT event_id, transaction_id, id, state FROM callback_events ORDER BY id"
+    )
+    known = {event_id for event_id, *_ in events}
+    missing = [e for e, _, _, state in events if e not in by_id]
+    undelivered = [e for e, _, _, state in events if state != "delivered"]
+    out_of_order = 0
+    first_arrival = {w: min(h.start for h in hs) for w, hs in by_id.items()}
+    per_order: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for event_id, txn_id, row_id, _ in events:
+        per_order[txn_id].append((row_id, event_id))
+    for chain in per_order.values():
+        arrivals = [first_arrival.get(e, float("inf")) for _, e in sorted(chain)]
+        out_of_order += arrivals != sorted(arrivals)
+    delivered_by = worker_deliveries(cluster)
+    return {
+        "callback_events": len(events),
+        "deliveries_received": len(hits),
+        "delivered_more_than_once": sum(len(h) > 1 for h in by_id.values()),
+        "delivered_twice_at_once": len(overlapping),
+        "not_received": len(missing),
+        "not_delivered_state": len(undelivered),
+        "unknown_webhook_ids": len(set(by_id) - known),
+        "signature_failures": unverified,
+        "orders_out_of_order": out_of_order,
+        "deliveries_by_worker": delivered_by,
+        "examples": (overlapping + missing)[:5],
+        "passed": not (overlapping or missing or undelivered or unverified or out_of_order)
+        and not set(by_id) - known,
+    }
+
+
+def worker_deliveries(cluster: Cluster) -> dict[str, int]:
+    pattern = re.compile(r"callback msg_\w+ to app \S+: delivered")
+    return {w.name: len(pattern.findall(w.log())) for w in cluster.workers}
+
+
+def check_applied_once(cluster: Cluster, orders: list[Order]) -> dict:
+    """Each order changed once per real change: one event per status move, a consistent
+    chain, one callback event per change (plus the link's), no flag, nothing left over."""
+    database = cluster.database
+    ids = {o.midtrans_order_id for o in orders if o.ok}
+    txns = {
+        mid: (txn_id, flag)
+        for txn_id, mid, flag in database.rows(
+            "SELECT id, midtrans_order_id, flag FROM transactions"
+        )
+        if mid in ids
+    }
+    events: dict[int, list[tuple]] = defaultdict(list)
+    for txn_id, source, before, after in database.rows(
+        "SELECT transaction_id, source, from_status, to_status FROM transaction_events ORDER BY id"
+    ):
+        events[txn_id].append((source, before, after))
+    outbox = dict(database.rows("SELECT transaction_id, count(*) FROM callback_events GROUP BY 1"))
+    applied = dict(
+        database.rows(
+            "SELECT transaction_id, count(*) FROM notifications WHERE outcome = 'applied' "
+            "GROUP BY 1"
+        )
+    )
+    outcomes = dict(database.rows("SELECT outcome, count(*) FROM notifications GROUP BY 1"))
+    problems: list[str] = []
+    for order in orders:
+        if not order.ok:
+            continue
+        txn_id, flag = txns.get(order.midtrans_order_id, (None, None))
+        if txn_id is None:
+            problems.append(f"{order.midtrans_order_id}: not in the database")
+            continue
+        chain = events[txn_id]
+        moves = [(b, a) for _, b, a in chain[1:] if b != a]
+        wanted = [] if order.fate == "pending" else [("pending", order.fate)]
+        if chain[:1] != [("charge", None, "pending")] or moves != wanted:
+            problems.append(f"{order.midtrans_order_id}: events {chain}")
+        if any(b is not None and b != a_prev for (_, _, a_prev), (_, b, _) in _pairs(chain)):
+            problems.append(f"{order.midtrans_order_id}: broken chain {chain}")
+        if outbox.get(txn_id, 0) != 1 + len(wanted):
+            problems.append(f"{order.midtrans_order_id}: {outbox.get(txn_id, 0)} callbacks")
+        if applied.get(txn_id, 0) > len(wanted):
+            problems.append(f"{order.midtrans_order_id}: {applied[txn_id]} notifications applied")
+        if flag:
+            problems.append(f"{order.midtrans_order_id}: flagged {flag}")
+    return {
+        "orders_checked": sum(o.ok for o in orders),
+        "status_changes": sum(
+            len([1 for _, b, a in events[t] if b is not None and b != a]) for t, _ in txns.values()
+        ),
+        "notification_outcomes": outcomes,
+        "problems": len(problems),
+        "examples": problems[:5],
+        "passed": not problems
+        and not outcomes.get("rejected")
+        and not outcomes.get("unconfirmed")
+        and not outcomes.get("flagged")
+        and not outcomes.get("unmatched"),
+    }
+
+
+def _pairs(chain: list) -> list:
+    return list(zip(chain, chain[1:], strict=False))
+
+
+def check_final_states(cluster: Cluster, orders: list[Order]) -> dict:
+    """The gateway's status of every order equals the simulator's and its last notification's,
+    and GET /status through either instance says so."""
+    upstream = {
+        t["order_id"]: t["transaction_status"]
+        for t in session().get(f"{cluster.simulator_url}/_sim/transactions", timeout=30).json()
+    }
+    stored = dict(cluster.database.rows("SELECT midtrans_order_id, status FROM transactions"))
+    wrong: list[str] = []
+    rng = random.Random(7)
+    for order in orders:
+        if not order.ok:
+            continue
+        mid = order.midtrans_order_id
+        last = cluster.notifications.bodies(mid, 0, timeout=0)
+        last_status = last[-1]["transaction_status"] if last else None
+        truth = {stored.get(mid), upstream.get(mid), last_status, order.fate}
+        if len(truth) != 1:
+            wrong.append(
+                f"{mid}: db {stored.get(mid)}, simulator {upstream.get(mid)}, "
+                f"last notification {last_status}, meant {order.fate}"
+            )
+    sample = rng.sample([o for o in orders if o.ok], min(100, len(orders)))
+    answered_wrong = 0
+    for order in sample:
+        for gateway in "ab":
+            got = session().get(
+                f"{cluster.url(gateway)}/status/{order.order_id}", headers=order.shop.headers
+            )
+            answered_wrong += got.json().get("transaction_status") != order.fate
+    return {
+        "orders_checked": sum(o.ok for o in orders),
+        "wrong": len(wrong),
+        "status_answers_checked": 2 * len(sample),
+        "status_answers_wrong": answered_wrong,
+        "examples": wrong[:5],
+        "passed": not wrong and not answered_wrong and all(o.ok for o in orders),
+    }
+
+
+# -- stage 3: one instance against two --------------------------------------------------------
+
+
+def throughput_stage(cluster: Cluster, orders: list[Order]) -> dict:
+    settled = [o for o in orders if o.ok and o.fate == "settlement" and o.shop is cluster.shops[0]]
+    paths = cluster.workdir / "status-paths.txt"
+    paths.write_text("".join(f"/status/{o.order_id}\n" for o in settled))
+    shop_headers = "|".join(f"{k}: {v}" for k, v in cluster.shops[0].headers.items())
+    tp_headers = "|".join(f"{k}: {v}" for k, v in cluster.tp_app.headers.items())
+    kinds = {
+        "GET /status": {"mode": "paths", "file": str(paths), "headers": shop_headers},
+        "POST /charge": {"mode": "charge", "path": "/charge", "headers": tp_headers},
+    }
+    runs: list[dict] = []
+    for endpoint, config in kinds.items():
+        for rnd in range(TP_ROUNDS):
+            # a, ab, ab, a, ...: a drift in the machine's speed falls on both alike
+            for instances in ("a", "ab") if rnd % 2 == 0 else ("ab", "a"):
+                runs.append(_measure(cluster, endpoint, config, instances, f"t{rnd}{len(runs)}"))
+                r = runs[-1]
+                print(
+                    f"  {endpoint:<13} through {len(instances)}: {r['rps']:7.1f} req/s  "
+                    f"p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:7.1f} ms  errors {r['errors']}"
+                    f"  cpu {r['server_cpu_ms_per_req']:.2f} ms/req"
+                    f"  other load {r['other_load_cores']:.2f} cores",
+                    flush=True,
+                )
+    verdicts = {}
+    for endpoint in kinds:
+        one = statistics.median(r["rps"] for r in runs if r["endpoint"] == endpoint and r["n"] == 1)
+        two = statistics.median(r["rps"] for r in runs if r["endpoint"] == endpoint and r["n"] == 2)
+        verdicts[endpoint] = {
+            "one_rps": round(one, 1),
+            "two_rps": round(two, 1),
+            "ratio": round(two / one, 2) if one else None,
+            "passed": bool(one) and two >= TP_TOLERANCE * one,
+        }
+    errors = sum(r["errors"] for r in runs)
+    return {
+        "connections": TP_CONNECTIONS,
+        "seconds": TP_SECONDS,
+        "runs": runs,
+        "verdicts": verdicts,
+        "errors": errors,
+        "passed": errors == 0 and all(v["passed"] for v in verdicts.values()),
+    }
+
+
+def _measure(cluster: Cluster, endpoint: str, config: dict, instances: str, tag: str) -> dict:
+    """wrk with TP_CONNECTIONS clients in all, split evenly over `instances`, at once; the CPU
+    the gateways and their PostgreSQL backends spent per request, and how much CPU processes
+    outside this run took meanwhile (other work on a shared machine skews the figures)."""
+    share = TP_CONNECTIONS // len(instances)
+    servers = [cluster.gateways[g] for g in instances]
+    ours = [*cluster.gateways.values(), *cluster.workers, cluster.simulator]
+    backends_before = _ticks(cluster.database.backends())
+    machine_before, ours_before = _machine_busy(), _cpu_of(ours) + _own_cpu()
+    servers_before = _cpu_of(servers)
+
+    def one(gateway: str) -> tuple[dict, float]:
+        port = cluster.ports[gateway]
+        return load.wrk(port, share, TP_SECONDS, tag=f"{tag}{gateway}", **config)
+
+    with ThreadPoolExecutor(len(instances)) as pool:
+        answers = list(pool.map(one, instances))
+    backends_after = _ticks(cluster.database.backends())
+    # PostgreSQL backends that ended within the run are not counted (the pools keep theirs).
+    database_cpu = sum(t - backends_before.get(p, 0) for p, t in backends_after.items()) / TICKS
+    servers_cpu = _cpu_of(servers) - servers_before + database_cpu
+    loadgen_cpu = sum(cpu for _, cpu in answers)
+    ours_cpu = _cpu_of(ours) + _own_cpu() - ours_before + database_cpu + loadgen_cpu
+    others_cpu = _machine_busy() - machine_before - ours_cpu
+    for server in servers:
+        load.drain(server)
+    results = [r for r, _ in answers]
+    done = sum(r["requests"] for r in results)
+    wall = max(r["duration_us"] for r in results) / 1e6
+    return {
+        "endpoint": endpoint,
+        "n": len(instances),
+        "connections_each": share,
+        "requests": done,
+        "rps": round(done / wall, 1),
+        "p50_ms": max(r["latency_us"]["p50"] for r in results) / 1000,
+        "p99_ms": max(r["latency_us"]["p99"] for r in results) / 1000,
+        "errors": sum(sum(r["errors"].values()) for r in results),
+        "server_cpu_ms_per_req": round(1000 * servers_cpu / max(done, 1), 2),
+        "other_load_cores": round(max(others_cpu, 0.0) / wall, 2),
+    }
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _ticks(pids: list[int]) -> dict[int, int]:
+    """utime + stime of each process, in clock ticks (0 for one gone)."""
+    found = {}
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        found[pid] = int(fields[11]) + int(fields[12])
+    return found
+
+
+def _cpu_of(processes: list[Process]) -> float:
+    return sum(p.cpu_seconds() for p in processes if p is not None)
+
+
+def _own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def _machine_busy() -> float:
+    """CPU seconds every process on the machine has spent (not idle, not waiting on I/O)."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:9]]
+    return (sum(fields) - fields[3] - fields[4]) / TICKS
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+
+def main() -> int:
+    started = time.monotonic()
+    load.require_wrk()
+    seed = int(os.environ.get("BENCH_CLUSTER_SEED", str(int(time.time()) % 100_000)))
+    workdir = Path(tempfile.mkdtemp(prefix="midtrans-cluster-"))
+    database = Database()
+    try:
+        redis_db = RedisDb()
+    except BaseException:
+        database.drop()
+        raise
+    callbacks, notifications = Recorder(CALLBACK_HOLD, lambda hit: 204), Notifications()
+    cluster = Cluster(workdir, database, redis_db, callbacks, notifications)
+    results: dict = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seed": seed}
+    stages = results["stages_s"] = {}
+
+    def lap(name: str) -> None:
+        stages[name] = round(time.monotonic() - started - sum(stages.values()), 1)
+
+    try:
+        print(f"PostgreSQL database {database.name}, Redis db {redis_db.number}, in {workdir}")
+        build(cluster)
+        lap("build")
+        print("Stage 1: a per-app rate limit counted across both instances ...", flush=True)
+        results["limits"] = limits_stage(cluster)
+        lap("limits")
+        print("Stage 2: two gateways, two workers, traffic through both ...", flush=True)
+        cluster.start_gateways(RATELIMIT_PER_APP="1000000 per minute")
+        cluster.workers = [
+            start_worker(cluster.env(), workdir, name=f"worker-{n}", interval=0.2) for n in (1, 2)
+        ]
+        orders, results["traffic"] = traffic_stage(cluster, seed)
+        results["traffic"]["settle_s"] = round(wait_settled(cluster), 1)
+        print(
+            f"  {results['traffic']['gateway_requests']} requests in "
+            f"{results['traffic']['seconds']} s; settled after "
+            f"{results['traffic']['settle_s']} s more",
+            flush=True,
+        )
+        results["callbacks"] = check_callbacks(cluster)
+        results["applied_once"] = check_applied_once(cluster, orders)
+        results["final_states"] = check_final_states(cluster, orders)
+        lap("traffic and checks")
+        print("Stage 3: throughput through one instance and through both ...", flush=True)
+        results["throughput"] = throughput_stage(cluster, orders)
+        lap("throughput")
+        logs = "".join(p.log() for p in [*cluster.gateways.values(), *cluster.workers])
+        results["logs"] = {
+            "tracebacks": logs.count("Traceback"),
+            "worker_timeouts": logs.count("WORKER TIMEOUT"),
+        }
+        cluster.stop()
+        results["machine"] = {
+            "nproc": os.cpu_count(),
+            "postgres": database.value("SHOW server_version"),
+        }
+        results["elapsed_s"] = round(time.monotonic() - started, 1)
+        verdict = write_report(results)
+        print(f"Results in {RESULTS}/cluster.{{json,md}}; took {results['elapsed_s']:.0f} s.")
+        return 0 if verdict else 1
+    finally:
+        cluster.stop()
+        callbacks.close()
+        notifications.close()
+        database.drop()
+        redis_db.clean()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+CHECKS = [
+    ("limits", "rate limit counted across both instances"),
+    ("callbacks", "no callback delivered twice at once (all delivered, in order)"),
+    ("applied_once", "no order double-applied"),
+    ("final_states", "every order's final state true"),
+    ("throughput", "two instances not slower in total than one"),
+]
+
+
+def write_report(results: dict) -> bool:
+    lines = ["# bench-cluster: two gateway instances, two workers, PostgreSQL, Redis", ""]
+    limits, traffic = results["limits"], results["traffic"]
+    callbacks, applied = results["callbacks"], results["applied_once"]
+    final, tp = results["final_states"], results["throughput"]
+    lines += [
+        f"Run {results['started_at']}, seed {results['seed']}, {results['elapsed_s']:.0f} s, "
+        f"{results['machine']['nproc']} cores, PostgreSQL {results['machine']['postgres']}; "
+        f"stages (s): {results['stages_s']}.",
+        "",
+        f"- Limits: {limits['limit']}, {limits['calls']} calls over both instances in "
+        f"{limits['seconds']} s: {limits['accepted']} accepted "
+        f"(a {limits['accepted_by_instance']['a']}, b {limits['accepted_by_instance']['b']}), "
+        f"{limits['rejected_429']} answered 429.",
+        f"- Traffic: {traffic['orders']} orders {traffic['fates']}, {traffic['gateway_requests']} "
+        f"gateway requests (a {traffic['by_instance']['a']}, b {traffic['by_instance']['b']}) in "
+        f"{traffic['seconds']} s from {traffic['senders']} clients; {traffic['duplicates']} "
+        f"orders with a duplicate notification, {traffic['reordered']} reordered, "
+        f"{traffic['sent_to_both_at_once']} sent to both instances at once; settled "
+        f"{traffic['settle_s']} s later. Unexpected answers: {len(traffic['unexpected'])}.",
+        f"- Callbacks: {callbacks['callback_events']} events, {callbacks['deliveries_received']} "
+        f"deliveries received (by worker: {callbacks['deliveries_by_worker']}), "
+        f"{callbacks['delivered_more_than_once']} delivered more than once, "
+        f"{callbacks['delivered_twice_at_once']} twice at once, {callbacks['not_received']} "
+        f"never, {callbacks['signature_failures']} failed verification, "
+        f"{callbacks['orders_out_of_order']} orders out of order.",
+        f"- Orders: {applied['orders_checked']} checked, {applied['status_changes']} status "
+        f"changes, notifications {applied['notification_outcomes']}, {applied['problems']} "
+        f"problems; final states wrong: {final['wrong']}, GET /status answers wrong "
+        f"{final['status_answers_wrong']} of {final['status_answers_checked']}.",
+        "",
+        f"Throughput ({tp['connections']} wrk clients in all, {tp['seconds']:g} s a run, "
+        f"median of {TP_ROUNDS} alternated runs):",
+        "",
+        "| endpoint | one instance req/s | two instances req/s | two / one |",
+        "|---|--:|--:|--:|",
+    ]
+    for endpoint, v in tp["verdicts"].items():
+        lines.append(f"| {endpoint} | {v['one_rps']} | {v['two_rps']} | {v['ratio']} |")
+    lines += [
+        "",
+        "| endpoint | instances | req/s | p50 ms | p99 ms | errors | gateway + PostgreSQL CPU "
+        "ms/req | other load (cores) |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for r in tp["runs"]:
+        lines.append(
+            f"| {r['endpoint']} | {r['n']} | {r['rps']} | {r['p50_ms']:.1f} | "
+            f"{r['p99_ms']:.1f} | {r['errors']} | {r['server_cpu_ms_per_req']} | "
+            f"{r['other_load_cores']} |"
+        )
+    lines.append("")
+    verdict = True
+    for key, label in CHECKS:
+        passed = results[key]["passed"]
+        verdict &= passed
+        lines.append(f"- {'PASS' if passed else 'FAIL'}: {label}")
+        if not passed and results[key].get("examples"):
+            lines += [f"  - {example}" for example in results[key]["examples"]]
+    lines.append(f"- Log: {results['logs']}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "cluster.json").write_text(json.dumps(results, indent=2, default=str))
+    text = "\n".join(lines) + "\n"
+    (RESULTS / "cluster.md").write_text(text)
+    print()
+    print(text)
+    return verdict
+
+
+if __name__ == "__main__":
+    sys.exit(main())
