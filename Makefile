@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench bench-cluster clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m venv $(VENV)
@@ -32,6 +32,11 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+# Two gateway instances and two workers on the PostgreSQL (127.0.0.1:5432) and Redis
+# (127.0.0.1:6379) of this machine; about 4 minutes. See bench/cluster.py.
+bench-cluster: $(STAMP)
+	$(BIN)/python -m bench.cluster
 
 clean:
 	rm -rf $(VENV) .ruff_cache
