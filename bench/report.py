@@ -256,7 +256,7 @@ def chart(results: dict, path: Path) -> None:
     }
     ax = axes[0]
     ax.bar(
-        [p["endpoint"].replace(" ", "\n", 1) for p in tp],
+        [_short(p) for p in tp],
         [p["rps"] for p in tp],
         color=[colors[p["target"]] for p in tp],
     )
@@ -267,7 +267,7 @@ def chart(results: dict, path: Path) -> None:
     ax = axes[1]
     probes = [p for p in results["phases"] if p["group"] == "probe"]
     ax.bar(
-        [f"{p['endpoint'].replace(' ', chr(10), 1)}\n{p['latency_ms']} ms" for p in probes],
+        [f"{_short(p)}\n{p['latency_ms']} ms" for p in probes],
         [p["p50_ms"] for p in probes],
         color=[colors[p["target"]] for p in probes],
     )
@@ -320,6 +320,12 @@ def chart(results: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _short(p: dict) -> str:
+    """A chart label: what was loaded (floor, realistic, snap, upstream status, charge...)."""
+    kind = p["name"].split()[0].replace("_", "\n")
+    return f"{kind}\n({p['target']})" if p["target"] != kind else kind
 
 
 def write(results: dict, folder: Path, workdir: Path) -> None:

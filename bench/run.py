@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -344,7 +345,12 @@ def main() -> int:
     load.require_wrk()
     workdir = Path(tempfile.mkdtemp(prefix="midtrans-bench-"))
     stack = Stack(workdir)
+    cleanup = ExitStack()
     try:
+        # Created first, so that a server refusing it stops the run before it starts.
+        postgres_url = None
+        if postgres_server and count > 0:
+            postgres_url = cleanup.enter_context(postgres.scratch_database(postgres_server))
         print(f"Starting the simulator, the gateway and the floor in {workdir} ...", flush=True)
         stack = start_stack(workdir)
         print("Warming up ...", flush=True)
@@ -360,20 +366,19 @@ def main() -> int:
             phases.append(phase)
             sustained.append(outcome)
         gateway_log = stack.servers["gateway"].log_path.read_text(errors="replace")
-        if count > 0 and postgres_server:
+        if postgres_url:
             stack.servers["gateway"].stop()  # its CPU and memory back for the next gateway
             stack.servers["floor"].stop()
-            with postgres.scratch_database(postgres_server) as database_url:
-                print("Starting the gateway on PostgreSQL ...", flush=True)
-                server, port, headers = postgres_gateway(stack, database_url)
-                try:
-                    phase, outcome = notification_phase(
-                        stack, "postgresql", server, port, headers, database_url, count
-                    )
-                finally:
-                    server.stop()
-                phases.append(phase)
-                sustained.append(outcome)
+            print("Starting the gateway on PostgreSQL ...", flush=True)
+            server, port, headers = postgres_gateway(stack, postgres_url)
+            try:
+                phase, outcome = notification_phase(
+                    stack, "postgresql", server, port, headers, postgres_url, count
+                )
+            finally:
+                server.stop()
+            phases.append(phase)
+            sustained.append(outcome)
         stack.stop()
         results = {
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -408,6 +413,7 @@ def main() -> int:
         return 0
     finally:
         stack.stop()
+        cleanup.close()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
