@@ -26,7 +26,7 @@ from ..midtrans import NOTIFICATION_STATUS_CODES, Midtrans
 from ..models import EventSource, Notification, NotificationOutcome
 from .lifecycle import (
     Applied,
-    apply_midtrans_status,
+    apply_in_unit,
     attempt_amount,
     flag_order,
     locked_transaction,
@@ -126,10 +126,10 @@ def receive_notification(
     except InvalidNotificationError as rejection:
         _store_rejected(note, raw, rejection, admit_rejected)
         raise
-    _store_verified(note, body)
-    if note.outcome == NotificationOutcome.UNMATCHED:
+    about = _store_verified(note, body)
+    if about is None:  # unmatched, or finished already (an amount that does not fit)
         return Receipt(note.outcome, note.reason, note.id)
-    return confirm_notification(note.id, midtrans=midtrans, timeout=INLINE_CONFIRM_TIMEOUT)
+    return _confirm(note, about, midtrans=midtrans, timeout=INLINE_CONFIRM_TIMEOUT)
 
 
 def _as_received(raw: bytes, body: dict, remote_addr: str | None) -> Notification:
@@ -188,9 +188,21 @@ def _store_rejected(
     log.warning("notification %s rejected: %s", note.id, rejection.reason)
 
 
-def _store_verified(note: Notification, body: dict) -> None:
-    """Store the notification with its order. With no order here, one an app's prefix
-    claims is recovered from Midtrans when confirmed; any other is `unmatched`, done."""
+@dataclass(frozen=True)
+class _About:
+    """What confirming a stored notification needs: its order (None: one to recover), the
+    Midtrans order id to ask about."""
+
+    txn_id: int | None
+    ident: str | None
+
+
+def _store_verified(note: Notification, body: dict) -> _About | None:
+    """Store the notification with its order, in one write before Midtrans is asked (so none
+    is lost if the process dies meanwhile). With no order here, one an app's prefix claims is
+    recovered from Midtrans when confirmed; any other is `unmatched`, done. A signed amount
+    that does not fit the attempt is flagged in the same unit (Midtrans is not asked). None
+    when nothing is left to confirm."""
     note.signature_valid = True
     with writing():
         txn = order_of_midtrans_id(body["order_id"])
@@ -200,8 +212,29 @@ def _store_verified(note: Notification, body: dict) -> None:
             note.processed_at = datetime.now(UTC)
         note.transaction_id = txn.id if txn is not None else None
         db.session.add(note)
+        about = None
+        if txn is None:
+            about = _About(None, None) if note.outcome != NotificationOutcome.UNMATCHED else None
+        else:
+            db.session.flush()  # the note's id, for the flag's event
+            about = _check_amount(note, txn)
     if note.outcome == NotificationOutcome.UNMATCHED:
         log.warning("notification %s for unknown order %s", note.id, note.order_id)
+    return about
+
+
+def _check_amount(note: Notification, txn) -> _About | None:
+    """In the unit that reads the note's order: the attempt it is about, or None once the
+    note is finished as flagged because its signed amount does not fit that attempt."""
+    ident = note.order_id or txn.midtrans_order_id
+    charged = attempt_amount(txn, note.order_id) if note.order_id else None
+    amount = check_amount(_as_sent(note), charged if charged is not None else txn.amount)
+    if amount.fits:
+        return _About(txn.id, ident)
+    _finish_in_unit(
+        note, NotificationOutcome.FLAGGED, f"amount mismatch: {amount.reason}", flag_txn=txn.id
+    )
+    return None
 
 
 def _as_sent(note: Notification) -> dict:
@@ -224,40 +257,55 @@ def confirm_notification(
     with reading():
         note = db.session.get(Notification, note_id, populate_existing=True)
         txn = note.transaction
-        # The attempt it is about: the order's current one, or an earlier one (renewed).
-        ident = note.order_id if txn is not None else None
-        charged = attempt_amount(txn, ident) if txn is not None and ident else None
-    if txn is None:
-        return _recover(note, midtrans=midtrans, timeout=timeout)
-    ident = ident or txn.midtrans_order_id
-    amount = check_amount(_as_sent(note), charged if charged is not None else txn.amount)
-    if not amount.fits:
+        about = _About(None, None)
+        if txn is not None:
+            # The attempt it is about: the order's current one, or an earlier one (renewed).
+            ident = note.order_id or txn.midtrans_order_id
+            charged = attempt_amount(txn, note.order_id) if note.order_id else None
+            amount = check_amount(_as_sent(note), charged if charged is not None else txn.amount)
+            about = _About(txn.id, ident)
+    if txn is not None and not amount.fits:
         return _finish(
             note_id,
             NotificationOutcome.FLAGGED,
             f"amount mismatch: {amount.reason}",
             flag_txn=txn.id,
         )
+    return _confirm(note, about, midtrans=midtrans, timeout=timeout)
+
+
+def _confirm(
+    note: Notification, about: _About, *, midtrans: Midtrans, timeout: float | None
+) -> Receipt:
+    """Ask the status API about the stored note's attempt (no transaction open meanwhile),
+    then apply the answer and finish the note in one write."""
+    if about.txn_id is None:
+        return _recover(note, midtrans=midtrans, timeout=timeout)
     try:
         # By the signed order_id: the transaction_id is not covered by the signature, so a
         # replayed notification carrying another order's id must not pick what is confirmed.
-        answer = midtrans.get_status(ident, timeout=timeout)
+        answer = midtrans.get_status(about.ident, timeout=timeout)
     except GatewayError as err:
-        return _postpone(note_id, f"status API: {err.message}")
+        return _postpone(note.id, f"status API: {err.message}")
     if answer is None:
-        return _postpone(note_id, "status API does not know the transaction yet")
-    _, applied = apply_midtrans_status(
-        txn.id, answer, source=EventSource.NOTIFICATION, notification_id=note_id
-    )
-    outcome = {
-        Applied.CHANGED: NotificationOutcome.APPLIED,
-        Applied.UNCHANGED: NotificationOutcome.UNCHANGED,
-        Applied.FLAGGED: NotificationOutcome.FLAGGED,
-    }[applied]
+        return _postpone(note.id, "status API does not know the transaction yet")
     reason = None
     if answer.get("transaction_status") != note.transaction_status:
         reason = f"status API says {answer.get('transaction_status')}"
-    return _finish(note_id, outcome, reason)
+    with writing():
+        applied = apply_in_unit(
+            locked_transaction(about.txn_id),
+            answer,
+            source=EventSource.NOTIFICATION,
+            notification_id=note.id,
+        )
+        outcome = {
+            Applied.CHANGED: NotificationOutcome.APPLIED,
+            Applied.UNCHANGED: NotificationOutcome.UNCHANGED,
+            Applied.FLAGGED: NotificationOutcome.FLAGGED,
+        }[applied]
+        _finish_in_unit(_fresh_note(note.id), outcome, reason)
+    return Receipt(outcome, reason, note.id)
 
 
 def _recover(note: Notification, *, midtrans: Midtrans, timeout: float | None) -> Receipt:
@@ -286,20 +334,38 @@ def _finish(
     attach_txn: int | None = None,
 ) -> Receipt:
     with writing():
-        note = db.session.get(Notification, note_id, populate_existing=True)
-        note.outcome, note.reason = outcome, reason
-        if attach_txn is not None:
-            note.transaction_id = attach_txn
-        note.processed_at = datetime.now(UTC)
-        note.next_attempt_at = note.claimed_until = None
-        if flag_txn is not None:
-            flag_order(
-                locked_transaction(flag_txn),
-                reason or "flagged",
-                source=EventSource.NOTIFICATION,
-                notification_id=note_id,
-            )
+        _finish_in_unit(
+            _fresh_note(note_id), outcome, reason, flag_txn=flag_txn, attach_txn=attach_txn
+        )
     return Receipt(outcome, reason, note_id)
+
+
+def _fresh_note(note_id: int) -> Notification:
+    return db.session.get(Notification, note_id, populate_existing=True)
+
+
+def _finish_in_unit(
+    note: Notification,
+    outcome: NotificationOutcome,
+    reason: str | None,
+    *,
+    flag_txn: int | None = None,
+    attach_txn: int | None = None,
+) -> None:
+    """The note is done (`outcome`, `reason`), in the caller's write unit; `flag_txn` puts
+    its order in front of a person with the reason."""
+    note.outcome, note.reason = outcome, reason
+    if attach_txn is not None:
+        note.transaction_id = attach_txn
+    note.processed_at = datetime.now(UTC)
+    note.next_attempt_at = note.claimed_until = None
+    if flag_txn is not None:
+        flag_order(
+            locked_transaction(flag_txn),
+            reason or "flagged",
+            source=EventSource.NOTIFICATION,
+            notification_id=note.id,
+        )
 
 
 def _postpone(note_id: int, reason: str) -> Receipt:
