@@ -25,7 +25,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pyotp
 from sqlalchemy import delete, func, or_, select, update
@@ -40,6 +40,7 @@ RECOVERY_CODES = 10
 RECOVERY_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # 32 signs, no 0/o, 1/l/i look-alikes
 RECOVERY_LENGTH = 16  # 80 bits
 REQUIRE_MFA = "require_mfa"
+ENROLMENT_FRESH = timedelta(hours=1)  # an unconfirmed secret older than this is replaced
 _TOTP_RE = re.compile(r"^\d{6}$")
 
 
@@ -91,12 +92,17 @@ def is_enabled(admin_id: int) -> bool:
 
 
 def begin_enrolment(admin: Admin) -> Enrolment:
-    """The secret an admin is setting up (the same one until confirmed, so reloading the page
-    keeps the QR code the admin may already have scanned). Refused when MFA is already on."""
+    """The secret an admin is setting up (the same one until confirmed, for an hour, so
+    reloading the page keeps the QR code the admin may already have scanned). Refused when
+    MFA is already on."""
     with writing():
         row = _row(admin.id)
         if row is not None and row.enabled_at is not None:
             raise InvalidRequestError("two-factor sign-in is already on", field="code")
+        if row is not None and utcnow() - row.created_at > ENROLMENT_FRESH:
+            db.session.delete(row)  # shown long ago: maybe to someone else too
+            db.session.flush()
+            row = None
         if row is None:
             row = AdminMfa(admin_id=admin.id, secret=pyotp.random_base32())
             db.session.add(row)

@@ -152,6 +152,7 @@ class LoginCodeForm(FlaskForm):
 
 
 class MfaConfirmForm(FlaskForm):
+    password = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=1024)])
     code = StringField(
         _l("Code from the app"),
         validators=[DataRequired(), Length(max=64)],

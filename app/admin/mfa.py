@@ -19,29 +19,51 @@ from .sessions import check_code, check_current_password, end_other_sessions
 
 @bp.route("/account/mfa", methods=["GET", "POST"])
 def mfa_setup():
+    """Set MFA up: the current password (a borrowed session must not be able to lock the
+    owner out with a phone of its own) and a code from the new secret turn it on."""
     admin = g.admin
     if admin_mfa.is_enabled(admin.id):
         return redirect(url_for("admin.account"))
     form = MfaConfirmForm()
-    if form.validate_on_submit():
-        try:
-            codes = admin_mfa.confirm_enrolment(admin, form.code.data)
-        except GatewayError:
-            form.code.errors.append(_("The code is wrong. Check the time on your phone."))
-        else:
-            with writing():
-                end_other_sessions(admin)
-                audit.record("mfa_enable", target=f"admin:{admin.username}")
-            flash(_("Two-factor sign-in is on. Other sessions were logged out."), "success")
-            return render_template("admin/mfa_codes.html", codes=codes)
-    enrolment = admin_mfa.begin_enrolment(admin)
+    if not form.validate_on_submit():
+        return _setup_page(form), 400 if form.errors else 200
+    target = f"admin:{admin.username}"
+    check = check_current_password(admin, form.password.data, remote_addr=request.remote_addr)
+    if check.wait:
+        audit.record("mfa_enable", target=target, detail=_throttle_detail(check))
+        form.password.errors.append(
+            _("Too many wrong passwords. Try again in %(wait)s.", wait=_wait(check.wait))
+        )
+        return _wait_answer(_setup_page(form), check.wait)
+    if not check.ok:
+        detail = "failed: wrong current password"
+        if check.wait_if_wrong:
+            detail += "; " + _throttle_detail(check)
+        audit.record("mfa_enable", target=target, detail=detail)
+        form.password.errors.append(_("The current password is wrong."))
+        return _setup_page(form), 400
+    try:
+        codes = admin_mfa.confirm_enrolment(admin, form.code.data)
+    except GatewayError:
+        form.code.errors.append(_("The code is wrong. Check the time on your phone."))
+        return _setup_page(form), 400
+    with writing():
+        end_other_sessions(admin)
+        audit.record("mfa_enable", target=target)
+    flash(_("Two-factor sign-in is on. Other sessions were logged out."), "success")
+    return render_template("admin/mfa_codes.html", codes=codes)
+
+
+def _setup_page(form: MfaConfirmForm) -> str:
+    enrolment = admin_mfa.begin_enrolment(g.admin)
+    secret = enrolment.secret
     return render_template(
         "admin/mfa_setup.html",
         form=form,
         qr=qr_svg(enrolment.uri),
-        secret=" ".join(enrolment.secret[i : i + 4] for i in range(0, len(enrolment.secret), 4)),
+        secret=" ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
         required=admin_mfa.required(),
-    ), 400 if form.errors else 200
+    )
 
 
 def _proved(form: MfaProofForm, action: str, slot: str):

@@ -39,7 +39,8 @@ def enrol(client) -> tuple[str, list[str]]:
     page = client.get("/admin/account/mfa").get_data(as_text=True)
     secret = SECRET_RE.search(page).group(1).replace(" ", "")
     resp = client.post(
-        "/admin/account/mfa", data={"csrf_token": csrf_from(page), "code": code_at(secret)}
+        "/admin/account/mfa",
+        data={"csrf_token": csrf_from(page), "password": PASSWORD, "code": code_at(secret)},
     )
     assert resp.status_code == 200, resp.get_data(as_text=True)
     codes = CODE_RE.findall(resp.get_data(as_text=True))
@@ -84,21 +85,35 @@ def test_setting_up_shows_a_qr_code_and_the_key_then_recovery_codes_once(admin_c
     again = admin_client.get("/admin/account/mfa").get_data(as_text=True)
     assert SECRET_RE.search(again).group(1).replace(" ", "") == secret
 
+    token = csrf_from(setup)
     wrong = admin_client.post(
-        "/admin/account/mfa", data={"csrf_token": csrf_from(setup), "code": "000000"}
+        "/admin/account/mfa", data={"csrf_token": token, "password": PASSWORD, "code": "000000"}
     )
     assert wrong.status_code == 400
     assert "The code is wrong" in wrong.get_data(as_text=True)
     assert mfa_row(app).enabled_at is None
+    # A borrowed session cannot turn it on (and lock the owner out): the password is asked.
+    borrowed = admin_client.post(
+        "/admin/account/mfa",
+        data={"csrf_token": token, "password": "not the password", "code": code_at(secret)},
+    )
+    assert borrowed.status_code == 400
+    assert "The current password is wrong." in borrowed.get_data(as_text=True)
+    assert mfa_row(app).enabled_at is None
+    assert audit_rows(app, "mfa_enable")[-1].detail == "failed: wrong current password"
 
     done = admin_client.post(
-        "/admin/account/mfa", data={"csrf_token": csrf_from(setup), "code": code_at(secret)}
+        "/admin/account/mfa",
+        data={"csrf_token": token, "password": PASSWORD, "code": code_at(secret)},
     )
     shown = done.get_data(as_text=True)
     assert done.status_code == 200 and "shown only this once" in shown
     assert len(CODE_RE.findall(shown)) == 10
     assert mfa_row(app).enabled_at is not None
-    assert [e.username for e in audit_rows(app, "mfa_enable")] == ["root"]
+    assert [e.detail for e in audit_rows(app, "mfa_enable")] == [
+        "failed: wrong current password",
+        None,
+    ]
 
     # From now on the key is never shown again, and the setup page leads to the account.
     assert admin_client.get("/admin/account/mfa").status_code == 302
@@ -106,6 +121,15 @@ def test_setting_up_shows_a_qr_code_and_the_key_then_recovery_codes_once(admin_c
     assert "10 recovery codes left" in account
     assert secret not in account and secret[:4] + " " not in account
     assert "otpauth" not in account
+
+
+def test_an_unconfirmed_key_is_replaced_after_an_hour(admin_client, app):
+    first = SECRET_RE.search(admin_client.get("/admin/account/mfa").get_data(as_text=True))
+    with app.app_context():
+        db.session.execute(update(AdminMfa).values(created_at=utcnow() - timedelta(hours=2)))
+        db.session.commit()
+    second = SECRET_RE.search(admin_client.get("/admin/account/mfa").get_data(as_text=True))
+    assert first.group(1) != second.group(1)
 
 
 def test_the_provisioning_uri_names_the_gateway_and_the_admin(app, admin_user):

@@ -47,6 +47,7 @@ def test_an_admin_sets_up_mfa_and_logs_in_with_a_code_and_a_recovery_code(
     shot("mfa-01-setup")
     secret = page.locator("#mfa-secret").inner_text().replace(" ", "")
     totp = pyotp.TOTP(secret)
+    page.fill("#password", PASSWORD)
     page.fill("#code", totp.now())
     page.click("text=Turn on two-factor sign-in")
     codes = page.locator("#recovery-codes code").all_inner_texts()
