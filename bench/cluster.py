@@ -13,8 +13,9 @@ simulator's notifications go to a recorder here too, and this process sends them
 gateways itself: duplicated, reordered, and some to both instances at the same moment.
 
 Stages:
-  limits      both instances with RATELIMIT_PER_APP at LIMIT per hour; 3 x LIMIT calls of one
-              app spread over both at once: exactly LIMIT may pass (not one allowance each)
+  limits      both instances (2 gunicorn workers each, to start sooner) with RATELIMIT_PER_APP
+              at LIMIT per hour; 3 x LIMIT calls of one app spread over both at once: exactly
+              LIMIT may pass (not one allowance per instance, nor per process)
   traffic     ORDERS orders through both instances (charge, status, notifications), the
               simulator paying, expiring or cancelling them; then the workers deliver
   checks      callbacks never twice at once, orders never changed twice, final states true
@@ -55,6 +56,7 @@ from .stack import (
     flask_cli,
     free_port,
     gateway_env,
+    gunicorn_sizing,
     start_gunicorn,
 )
 
@@ -178,6 +180,23 @@ class Database:
             )
         ]
 
+    def watch_connections(self, stop: threading.Event, every: float = 0.25) -> threading.Thread:
+        """Sample how many connections the run holds (`peak_connections`) until `stop`."""
+        self.peak_connections = 0
+        watcher = psycopg.connect(self.url, autocommit=True)
+
+        def sample() -> None:
+            with watcher:
+                while not stop.wait(every):
+                    count = watcher.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (self.name,)
+                    ).fetchone()[0]
+                    self.peak_connections = max(self.peak_connections, count - 2)
+
+        thread = threading.Thread(target=sample, daemon=True)
+        thread.start()
+        return thread
+
     def drop(self) -> None:
         self.connection.close()
         self._admin("DROP DATABASE IF EXISTS {} WITH (FORCE)")
@@ -227,8 +246,8 @@ class Cluster:
     ports: dict[str, int] = field(default_factory=dict)
     workers: list[Process] = field(default_factory=list)
     shops: list[Shop] = field(default_factory=list)
-    tp_app: Shop | None = None
-    limit_app: Shop | None = None
+    sizing: tuple[int, int] = (0, 0)  # gunicorn workers, threads of each instance
+    tp_app: Shop | None = None  # no callback URL: the limits and /charge throughput
 
     @property
     def simulator_url(self) -> str:
@@ -282,6 +301,7 @@ def build(cluster: Cluster) -> None:
     )
     env = cluster.env()
     flask_cli(env, cluster.workdir, "db", "upgrade")
+    cluster.sizing = gunicorn_sizing(env, cluster.workdir)
 
     def shop(i: int) -> Shop:
         code = f"shop{i}"
@@ -295,9 +315,8 @@ def build(cluster: Cluster) -> None:
 
     with ThreadPoolExecutor(3) as pool:
         shops = pool.map(shop, range(1, SHOPS + 1))
-        tp, limited = pool.submit(plain, "tp"), pool.submit(plain, "limited")
-        cluster.shops = list(shops)
-        cluster.tp_app, cluster.limit_app = tp.result(), limited.result()
+        tp = pool.submit(plain, "tp")
+        cluster.shops, cluster.tp_app = list(shops), tp.result()
 
 
 # -- HTTP clients -----------------------------------------------------------------------------
@@ -315,8 +334,8 @@ def session() -> requests.Session:
 
 
 def limits_stage(cluster: Cluster) -> dict:
-    cluster.start_gateways(RATELIMIT_PER_APP=f"{LIMIT} per hour")
-    headers = cluster.limit_app.headers
+    cluster.start_gateways(RATELIMIT_PER_APP=f"{LIMIT} per hour", GUNICORN_WORKERS="2")
+    headers = cluster.tp_app.headers
     answers: Counter = Counter()
     lock = threading.Lock()
     start = threading.Barrier(SENDERS)
@@ -834,6 +853,8 @@ def main() -> int:
         lap("limits")
         print("Stage 2: two gateways, two workers, traffic through both ...", flush=True)
         cluster.start_gateways(RATELIMIT_PER_APP="1000000 per minute")
+        watching = threading.Event()
+        watcher = database.watch_connections(watching)
         cluster.workers = [
             start_worker(cluster.env(), workdir, name=f"worker-{n}", interval=0.2) for n in (1, 2)
         ]
@@ -852,6 +873,10 @@ def main() -> int:
         print("Stage 3: throughput through one instance and through both ...", flush=True)
         results["throughput"] = throughput_stage(cluster, orders)
         lap("throughput")
+        watching.set()
+        watcher.join()
+        results["peak_connections"] = database.peak_connections
+        results["gunicorn"] = {"workers": cluster.sizing[0], "threads": cluster.sizing[1]}
         logs = "".join(p.log() for p in [*cluster.gateways.values(), *cluster.workers])
         results["logs"] = {
             "tracebacks": logs.count("Traceback"),
@@ -943,6 +968,12 @@ def write_report(results: dict) -> bool:
         lines.append(f"- {'PASS' if passed else 'FAIL'}: {label}")
         if not passed and results[key].get("examples"):
             lines += [f"  - {example}" for example in results[key]["examples"]]
+    sizing = results["gunicorn"]
+    lines.append(
+        f"- PostgreSQL connections held by the run at most: {results['peak_connections']} "
+        f"(2 instances x {sizing['workers']} gunicorn workers x {sizing['threads']} threads, "
+        "2 workers; this process's own not counted)"
+    )
     lines.append(f"- Log: {results['logs']}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "cluster.json").write_text(json.dumps(results, indent=2, default=str))
