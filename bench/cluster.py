@@ -22,7 +22,10 @@ Stages:
   throughput  /status and /charge through one instance, then through both (alternated,
               twice each): two must not do less in total than one
 
-PASS/FAIL per check; exit status 1 if any fails. Results: bench/results/cluster.{json,md}.
+PASS/FAIL per check; exit status 1 if any fails. The throughput comparison says NOT MEASURABLE
+instead of FAIL when other processes kept the machine busy or repeated runs disagreed too much
+to tell (a shared machine); it does not fail the run then, and says so.
+Results: bench/results/cluster.{json,md} (git-ignored).
 """
 
 from __future__ import annotations
@@ -80,6 +83,10 @@ TP_CONNECTIONS = 32
 TP_ROUNDS = 2
 # Two instances pass when they do at least this share of one's total (noise on shared cores).
 TP_TOLERANCE = 0.9
+# Beyond these, a shortfall says more about the machine than about the gateway: other
+# processes' CPU (cores, on average over the runs) and the spread of one setting's runs.
+BUSY_CORES = 0.25
+NOISE = 0.2
 
 
 # -- recorders in this process ---------------------------------------------------------------
@@ -408,23 +415,26 @@ class Traffic:
             self._unexpected(f"notification to {gateway}: {got.status_code} {got.text[:200]}")
 
     def notify_both_at_once(self, body: dict) -> None:
-        """The same notification to both instances at the same moment (two threads released
-        together), as Midtrans's retry and a load balancer could make happen."""
+        for got in self.both_at_once("POST", "/notification", "POST /notification", json=body):
+            if got.status_code != 200:
+                self._unexpected(f"notification to both: {got.status_code} {got.text[:200]}")
+
+    def both_at_once(self, method: str, path: str, endpoint: str, **kw) -> list:
+        """The same request to both instances at the same moment (two threads released
+        together), as a client's or Midtrans's retry through a load balancer can make happen."""
         together = threading.Barrier(2)
+        answers: list = []
 
         def send(gateway: str) -> None:
             together.wait()
-            got = session().post(f"{self.cluster.url(gateway)}/notification", json=body)
-            with self.lock:
-                self.answers[gateway, "POST /notification", got.status_code] += 1
-            if got.status_code != 200:
-                self._unexpected(f"notification to {gateway}: {got.status_code}")
+            answers.append(self.call(gateway, method, path, endpoint, **kw))
 
         threads = [threading.Thread(target=send, args=(g,)) for g in "ab"]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+        return answers
 
     def _unexpected(self, what: str) -> None:
         with self.lock:
@@ -433,18 +443,24 @@ class Traffic:
     def run_order(self, order: Order, rng: random.Random) -> None:
         headers = order.shop.headers
         pick = lambda: rng.choice("ab")  # noqa: E731 - which host the balancer chose
-        got = self.call(
-            pick(),
-            "POST",
-            "/charge",
-            "POST /charge",
-            json={"order_id": order.order_id, "amount": 10000 + rng.randrange(1000) * 100},
-            headers=headers,
-        )
-        if got.status_code != 201:
-            order.ok = False
-            self._unexpected(f"charge {order.order_id}: {got.status_code} {got.text[:200]}")
-            return
+        charge = {"order_id": order.order_id, "amount": 10000 + rng.randrange(1000) * 100}
+        if rng.random() < BOTH_AT_ONCE:
+            # One makes the link; the other waits for it (409, "being created") or replays it.
+            order.sent.append("charge to both at once")
+            answers = self.both_at_once(
+                "POST", "/charge", "POST /charge", json=charge, headers=headers
+            )
+            codes = sorted(a.status_code for a in answers)
+            if codes not in ([201, 201], [201, 409]):
+                order.ok = False
+                self._unexpected(f"charge {order.order_id} to both: {codes}")
+                return
+        else:
+            got = self.call(pick(), "POST", "/charge", "POST /charge", json=charge, headers=headers)
+            if got.status_code != 201:
+                order.ok = False
+                self._unexpected(f"charge {order.order_id}: {got.status_code} {got.text[:200]}")
+                return
         order.midtrans_order_id = f"{order.shop.code}-{order.order_id}"
         self.simulate(order.midtrans_order_id, "choose")
         self.status(pick(), order)
@@ -490,7 +506,8 @@ def traffic_stage(cluster: Cluster, seed: int) -> tuple[list[Order], dict]:
     rng = random.Random(seed)
     fates = rng.choices(list(FATES), weights=list(FATES.values()), k=ORDERS)
     orders = [Order(cluster.shops[i % SHOPS], f"o{seed}-{i}", fate) for i, fate in enumerate(fates)]
-    began = time.monotonic()
+    began, own_cpu = time.monotonic(), _own_cpu()
+    machine_cpu = _machine_busy()
     with ThreadPoolExecutor(SENDERS) as pool:
         done = [
             pool.submit(traffic.run_order, order, random.Random(seed * 100_003 + i))
@@ -499,6 +516,7 @@ def traffic_stage(cluster: Cluster, seed: int) -> tuple[list[Order], dict]:
         for future in done:
             future.result()
     took = time.monotonic() - began
+    own_cpu, machine_cpu = _own_cpu() - own_cpu, _machine_busy() - machine_cpu
     requests_sent = sum(traffic.answers.values())
     summary = {
         "orders": ORDERS,
@@ -514,7 +532,10 @@ def traffic_stage(cluster: Cluster, seed: int) -> tuple[list[Order], dict]:
         "duplicates": sum("duplicate" in o.sent for o in orders),
         "reordered": sum("reordered" in o.sent for o in orders),
         "sent_to_both_at_once": sum(o.sent.count("both at once") for o in orders),
+        "charges_to_both_at_once": sum("charge to both at once" in o.sent for o in orders),
         "waited_for_notifications_s": round(traffic.waited, 1),
+        "machine_busy_cores": round(machine_cpu / took, 2),
+        "this_process_cores": round(own_cpu / took, 2),
         "unexpected": traffic.unexpected[:20],
     }
     return orders, summary
@@ -726,24 +747,41 @@ def throughput_stage(cluster: Cluster, orders: list[Order]) -> dict:
                     f"  other load {r['other_load_cores']:.2f} cores",
                     flush=True,
                 )
-    verdicts = {}
-    for endpoint in kinds:
-        one = statistics.median(r["rps"] for r in runs if r["endpoint"] == endpoint and r["n"] == 1)
-        two = statistics.median(r["rps"] for r in runs if r["endpoint"] == endpoint and r["n"] == 2)
-        verdicts[endpoint] = {
-            "one_rps": round(one, 1),
-            "two_rps": round(two, 1),
-            "ratio": round(two / one, 2) if one else None,
-            "passed": bool(one) and two >= TP_TOLERANCE * one,
-        }
+    verdicts = {
+        endpoint: _verdict([r for r in runs if r["endpoint"] == endpoint]) for endpoint in kinds
+    }
     errors = sum(r["errors"] for r in runs)
+    outcomes = [v["passed"] for v in verdicts.values()]
     return {
         "connections": TP_CONNECTIONS,
         "seconds": TP_SECONDS,
         "runs": runs,
         "verdicts": verdicts,
         "errors": errors,
-        "passed": errors == 0 and all(v["passed"] for v in verdicts.values()),
+        # None: not measurable on this machine now (see _verdict)
+        "passed": False if errors or False in outcomes else (None if None in outcomes else True),
+    }
+
+
+def _verdict(runs: list[dict]) -> dict:
+    """Two instances against one: the medians of the alternated runs. Below TP_TOLERANCE it
+    is a FAIL, unless the machine was too busy to tell (other processes took more than
+    BUSY_CORES, or the same setting's runs differed by more than NOISE): then None."""
+    one = [r["rps"] for r in runs if r["n"] == 1]
+    two = [r["rps"] for r in runs if r["n"] == 2]
+    one_rps, two_rps = statistics.median(one), statistics.median(two)
+    spread = max((max(x) - min(x)) / statistics.median(x) for x in (one, two) if x)
+    busy = statistics.mean(r["other_load_cores"] for r in runs)
+    passed: bool | None = bool(one_rps) and two_rps >= TP_TOLERANCE * one_rps
+    if not passed and (busy > BUSY_CORES or spread > NOISE):
+        passed = None
+    return {
+        "one_rps": round(one_rps, 1),
+        "two_rps": round(two_rps, 1),
+        "ratio": round(two_rps / one_rps, 2) if one_rps else None,
+        "run_spread": round(spread, 2),
+        "other_load_cores": round(busy, 2),
+        "passed": passed,
     }
 
 
@@ -927,7 +965,8 @@ def write_report(results: dict) -> bool:
         f"gateway requests (a {traffic['by_instance']['a']}, b {traffic['by_instance']['b']}) in "
         f"{traffic['seconds']} s from {traffic['senders']} clients; {traffic['duplicates']} "
         f"orders with a duplicate notification, {traffic['reordered']} reordered, "
-        f"{traffic['sent_to_both_at_once']} sent to both instances at once; settled "
+        f"{traffic['sent_to_both_at_once']} notifications and "
+        f"{traffic['charges_to_both_at_once']} charges sent to both instances at once; settled "
         f"{traffic['settle_s']} s later. Unexpected answers: {len(traffic['unexpected'])}.",
         f"- Callbacks: {callbacks['callback_events']} events, {callbacks['deliveries_received']} "
         f"deliveries received (by worker: {callbacks['deliveries_by_worker']}), "
@@ -943,11 +982,15 @@ def write_report(results: dict) -> bool:
         f"Throughput ({tp['connections']} wrk clients in all, {tp['seconds']:g} s a run, "
         f"median of {TP_ROUNDS} alternated runs):",
         "",
-        "| endpoint | one instance req/s | two instances req/s | two / one |",
-        "|---|--:|--:|--:|",
+        "| endpoint | one instance req/s | two instances req/s | two / one | spread of "
+        "repeated runs | other processes (cores) |",
+        "|---|--:|--:|--:|--:|--:|",
     ]
     for endpoint, v in tp["verdicts"].items():
-        lines.append(f"| {endpoint} | {v['one_rps']} | {v['two_rps']} | {v['ratio']} |")
+        lines.append(
+            f"| {endpoint} | {v['one_rps']} | {v['two_rps']} | {v['ratio']} | "
+            f"{v['run_spread']:.0%} | {v['other_load_cores']} |"
+        )
     lines += [
         "",
         "| endpoint | instances | req/s | p50 ms | p99 ms | errors | gateway + PostgreSQL CPU "
@@ -964,8 +1007,14 @@ def write_report(results: dict) -> bool:
     verdict = True
     for key, label in CHECKS:
         passed = results[key]["passed"]
-        verdict &= passed
-        lines.append(f"- {'PASS' if passed else 'FAIL'}: {label}")
+        verdict &= passed is not False
+        word = {True: "PASS", False: "FAIL", None: "NOT MEASURABLE"}[passed]
+        if passed is None:
+            label += (
+                ": the machine was too busy to tell (other processes' CPU and the spread of "
+                "repeated runs in the table above); run it again on a quiet machine"
+            )
+        lines.append(f"- {word}: {label}")
         if not passed and results[key].get("examples"):
             lines += [f"  - {example}" for example in results[key]["examples"]]
     sizing = results["gunicorn"]
