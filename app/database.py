@@ -10,6 +10,11 @@ waits for a writer. Sessions do not expire objects on commit (see extensions.py)
 attribute after a unit opens no transaction, and none is held across a call to Midtrans or a
 client app; row locks re-read with `populate_existing`.
 
+On SQLite the threads of one process also queue for the write lock on a Python lock
+(`writing()`), in order, instead of each polling the database file: SQLite's busy handler
+sleeps 1 to 100 ms between tries, so under concurrency most of a writer's wait was sleep
+after the lock had already been freed. Processes still meet in the busy timeout.
+
 PostgreSQL needs none of this: row locks (`SELECT ... FOR UPDATE`) do the same job there.
 """
 
@@ -17,6 +22,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -31,6 +39,8 @@ SQLITE_BUSY_TIMEOUT_MS = 15_000
 _READ_ONLY = "gateway_sqlite_read_only"
 _DML = {"INSERT", "UPDATE", "DELETE", "REPLAC"}
 _UNIT = "gateway_unit"  # session.info: "write" or "read" while a unit of work is open
+# A SQLite engine's lock, which this process's writers queue on (see `writing()`).
+_WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
 log = logging.getLogger(__name__)
 
 
@@ -54,6 +64,7 @@ def configure_engine(engine: Engine) -> None:
 
     if engine.dialect.name != "sqlite":
         return
+    _WRITERS[engine] = threading.Lock()
 
     database_file = (
         engine.url.database if engine.url.database not in (None, "", ":memory:") else None
@@ -147,6 +158,9 @@ def writing() -> Iterator[Session]:
         return
     if unit == "read":
         raise RuntimeError("writing() inside reading(): end the read first")
+    writers = _writers(session)
+    if writers is not None and not writers.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+        raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError(_LOCKED))
     try:
         _begin_write()  # inside the try: a BEGIN that fails (database locked or down) is undone
         session.info[_UNIT] = "write"
@@ -157,6 +171,16 @@ def writing() -> Iterator[Session]:
         raise
     finally:
         session.info.pop(_UNIT, None)
+        if writers is not None:
+            writers.release()
+
+
+_LOCKED = "database is locked (this process's writers queued longer than the busy timeout)"
+
+
+def _writers(session: Session) -> threading.Lock | None:
+    """The lock this process's writers to a SQLite database queue on (None: PostgreSQL)."""
+    return _WRITERS.get(session.get_bind())
 
 
 @contextmanager
