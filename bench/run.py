@@ -279,7 +279,9 @@ def notification_phase(
     count: int,
 ) -> tuple[Phase, dict]:
     """bench/notifications.py against one running gateway: seed, send, check."""
-    print(f"  notifications on {label}: seeding {notifications.orders_for(count)} orders ...")
+    print(
+        f"  notifications on {label}: seeding {notifications.orders_for(count)} orders", flush=True
+    )
     gateway = f"http://127.0.0.1:{port}"
     bodies = notifications.seed_orders(
         gateway, stack.simulator_url, headers, f"n{label}", notifications.orders_for(count)
