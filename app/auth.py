@@ -95,38 +95,46 @@ class _HostEpoch:
     the command line and the dashboard in another worker act at once here. Without the file
     (no writable instance folder) only the time bound applies, as it does across hosts."""
 
+    RETRY_OPEN = 1.0  # seconds between tries to open a file that could not be opened
+
     def __init__(self, path: Path):
         self.path = path
         self._fd: int | None = None
         self._lock = threading.Lock()
+        self._retry_at = 0.0
 
     def _open(self) -> int | None:
         fd = self._fd
         if fd is not None and os.fstat(fd).st_nlink:
             return fd
+        if fd is None and time.monotonic() < self._retry_at:
+            return None
         with self._lock:
             try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             except OSError:
-                self._fd = None
+                self._fd, self._retry_at = None, time.monotonic() + self.RETRY_OPEN
             if fd is not None:
                 os.close(fd)  # the file was removed: follow the new one
             return self._fd
 
     def read(self) -> bytes:
-        fd = self._open()
         try:
+            fd = self._open()
             return os.pread(fd, 16, 0) if fd is not None else b""
-        except OSError:
+        except OSError:  # e.g. another thread just followed a new file: no match, a re-read
             return b""
 
     def bump(self) -> None:
-        fd = self._open()
-        if fd is not None:
-            try:
+        try:
+            fd = self._open()
+            if fd is not None:
                 os.pwrite(fd, secrets.token_bytes(16), 0)
-            except OSError:
-                log.warning("could not update %s: other processes wait out the bound", self.path)
+                return
+        except OSError:
+            pass
+        log.warning("could not update %s: other processes wait out the bound", self.path)
 
 
 class AuthCache:
