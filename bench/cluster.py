@@ -33,25 +33,34 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import shutil
 import statistics
 import sys
 import tempfile
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import psycopg
-import redis
 import requests
 from standardwebhooks import Webhook
 
 from . import load
+from .cluster_checks import check_applied_once, check_callbacks, check_final_states
+from .cluster_kit import (
+    TICKS,
+    Database,
+    Notifications,
+    Recorder,
+    RedisDb,
+    cpu_of,
+    cpu_ticks,
+    machine_busy,
+    own_cpu,
+    session,
+)
 from .processes import Process, start_simulator, start_worker
 from .stack import (
     SERVER_KEY,
@@ -64,9 +73,6 @@ from .stack import (
 )
 
 RESULTS = Path(__file__).resolve().parent / "results"
-POSTGRES = "postgresql://postgres@127.0.0.1:5432"
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
-REDIS_MARKER = "bench_cluster:owner"
 
 ORDERS = int(os.environ.get("BENCH_CLUSTER_ORDERS", "200"))
 SENDERS = 16  # concurrent clients in the traffic stage
@@ -87,148 +93,6 @@ TP_TOLERANCE = 0.9
 # processes' CPU (cores, on average over the runs) and the spread of one setting's runs.
 BUSY_CORES = 0.25
 NOISE = 0.2
-
-
-# -- recorders in this process ---------------------------------------------------------------
-
-
-@dataclass
-class Hit:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    start: float  # time.monotonic() when the request was read
-    end: float = 0.0  # when the answer was sent
-
-
-class Recorder:
-    """An HTTP server on 127.0.0.1 keeping every POST; `answer(hit)` gives its status after
-    `hold` seconds."""
-
-    def __init__(self, hold: float = 0.0, answer=None):
-        self.hits: list[Hit] = []
-        self.lock = threading.Lock()
-        self.arrived = threading.Condition(self.lock)
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):  # noqa: N802 - http.server's name
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                hit = Hit(self.path, dict(self.headers.items()), body, time.monotonic())
-                if hold:
-                    time.sleep(hold)
-                status = answer(hit) if answer else 200
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                hit.end = time.monotonic()
-                with recorder.arrived:
-                    recorder.hits.append(hit)
-                    recorder.arrived.notify_all()
-
-            def log_message(self, *_args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class Notifications(Recorder):
-    """Where the simulator posts its notifications: kept by Midtrans order id."""
-
-    def bodies(self, order_id: str, count: int, timeout: float = 10) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        with self.arrived:
-            while True:
-                found = [json.loads(h.body) for h in self.hits if order_id.encode() in h.body]
-                found = [b for b in found if b.get("order_id") == order_id]
-                if len(found) >= count or time.monotonic() > deadline:
-                    return found
-                self.arrived.wait(0.2)
-
-
-# -- PostgreSQL and Redis ---------------------------------------------------------------------
-
-
-class Database:
-    """A database of this run's own on the local PostgreSQL."""
-
-    def __init__(self):
-        self.name = f"bench_cluster_{os.getpid()}"
-        self.url = f"{POSTGRES}/{self.name}"
-        self._admin("CREATE DATABASE {}")
-        self.connection = psycopg.connect(self.url, autocommit=True)
-
-    def _admin(self, statement: str) -> None:
-        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
-            admin.execute(statement.format(self.name))
-
-    def rows(self, sql: str, *params) -> list[tuple]:
-        return self.connection.execute(sql, params).fetchall()
-
-    def value(self, sql: str, *params):
-        return self.rows(sql, *params)[0][0]
-
-    def backends(self) -> list[int]:
-        """The PostgreSQL processes serving this database (the gateways', the workers')."""
-        return [
-            pid
-            for (pid,) in self.rows(
-                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                self.name,
-            )
-        ]
-
-    def watch_connections(self, stop: threading.Event, every: float = 0.25) -> threading.Thread:
-        """Sample how many connections the run holds (`peak_connections`) until `stop`."""
-        self.peak_connections = 0
-        watcher = psycopg.connect(self.url, autocommit=True)
-
-        def sample() -> None:
-            with watcher:
-                while not stop.wait(every):
-                    count = watcher.execute(
-                        "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (self.name,)
-                    ).fetchone()[0]
-                    self.peak_connections = max(self.peak_connections, count - 2)
-
-        thread = threading.Thread(target=sample, daemon=True)
-        thread.start()
-        return thread
-
-    def drop(self) -> None:
-        self.connection.close()
-        self._admin("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-
-
-class RedisDb:
-    """An empty Redis database (by number), marked as this run's: the rate limits' storage.
-    Every key in it is this run's, and deleted at the end."""
-
-    def __init__(self):
-        for number in range(15, 0, -1):
-            client = redis.Redis(REDIS_HOST, REDIS_PORT, db=number)
-            if client.dbsize() == 0 and client.set(REDIS_MARKER, os.getpid(), nx=True):
-                self.number, self.client = number, client
-                self.uri = f"redis://{REDIS_HOST}:{REDIS_PORT}/{number}"
-                return
-            client.close()
-        raise SystemExit("no empty Redis database (1..15) at 127.0.0.1:6379 for the run")
-
-    def clean(self) -> int:
-        keys = list(self.client.scan_iter(count=500))
-        if keys:
-            self.client.delete(*keys)
-        self.client.close()
-        return len(keys)
 
 
 # -- the stack --------------------------------------------------------------------------------
@@ -280,8 +144,12 @@ class Cluster:
             return start_gunicorn(name, self.env(name, **extra), self.workdir)
 
         with ThreadPoolExecutor(2) as pool:
-            started = dict(zip(("a", "b"), pool.map(start, ("a", "b")), strict=True))
-        self.gateways.update(started)
+            starting = {name: pool.submit(start, name) for name in ("a", "b")}
+        for name, future in starting.items():  # each one that started is stopped at the end
+            if future.exception() is None:
+                self.gateways[name] = future.result()
+        for future in starting.values():
+            future.result()  # raises the first failure
 
     def stop_gateways(self) -> None:
         for process in self.gateways.values():
@@ -324,17 +192,6 @@ def build(cluster: Cluster) -> None:
         shops = pool.map(shop, range(1, SHOPS + 1))
         tp = pool.submit(plain, "tp")
         cluster.shops, cluster.tp_app = list(shops), tp.result()
-
-
-# -- HTTP clients -----------------------------------------------------------------------------
-
-_local = threading.local()
-
-
-def session() -> requests.Session:
-    if not hasattr(_local, "session"):
-        _local.session = requests.Session()
-    return _local.session
 
 
 # -- stage 1: rate limits counted across both instances ---------------------------------------
@@ -506,8 +363,7 @@ def traffic_stage(cluster: Cluster, seed: int) -> tuple[list[Order], dict]:
     rng = random.Random(seed)
     fates = rng.choices(list(FATES), weights=list(FATES.values()), k=ORDERS)
     orders = [Order(cluster.shops[i % SHOPS], f"o{seed}-{i}", fate) for i, fate in enumerate(fates)]
-    began, own_cpu = time.monotonic(), _own_cpu()
-    machine_cpu = _machine_busy()
+    began, own_before, machine_before = time.monotonic(), own_cpu(), machine_busy()
     with ThreadPoolExecutor(SENDERS) as pool:
         done = [
             pool.submit(traffic.run_order, order, random.Random(seed * 100_003 + i))
@@ -516,7 +372,7 @@ def traffic_stage(cluster: Cluster, seed: int) -> tuple[list[Order], dict]:
         for future in done:
             future.result()
     took = time.monotonic() - began
-    own_cpu, machine_cpu = _own_cpu() - own_cpu, _machine_busy() - machine_cpu
+    own, machine = own_cpu() - own_before, machine_busy() - machine_before
     requests_sent = sum(traffic.answers.values())
     summary = {
         "orders": ORDERS,
@@ -534,9 +390,11 @@ def traffic_stage(cluster: Cluster, seed: int) -> tuple[list[Order], dict]:
         "sent_to_both_at_once": sum(o.sent.count("both at once") for o in orders),
         "charges_to_both_at_once": sum("charge to both at once" in o.sent for o in orders),
         "waited_for_notifications_s": round(traffic.waited, 1),
-        "machine_busy_cores": round(machine_cpu / took, 2),
-        "this_process_cores": round(own_cpu / took, 2),
+        "machine_busy_cores": round(machine / took, 2),
+        "this_process_cores": round(own / took, 2),
         "unexpected": traffic.unexpected[:20],
+        "examples": traffic.unexpected[:5],
+        "passed": not traffic.unexpected,
     }
     return orders, summary
 
@@ -554,170 +412,6 @@ def wait_settled(cluster: Cluster) -> float:
             break
         time.sleep(0.5)
     return time.monotonic() - began
-
-
-# -- checks -----------------------------------------------------------------------------------
-
-
-def check_callbacks(cluster: Cluster) -> dict:
-    """Every callback event arrived, verified, in its order's order; never twice at once."""
-    hits = list(cluster.callbacks.hits)
-    webhooks = {shop.code: shop.webhook for shop in cluster.shops}
-    by_id: dict[str, list[Hit]] = defaultdict(list)
-    unverified = 0
-    for hit in hits:
-        lowered = {k.lower(): v for k, v in hit.headers.items()}
-        try:
-            webhooks[hit.path.rsplit("/", 1)[-1]].verify(hit.body, lowered)
-        except Exception:  # noqa: BLE001 - any failure is an unverified callback
-            unverified += 1
-        by_id[lowered.get("webhook-id", "")].append(hit)
-    overlapping = []
-    for webhook_id, deliveries in by_id.items():
-        deliveries.sort(key=lambda h: h.start)
-        if any(b.start < a.end for a, b in zip(deliveries, deliveries[1:], strict=False)):
-            overlapping.append(webhook_id)
-    events = cluster.database.rows(
-        "SELECT event_id, transaction_id, id, state FROM callback_events ORDER BY id"
-    )
-    known = {event_id for event_id, *_ in events}
-    missing = [e for e, _, _, state in events if e not in by_id]
-    undelivered = [e for e, _, _, state in events if state != "delivered"]
-    out_of_order = 0
-    first_arrival = {w: min(h.start for h in hs) for w, hs in by_id.items()}
-    per_order: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    for event_id, txn_id, row_id, _ in events:
-        per_order[txn_id].append((row_id, event_id))
-    for chain in per_order.values():
-        arrivals = [first_arrival.get(e, float("inf")) for _, e in sorted(chain)]
-        out_of_order += arrivals != sorted(arrivals)
-    delivered_by = worker_deliveries(cluster)
-    return {
-        "callback_events": len(events),
-        "deliveries_received": len(hits),
-        "delivered_more_than_once": sum(len(h) > 1 for h in by_id.values()),
-        "delivered_twice_at_once": len(overlapping),
-        "not_received": len(missing),
-        "not_delivered_state": len(undelivered),
-        "unknown_webhook_ids": len(set(by_id) - known),
-        "signature_failures": unverified,
-        "orders_out_of_order": out_of_order,
-        "deliveries_by_worker": delivered_by,
-        "examples": (overlapping + missing)[:5],
-        "passed": not (overlapping or missing or undelivered or unverified or out_of_order)
-        and not set(by_id) - known,
-    }
-
-
-def worker_deliveries(cluster: Cluster) -> dict[str, int]:
-    pattern = re.compile(r"callback msg_\w+ to app \S+: delivered")
-    return {w.name: len(pattern.findall(w.log())) for w in cluster.workers}
-
-
-def check_applied_once(cluster: Cluster, orders: list[Order]) -> dict:
-    """Each order changed once per real change: one event per status move, a consistent
-    chain, one callback event per change (plus the link's), no flag, nothing left over."""
-    database = cluster.database
-    ids = {o.midtrans_order_id for o in orders if o.ok}
-    txns = {
-        mid: (txn_id, flag)
-        for txn_id, mid, flag in database.rows(
-            "SELECT id, midtrans_order_id, flag FROM transactions"
-        )
-        if mid in ids
-    }
-    events: dict[int, list[tuple]] = defaultdict(list)
-    for txn_id, source, before, after in database.rows(
-        "SELECT transaction_id, source, from_status, to_status FROM transaction_events ORDER BY id"
-    ):
-        events[txn_id].append((source, before, after))
-    outbox = dict(database.rows("SELECT transaction_id, count(*) FROM callback_events GROUP BY 1"))
-    applied = dict(
-        database.rows(
-            "SELECT transaction_id, count(*) FROM notifications WHERE outcome = 'applied' "
-            "GROUP BY 1"
-        )
-    )
-    outcomes = dict(database.rows("SELECT outcome, count(*) FROM notifications GROUP BY 1"))
-    problems: list[str] = []
-    for order in orders:
-        if not order.ok:
-            continue
-        txn_id, flag = txns.get(order.midtrans_order_id, (None, None))
-        if txn_id is None:
-            problems.append(f"{order.midtrans_order_id}: not in the database")
-            continue
-        chain = events[txn_id]
-        moves = [(b, a) for _, b, a in chain[1:] if b != a]
-        wanted = [] if order.fate == "pending" else [("pending", order.fate)]
-        if chain[:1] != [("charge", None, "pending")] or moves != wanted:
-            problems.append(f"{order.midtrans_order_id}: events {chain}")
-        if any(b is not None and b != a_prev for (_, _, a_prev), (_, b, _) in _pairs(chain)):
-            problems.append(f"{order.midtrans_order_id}: broken chain {chain}")
-        if outbox.get(txn_id, 0) != 1 + len(wanted):
-            problems.append(f"{order.midtrans_order_id}: {outbox.get(txn_id, 0)} callbacks")
-        if applied.get(txn_id, 0) > len(wanted):
-            problems.append(f"{order.midtrans_order_id}: {applied[txn_id]} notifications applied")
-        if flag:
-            problems.append(f"{order.midtrans_order_id}: flagged {flag}")
-    return {
-        "orders_checked": sum(o.ok for o in orders),
-        "status_changes": sum(
-            len([1 for _, b, a in events[t] if b is not None and b != a]) for t, _ in txns.values()
-        ),
-        "notification_outcomes": outcomes,
-        "problems": len(problems),
-        "examples": problems[:5],
-        "passed": not problems
-        and not outcomes.get("rejected")
-        and not outcomes.get("unconfirmed")
-        and not outcomes.get("flagged")
-        and not outcomes.get("unmatched"),
-    }
-
-
-def _pairs(chain: list) -> list:
-    return list(zip(chain, chain[1:], strict=False))
-
-
-def check_final_states(cluster: Cluster, orders: list[Order]) -> dict:
-    """The gateway's status of every order equals the simulator's and its last notification's,
-    and GET /status through either instance says so."""
-    upstream = {
-        t["order_id"]: t["transaction_status"]
-        for t in session().get(f"{cluster.simulator_url}/_sim/transactions", timeout=30).json()
-    }
-    stored = dict(cluster.database.rows("SELECT midtrans_order_id, status FROM transactions"))
-    wrong: list[str] = []
-    rng = random.Random(7)
-    for order in orders:
-        if not order.ok:
-            continue
-        mid = order.midtrans_order_id
-        last = cluster.notifications.bodies(mid, 0, timeout=0)
-        last_status = last[-1]["transaction_status"] if last else None
-        truth = {stored.get(mid), upstream.get(mid), last_status, order.fate}
-        if len(truth) != 1:
-            wrong.append(
-                f"{mid}: db {stored.get(mid)}, simulator {upstream.get(mid)}, "
-                f"last notification {last_status}, meant {order.fate}"
-            )
-    sample = rng.sample([o for o in orders if o.ok], min(100, len(orders)))
-    answered_wrong = 0
-    for order in sample:
-        for gateway in "ab":
-            got = session().get(
-                f"{cluster.url(gateway)}/status/{order.order_id}", headers=order.shop.headers
-            )
-            answered_wrong += got.json().get("transaction_status") != order.fate
-    return {
-        "orders_checked": sum(o.ok for o in orders),
-        "wrong": len(wrong),
-        "status_answers_checked": 2 * len(sample),
-        "status_answers_wrong": answered_wrong,
-        "examples": wrong[:5],
-        "passed": not wrong and not answered_wrong and all(o.ok for o in orders),
-    }
 
 
 # -- stage 3: one instance against two --------------------------------------------------------
@@ -744,6 +438,7 @@ def throughput_stage(cluster: Cluster, orders: list[Order]) -> dict:
                     f"  {endpoint:<13} through {len(instances)}: {r['rps']:7.1f} req/s  "
                     f"p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:7.1f} ms  errors {r['errors']}"
                     f"  cpu {r['server_cpu_ms_per_req']:.2f} ms/req"
+                    f"  PostgreSQL connections opened {r['connections_opened']}"
                     f"  other load {r['other_load_cores']:.2f} cores",
                     flush=True,
                 )
@@ -792,9 +487,10 @@ def _measure(cluster: Cluster, endpoint: str, config: dict, instances: str, tag:
     share = TP_CONNECTIONS // len(instances)
     servers = [cluster.gateways[g] for g in instances]
     ours = [*cluster.gateways.values(), *cluster.workers, cluster.simulator]
-    backends_before = _ticks(cluster.database.backends())
-    machine_before, ours_before = _machine_busy(), _cpu_of(ours) + _own_cpu()
-    servers_before = _cpu_of(servers)
+    backends_before = cpu_ticks(cluster.database.backends())
+    sessions_before = cluster.database.sessions()
+    machine_before, ours_before = machine_busy(), cpu_of(ours) + own_cpu()
+    servers_before = cpu_of(servers)
 
     def one(gateway: str) -> tuple[dict, float]:
         port = cluster.ports[gateway]
@@ -802,15 +498,16 @@ def _measure(cluster: Cluster, endpoint: str, config: dict, instances: str, tag:
 
     with ThreadPoolExecutor(len(instances)) as pool:
         answers = list(pool.map(one, instances))
-    backends_after = _ticks(cluster.database.backends())
+    backends_after = cpu_ticks(cluster.database.backends())
     # PostgreSQL backends that ended within the run are not counted (the pools keep theirs).
     database_cpu = sum(t - backends_before.get(p, 0) for p, t in backends_after.items()) / TICKS
-    servers_cpu = _cpu_of(servers) - servers_before + database_cpu
+    servers_cpu = cpu_of(servers) - servers_before + database_cpu
     loadgen_cpu = sum(cpu for _, cpu in answers)
-    ours_cpu = _cpu_of(ours) + _own_cpu() - ours_before + database_cpu + loadgen_cpu
-    others_cpu = _machine_busy() - machine_before - ours_cpu
+    ours_cpu = cpu_of(ours) + own_cpu() - ours_before + database_cpu + loadgen_cpu
+    others_cpu = machine_busy() - machine_before - ours_cpu
     for server in servers:
         load.drain(server)
+    opened = cluster.database.sessions() - sessions_before
     results = [r for r, _ in answers]
     done = sum(r["requests"] for r in results)
     wall = max(r["duration_us"] for r in results) / 1e6
@@ -825,39 +522,8 @@ def _measure(cluster: Cluster, endpoint: str, config: dict, instances: str, tag:
         "errors": sum(sum(r["errors"].values()) for r in results),
         "server_cpu_ms_per_req": round(1000 * servers_cpu / max(done, 1), 2),
         "other_load_cores": round(max(others_cpu, 0.0) / wall, 2),
+        "connections_opened": opened,
     }
-
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _ticks(pids: list[int]) -> dict[int, int]:
-    """utime + stime of each process, in clock ticks (0 for one gone)."""
-    found = {}
-    for pid in pids:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        found[pid] = int(fields[11]) + int(fields[12])
-    return found
-
-
-def _cpu_of(processes: list[Process]) -> float:
-    return sum(p.cpu_seconds() for p in processes if p is not None)
-
-
-def _own_cpu() -> float:
-    times = os.times()
-    return times.user + times.system
-
-
-def _machine_busy() -> float:
-    """CPU seconds every process on the machine has spent (not idle, not waiting on I/O)."""
-    with open("/proc/stat") as stat:
-        fields = [int(v) for v in stat.readline().split()[1:9]]
-    return (sum(fields) - fields[3] - fields[4]) / TICKS
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -916,9 +582,11 @@ def main() -> int:
         results["peak_connections"] = database.peak_connections
         results["gunicorn"] = {"workers": cluster.sizing[0], "threads": cluster.sizing[1]}
         logs = "".join(p.log() for p in [*cluster.gateways.values(), *cluster.workers])
+        tracebacks, timeouts = logs.count("Traceback"), logs.count("WORKER TIMEOUT")
         results["logs"] = {
-            "tracebacks": logs.count("Traceback"),
-            "worker_timeouts": logs.count("WORKER TIMEOUT"),
+            "tracebacks": tracebacks,
+            "worker_timeouts": timeouts,
+            "passed": tracebacks == 0 and timeouts == 0,
         }
         cluster.stop()
         results["machine"] = {
@@ -939,6 +607,8 @@ def main() -> int:
 
 
 CHECKS = [
+    ("traffic", "every request answered as expected"),
+    ("logs", "no traceback or worker timeout in the gateways' and workers' logs"),
     ("limits", "rate limit counted across both instances"),
     ("callbacks", "no callback delivered twice at once (all delivered, in order)"),
     ("applied_once", "no order double-applied"),
@@ -994,14 +664,14 @@ def write_report(results: dict) -> bool:
     lines += [
         "",
         "| endpoint | instances | req/s | p50 ms | p99 ms | errors | gateway + PostgreSQL CPU "
-        "ms/req | other load (cores) |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|",
+        "ms/req | PostgreSQL connections opened | other load (cores) |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in tp["runs"]:
         lines.append(
             f"| {r['endpoint']} | {r['n']} | {r['rps']} | {r['p50_ms']:.1f} | "
             f"{r['p99_ms']:.1f} | {r['errors']} | {r['server_cpu_ms_per_req']} | "
-            f"{r['other_load_cores']} |"
+            f"{r['connections_opened']} | {r['other_load_cores']} |"
         )
     lines.append("")
     verdict = True
@@ -1023,7 +693,6 @@ def write_report(results: dict) -> bool:
         f"(2 instances x {sizing['workers']} gunicorn workers x {sizing['threads']} threads, "
         "2 workers; this process's own not counted)"
     )
-    lines.append(f"- Log: {results['logs']}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "cluster.json").write_text(json.dumps(results, indent=2, default=str))
     text = "\n".join(lines) + "\n"
