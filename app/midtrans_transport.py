@@ -20,6 +20,7 @@ request and hands it straight to a `requests` adapter over a `urllib3.PoolManage
 from __future__ import annotations
 
 import os
+import re
 import threading
 from typing import Any
 
@@ -149,18 +150,39 @@ class MidtransTransport:
 # What requests.Session sends unless the call says otherwise (User-Agent, Accept-Encoding,
 # Accept, Connection: keep-alive); midtransclient sets its own User-Agent and Accept.
 _DEFAULT_HEADERS = default_headers()
+# A URL `requests` would send as it is: lower-case scheme and host, a path of unreserved
+# characters only (Midtrans's URLs, with the order ids the gateway makes).
+_PLAIN_URL = re.compile(r"https?://[a-z0-9.-]+(?::[0-9]+)?/[A-Za-z0-9._~/-]*")
+_headers_seen: dict[tuple, CaseInsensitiveDict] = {}  # each client sends one set, always
 
 
 def _prepare(method, url, params, data, headers, auth) -> requests.PreparedRequest:
-    """The request as `requests.Session.prepare_request` prepares it, without a cookie jar
-    (the gateway keeps no cookies from Midtrans) or hooks."""
-    merged = CaseInsensitiveDict(_DEFAULT_HEADERS)
-    merged.update(headers or {})
+    """The request as `requests.Session.prepare_request` prepares it (tests/
+    test_midtrans_transport.py compares them), without a cookie jar (the gateway keeps no
+    cookies from Midtrans) or hooks; what is the same on every call is prepared once."""
     prepared = requests.PreparedRequest()
     prepared.prepare_method(method)
-    prepared.prepare_url(url, params)
-    prepared.prepare_headers(merged)
-    prepared.prepare_body(data, None)
+    if not params and _PLAIN_URL.fullmatch(url):
+        prepared.url = url
+    else:
+        prepared.prepare_url(url, params)
+    prepared.headers = _merged_headers(headers or {})
+    if data is not None or prepared.method not in ("GET", "HEAD"):
+        prepared.prepare_body(data, None)
     prepared.prepare_auth(auth, url)
     prepared.hooks = {"response": []}
     return prepared
+
+
+def _merged_headers(headers: dict[str, str]) -> CaseInsensitiveDict:
+    key = tuple(headers.items())
+    merged = _headers_seen.get(key)
+    if merged is None:
+        merged = CaseInsensitiveDict(_DEFAULT_HEADERS)
+        merged.update(headers)
+        probe = requests.PreparedRequest()
+        probe.prepare_headers(merged)  # checked as requests checks them
+        merged = probe.headers
+        if len(_headers_seen) < 64:
+            _headers_seen[key] = merged
+    return merged.copy()

@@ -10,6 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 import urllib3
 from kit.endpoints import SocketServer
 
@@ -180,3 +181,41 @@ def test_a_connection_back_in_its_pool_is_out_of_reach_of_the_deadline_of_the_ca
     deadline.close()
     assert pools.request("GET", url, retries=False).json()["order_id"] == "ORDER-1"
     assert upstream.connections == 1
+
+
+@pytest.mark.parametrize(
+    "method, url, params, data, headers",
+    [
+        ("get", "https://api.sandbox.midtrans.com/v2/shop-O-1~x_y.z/status", {}, None, {}),
+        ("get", "http://127.0.0.1:5001/v2/an order;id%2F/status", {}, None, {}),
+        ("get", "HTTPS://API.Example.com/v2/O-1/status", {"a": "1"}, None, {}),
+        ("post", "https://api.sandbox.midtrans.com/v2/O-1/cancel", None, "{}", {}),
+        (
+            "post",
+            "https://app.sandbox.midtrans.com/snap/v1/transactions",
+            None,
+            '{"transaction_details": {"order_id": "O-1", "gross_amount": 10000}}',
+            {"X-Override-Notification": "https://pay.example.com/notification"},
+        ),
+        ("post", "https://api.sandbox.midtrans.com/v2/O-1/approve", None, None, {}),
+    ],
+)
+def test_the_request_sent_is_the_one_requests_would_send(method, url, params, data, headers):
+    """What midtransclient passes (its own headers on top), prepared by the transport and by
+    `requests.Session`: the same method, URL, headers and body on the wire."""
+    from app.midtrans_transport import _prepare
+
+    sent = {
+        "content-type": "application/json",
+        "accept": "application/json",
+        "user-agent": "midtransclient-python/1.4.2",
+        **headers,
+    }
+    auth = requests.auth.HTTPBasicAuth("SB-Mid-server-key", "")
+    ours = _prepare(method, url, params, data, sent, auth)
+    theirs = requests.Session().prepare_request(
+        requests.Request(method, url, params=params, data=data, headers=sent, auth=auth)
+    )
+    assert (ours.method, ours.url, ours.body) == (theirs.method, theirs.url, theirs.body)
+    assert dict(ours.headers) == dict(theirs.headers)
+    assert _prepare(method, url, params, data, sent, auth).headers == theirs.headers  # again
