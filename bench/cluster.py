@@ -526,6 +526,7 @@ def _measure(cluster: Cluster, endpoint: str, config: dict, instances: str, tag:
         "p99_ms": max(r["latency_us"]["p99"] for r in results) / 1000,
         "errors": sum(sum(r["errors"].values()) for r in results),
         "server_cpu_ms_per_req": round(1000 * servers_cpu / max(done, 1), 2),
+        "database_cpu_ms_per_req": round(1000 * database_cpu / max(done, 1), 2),
         "other_load_cores": round(max(others_cpu, 0.0) / wall, 2),
         "connections_opened": opened,
     }
@@ -669,13 +670,14 @@ def write_report(results: dict) -> bool:
     lines += [
         "",
         "| endpoint | instances | req/s | p50 ms | p99 ms | errors | gateway + PostgreSQL CPU "
-        "ms/req | PostgreSQL connections opened | other load (cores) |",
+        "ms/req (PostgreSQL's part) | PostgreSQL connections opened | other load (cores) |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in tp["runs"]:
         lines.append(
             f"| {r['endpoint']} | {r['n']} | {r['rps']} | {r['p50_ms']:.1f} | "
-            f"{r['p99_ms']:.1f} | {r['errors']} | {r['server_cpu_ms_per_req']} | "
+            f"{r['p99_ms']:.1f} | {r['errors']} | {r['server_cpu_ms_per_req']} "
+            f"({r['database_cpu_ms_per_req']}) | "
             f"{r['connections_opened']} | {r['other_load_cores']} |"
         )
     lines.append("")
