@@ -379,3 +379,21 @@ def test_reset_mfa_on_the_command_line(admin_client, app, cli):
     unknown = cli("admins", "reset-mfa", "ghost", expect_ok=False)
     assert unknown.exit_code != 0
     assert unknown.output.strip().splitlines() == ["Error: no admin named 'ghost'"]
+
+
+def test_the_second_step_and_its_audit_entries_in_indonesian(admin_client, app):
+    from app.admin import meaning
+
+    secret, _codes = enrol(admin_client)
+    log_out(admin_client)
+    log_in(admin_client)
+    page = admin_client.get("/admin/login/code", headers={"Accept-Language": "id"}).get_data(
+        as_text=True
+    )
+    assert "Verifikasi dua langkah" in page and "kode pemulihan" in page
+    with app.test_request_context(headers={"Accept-Language": "id"}):
+        assert meaning.detail_text("with a recovery code, 9 left") == (
+            "dengan kode pemulihan, sisa 9"
+        )
+        assert meaning.detail_text("wrong code at the second step") == "kode salah di langkah kedua"
+        assert str(meaning.AUDIT_WORDS["mfa_reset"]) == "verifikasi dua langkah direset"
