@@ -81,7 +81,7 @@ class MidtransTransport:
     def __init__(self, timeout: float):
         self.timeout = timeout
         # Reading proxy settings from the environment on every call is costly; do it only
-        # when a proxy is configured (as the gateway always has).
+        # when a proxy is configured (as the gateway always did).
         self.trust_env = any(os.environ.get(name) for name in PROXY_VARIABLES)
 
     def request(
