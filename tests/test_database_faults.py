@@ -137,11 +137,11 @@ def test_a_full_disk_is_503_and_clears_by_itself(sqlite_gateway, small_disk, mid
     for _ in range(5):  # the journal and shared memory exist before the disk fills
         assert charge(client, headers).status_code == 201
     filler = small_disk / "filler"
-    with open(filler, "wb") as out:
+    # Unbuffered: a write the full disk refused leaves nothing for close() to retry.
+    with open(filler, "wb", buffering=0) as out:
         try:
             while True:
                 out.write(b"\0" * 65536)
-                out.flush()
         except OSError:
             pass
     try:
