@@ -292,7 +292,13 @@ def test_ten_identical_refunds_at_once_make_one_midtrans_refund(
         time.sleep(0.3)  # the others arrive while the first is at Midtrans
         return 200, {}, '{"status_code": "200"}'
 
+    def slow_status(_request):
+        time.sleep(0.3)  # the others are waiting while the first reads the refunded order
+        return 200, {}, json.dumps(refunded(25000))
+
     refund = midtrans.add_callback(responses.POST, action_url("refund"), callback=slow_refund)
+    midtrans.remove(responses.GET, status_url(ORDER))
+    midtrans.add_callback(responses.GET, status_url(ORDER), callback=slow_status)
     body = {"amount": 25000, "reason": "r", "refund_key": "rk-concurrent"}
     results: list = []
 

@@ -289,8 +289,12 @@ def refund(
         _end_refund(record_id, RefundState.REFUSED, error=err)
         raise
     # (A timeout or an outage leaves the refund "requesting": the next try sends it again.)
-    _end_refund(record_id, RefundState.DONE)
-    return sync_transaction(txn_id, midtrans=midtrans, source=source)
+    # Done only once the order shows it: a repeat waiting on this key answers the order as it
+    # is then, so it must not see the refund done and the order not yet refunded.
+    try:
+        return sync_transaction(txn_id, midtrans=midtrans, source=source)
+    finally:
+        _end_refund(record_id, RefundState.DONE)
 
 
 def _refund_row(record_id: int) -> Refund:
