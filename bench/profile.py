@@ -32,10 +32,11 @@ REQUEST_FRAME = "handle_request (gunicorn/workers/gthread.py"
 
 # label -> frame substrings; a sample counts for a label when any frame of its stack matches.
 CATEGORIES = {
-    "HTTP call to Midtrans (requests + midtransclient)": ["request (requests/sessions.py"],
-    "midtransclient client construction (_snap/_core)": [
-        "_snap (app/midtrans.py",
-        "_core (app/midtrans.py",
+    "HTTP call to Midtrans (midtransclient + the pooled transport)": [
+        "MidtransTransport.request (app/midtrans_transport.py"
+    ],
+    "midtransclient, its whole call (the HTTP call above included)": [
+        "(midtransclient/",
     ],
     "SQLAlchemy: Session.commit / flush": ["commit (sqlalchemy/orm/session.py"],
     "SQLAlchemy: Session.execute (ORM queries)": ["execute (sqlalchemy/orm/session.py"],
