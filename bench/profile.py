@@ -1,6 +1,6 @@
 """Where the gateway's time goes on its hot paths, sampled with py-spy under wrk load.
 
-    .venv/bin/python -m bench.profile [--seconds 8] [--connections 8]
+    .venv/bin/python -m bench.profile [--seconds 8] [--connections 8] [--cpu]
 
 For each of POST /charge, GET /status and POST /notification (upstream at 0 ms) it samples the
 gunicorn master and workers, idle waits included, at 1 client (no contention: close to the CPU
@@ -56,11 +56,13 @@ CATEGORIES = {
 }
 
 
-def record(master: int, seconds: int, out: Path) -> None:
+def record(master: int, seconds: int, out: Path, *, idle: bool = True) -> None:
     argv = [PYSPY, "record", "--pid", str(master), "--subprocesses", "--format", "raw"]
+    argv += ["--rate", "200", "--duration", str(seconds), "--output", str(out)]
     # --idle: py-spy's idle detection misses threads blocked in C (SQLite's busy wait), so
-    # keep every sample and select the request threads afterwards.
-    argv += ["--rate", "200", "--duration", str(seconds), "--output", str(out), "--idle"]
+    # keep every sample and select the request threads afterwards. Without it (--cpu): only
+    # samples of threads running on a CPU, which is what server CPU per request is made of.
+    argv += ["--idle"] if idle else []
     subprocess.run(argv, check=True, capture_output=True)
 
 
@@ -95,6 +97,26 @@ def top_sites(stacks: Counter[str], limit: int = 12) -> list[tuple[str, float]]:
     return [(name, n / total) for name, n in sites.most_common(limit)]
 
 
+def inclusive(stacks: Counter[str], limit: int = 25) -> list[tuple[str, float]]:
+    """The functions whose calls (callees included) hold the largest share of the samples."""
+    total = sum(stacks.values()) or 1
+    held: Counter[str] = Counter()
+    for stack, count in stacks.items():
+        for frame in {_short(f).split(":")[0] for f in stack.split(";")}:
+            held[frame] += count
+    skip = (
+        "process ",
+        "gunicorn/",
+        "threading.py",
+        "concurrent/",
+        "flask/app.py",
+        "werkzeug/",
+        "<module>",
+    )
+    found = [(f, n / total) for f, n in held.most_common() if not any(x in f for x in skip)]
+    return found[:limit]
+
+
 def _short(frame: str) -> str:
     for marker in ("site-packages/", "/lib/python3.11/", str(REPO) + "/"):
         if marker in frame:
@@ -112,6 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="count only samples running on a CPU (not waits), and list the functions that "
+        "hold the most of it",
+    )
     args = parser.parse_args(argv)
     if not Path(PYSPY).exists():
         raise SystemExit(
@@ -121,7 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="midtrans-profile-"))
     stack = None
-    lines = [f"# Gateway profile (py-spy, upstream 0 ms, {args.seconds} s per recording)", ""]
+    what = "CPU: running only" if args.cpu else "wall time: running or waiting"
+    lines = [
+        f"# Gateway profile (py-spy, upstream 0 ms, {args.seconds} s per recording, {what})",
+        "",
+    ]
     try:
         stack = start_stack(workdir, floor=False)
         warm_up(stack)
@@ -153,14 +185,13 @@ def main(argv: list[str] | None = None) -> int:
                     stdout=subprocess.DEVNULL,
                 )
                 time.sleep(1)
-                record(master, args.seconds, raw)
+                record(master, args.seconds, raw, idle=not args.cpu)
                 wrk.wait()
                 load.drain(stack.servers["gateway"])
                 stacks = request_stacks(raw)
                 total, found = shares(stacks)
                 lines += [
-                    f"### {clients} client(s): {total} samples of request threads "
-                    "(wall time: running or waiting)",
+                    f"### {clients} client(s): {total} samples of request threads ({what})",
                     "",
                     "| where | share |",
                     "|---|--:|",
@@ -168,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
                 lines += [f"| {k} | {v:.0%} |" for k, v in found.items() if v >= 0.005]
                 lines += ["", "| gateway frame <- running/waiting frame | share |", "|---|--:|"]
                 lines += [f"| `{k}` | {v:.1%} |" for k, v in top_sites(stacks)]
+                if args.cpu:
+                    lines += ["", "| function (its callees included) | share |", "|---|--:|"]
+                    lines += [f"| `{k}` | {v:.1%} |" for k, v in inclusive(stacks)]
                 lines.append("")
         summary = "\n".join(lines)
         (out_dir / "summary.md").write_text(summary)
