@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from ..database import reading, writing
+from ..database import writing
 from ..errors import GatewayError, InvalidNotificationError, InvalidSignatureError
 from ..extensions import db
 from ..midtrans import NOTIFICATION_STATUS_CODES, Midtrans
@@ -254,23 +254,12 @@ def confirm_notification(
 ) -> Receipt:
     """Ask the status API what is true now and apply it; keep it for later if Midtrans is
     unreachable. Safe to call again for the same notification (the worker does)."""
-    with reading():
-        note = db.session.get(Notification, note_id, populate_existing=True)
+    with writing():  # writes only when the amount does not fit (the note is then finished)
+        note = _fresh_note(note_id)
         txn = note.transaction
-        about = _About(None, None)
-        if txn is not None:
-            # The attempt it is about: the order's current one, or an earlier one (renewed).
-            ident = note.order_id or txn.midtrans_order_id
-            charged = attempt_amount(txn, note.order_id) if note.order_id else None
-            amount = check_amount(_as_sent(note), charged if charged is not None else txn.amount)
-            about = _About(txn.id, ident)
-    if txn is not None and not amount.fits:
-        return _finish(
-            note_id,
-            NotificationOutcome.FLAGGED,
-            f"amount mismatch: {amount.reason}",
-            flag_txn=txn.id,
-        )
+        about = _check_amount(note, txn) if txn is not None else _About(None, None)
+    if about is None:
+        return Receipt(note.outcome, note.reason, note.id)
     return _confirm(note, about, midtrans=midtrans, timeout=timeout)
 
 
