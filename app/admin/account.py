@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import timedelta
 
 from flask import flash, g, redirect, render_template, request, session, url_for
@@ -161,6 +162,42 @@ def _wait_answer(body: str, wait: timedelta):
     return body, 429, {"Retry-After": seconds}
 
 
+def answer_refused(
+    check: LoginResult, *, action: str, field, page: Callable[[], str], or_code: bool = False
+):
+    """None when `check` (the current password, or with `or_code` the password or a TOTP
+    code) passed; else the page to answer with, `field` saying why and the refusal audited as
+    `action`: 429 while the address must wait, else 400."""
+    if check.ok:
+        return None
+    target = f"admin:{g.admin.username}"
+    if check.wait:
+        audit.record(action, target=target, detail=_throttle_detail(check))
+        wait = _wait(check.wait)
+        field.errors.append(
+            _("Too many wrong tries. Try again in %(wait)s.", wait=wait)
+            if or_code
+            else _("Too many wrong passwords. Try again in %(wait)s.", wait=wait)
+        )
+        return _wait_answer(page(), check.wait)
+    detail = "failed: wrong password or code" if or_code else "failed: wrong current password"
+    if check.wait_if_wrong:
+        detail += "; " + _throttle_detail(check)
+    audit.record(action, target=target, detail=detail)
+    if or_code:
+        field.errors.append(_("The password or code is wrong."))
+    else:
+        field.errors.append(_("The current password is wrong."))
+        if check.wait_if_wrong:
+            field.errors.append(
+                _(
+                    "Too many wrong passwords: the next try is possible in %(wait)s.",
+                    wait=_wait(check.wait_if_wrong),
+                )
+            )
+    return page(), 400
+
+
 def _throttle_detail(result: LoginResult) -> str | None:
     if result.wait:
         return f"refused unchecked: the address waits {math.ceil(result.wait.total_seconds())} s"
@@ -203,34 +240,17 @@ def account():
     if form.validate_on_submit():
         admin = g.admin
         check = check_current_password(admin, form.current.data, remote_addr=request.remote_addr)
-        if check.wait:
-            audit.record(
-                "password_change", target=f"admin:{admin.username}", detail=_throttle_detail(check)
-            )
-            form.current.errors.append(
-                _("Too many wrong passwords. Try again in %(wait)s.", wait=_wait(check.wait))
-            )
-            return _wait_answer(account_page(form), check.wait)
-        if not check.ok:
-            detail = "failed: wrong current password"
-            if check.wait_if_wrong:
-                detail += "; " + _throttle_detail(check)
-            audit.record("password_change", target=f"admin:{admin.username}", detail=detail)
-            form.current.errors.append(_("The current password is wrong."))
-            if check.wait_if_wrong:
-                form.current.errors.append(
-                    _(
-                        "Too many wrong passwords: the next try is possible in %(wait)s.",
-                        wait=_wait(check.wait_if_wrong),
-                    )
-                )
-        else:
-            admin_service.set_password(admin, form.new.data)
-            with writing():
-                end_other_sessions(admin)
-                audit.record("password_change", target=f"admin:{admin.username}")
-            flash(_("Your password was changed. Other sessions were logged out."), "success")
-            return redirect(url_for("admin.account"))
+        refused = answer_refused(
+            check, action="password_change", field=form.current, page=lambda: account_page(form)
+        )
+        if refused is not None:
+            return refused
+        admin_service.set_password(admin, form.new.data)
+        with writing():
+            end_other_sessions(admin)
+            audit.record("password_change", target=f"admin:{admin.username}")
+        flash(_("Your password was changed. Other sessions were logged out."), "success")
+        return redirect(url_for("admin.account"))
     return account_page(form), 400 if form.errors else 200
 
 

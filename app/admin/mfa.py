@@ -12,7 +12,7 @@ from ..database import writing
 from ..errors import GatewayError
 from ..qr import qr_svg
 from . import audit, bp
-from .account import _throttle_detail, _wait, _wait_answer, account_page, admins_page
+from .account import account_page, admins_page, answer_refused
 from .forms import MfaConfirmForm, MfaProofForm, RequireMfaForm
 from .sessions import check_code, check_current_password, end_other_sessions
 
@@ -29,19 +29,11 @@ def mfa_setup():
         return _setup_page(form), 400 if form.errors else 200
     target = f"admin:{admin.username}"
     check = check_current_password(admin, form.password.data, remote_addr=request.remote_addr)
-    if check.wait:
-        audit.record("mfa_enable", target=target, detail=_throttle_detail(check))
-        form.password.errors.append(
-            _("Too many wrong passwords. Try again in %(wait)s.", wait=_wait(check.wait))
-        )
-        return _wait_answer(_setup_page(form), check.wait)
-    if not check.ok:
-        detail = "failed: wrong current password"
-        if check.wait_if_wrong:
-            detail += "; " + _throttle_detail(check)
-        audit.record("mfa_enable", target=target, detail=detail)
-        form.password.errors.append(_("The current password is wrong."))
-        return _setup_page(form), 400
+    refused = answer_refused(
+        check, action="mfa_enable", field=form.password, page=lambda: _setup_page(form)
+    )
+    if refused is not None:
+        return refused
     try:
         codes = admin_mfa.confirm_enrolment(admin, form.code.data)
     except GatewayError:
@@ -74,21 +66,13 @@ def _proved(form: MfaProofForm, action: str, slot: str):
         check = check_code(admin, text, remote_addr=request.remote_addr, recovery=False)
     else:
         check = check_current_password(admin, text, remote_addr=request.remote_addr)
-    if check.ok:
-        return None
-    target = f"admin:{admin.username}"
-    if check.wait:
-        audit.record(action, target=target, detail=_throttle_detail(check))
-        form.proof.errors.append(
-            _("Too many wrong tries. Try again in %(wait)s.", wait=_wait(check.wait))
-        )
-        return _wait_answer(account_page(**{slot: form}), check.wait)
-    detail = "failed: wrong password or code"
-    if check.wait_if_wrong:
-        detail += "; " + _throttle_detail(check)
-    audit.record(action, target=target, detail=detail)
-    form.proof.errors.append(_("The password or code is wrong."))
-    return account_page(**{slot: form}), 400
+    return answer_refused(
+        check,
+        action=action,
+        field=form.proof,
+        page=lambda: account_page(**{slot: form}),
+        or_code=True,
+    )
 
 
 @bp.post("/account/mfa/recovery-codes")
