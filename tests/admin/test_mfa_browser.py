@@ -14,6 +14,7 @@ from admin import test_browser as browser_tests
 from admin.dashboard import PASSWORD
 from support import use_settings
 
+pytestmark = browser_tests.pytestmark
 browser = browser_tests.browser
 live_gateway = browser_tests.live_gateway
 screen = browser_tests.screen
