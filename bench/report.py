@@ -283,43 +283,35 @@ def chart(results: dict, path: Path) -> None:
         f"{'open loop' if p['loadgen'] == 'openloop' else 'closed loop'}"
         for p in slots
     ]
-    width = 0.25
-    for i, key in enumerate(("p50_ms", "p95_ms", "p99_ms")):
-        ax.bar(
-            [x + (i - 1) * width for x in range(len(slots))],
-            [p[key] for p in slots],
-            width,
-            label=key.removesuffix("_ms"),
-        )
-    ax.axhline(SLOT_P99_LIMIT_MS, color="red", linestyle="--", label="p99 target")
-    ax.set_xticks(range(len(slots)), labels, fontsize=7)
+    _percentile_bars(ax, slots, labels, SLOT_P99_LIMIT_MS, fontsize=7)
     ax.set_title(f"Upstream 300 ms, {slots[0]['connections']} clients")
-    ax.set_ylabel("ms")
-    ax.legend(fontsize=7)
-    for x, p in enumerate(slots):
-        ax.annotate(f"{p['rps']:.0f}/s", (x, 0), ha="center", va="bottom", fontsize=7)
-    ax = axes[3]
     sustained = [p for p in results["phases"] if p["group"] == "notifications"]
     names = [p["name"].split()[1].removeprefix("sustained-") for p in sustained]
-    for i, key in enumerate(("p50_ms", "p95_ms", "p99_ms")):
-        ax.bar(
-            [x + (i - 1) * width for x in range(len(sustained))],
-            [p[key] for p in sustained],
-            width,
-            label=key.removesuffix("_ms"),
-        )
-    ax.axhline(NOTIFICATIONS_P99_LIMIT_MS, color="red", linestyle="--", label="p99 target")
-    ax.set_xticks(range(len(sustained)), names, fontsize=8)
-    ax.set_title("Notifications, sustained, 16 senders")
-    ax.set_ylabel("ms")
-    ax.legend(fontsize=7)
-    for x, p in enumerate(sustained):
-        ax.annotate(f"{p['rps']:.0f}/s", (x, 0), ha="center", va="bottom", fontsize=7)
+    _percentile_bars(axes[3], sustained, names, NOTIFICATIONS_P99_LIMIT_MS, fontsize=8)
+    axes[3].set_title("Notifications, sustained, 16 senders")
     m = results["machine"]
     fig.suptitle(f"midtrans-gateway benchmark - {m['nproc']} cores, {m['cpu']}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _percentile_bars(ax, phases: list[dict], labels: list[str], p99_limit: float, fontsize: int):
+    """p50, p95 and p99 of each phase side by side, the p99 target, each phase's req/s."""
+    width = 0.25
+    for i, key in enumerate(("p50_ms", "p95_ms", "p99_ms")):
+        ax.bar(
+            [x + (i - 1) * width for x in range(len(phases))],
+            [p[key] for p in phases],
+            width,
+            label=key.removesuffix("_ms"),
+        )
+    ax.axhline(p99_limit, color="red", linestyle="--", label="p99 target")
+    ax.set_xticks(range(len(phases)), labels, fontsize=fontsize)
+    ax.set_ylabel("ms")
+    ax.legend(fontsize=7)
+    for x, p in enumerate(phases):
+        ax.annotate(f"{p['rps']:.0f}/s", (x, 0), ha="center", va="bottom", fontsize=7)
 
 
 def _short(p: dict) -> str:
