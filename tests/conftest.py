@@ -26,8 +26,8 @@ from app.extensions import db
 
 
 @pytest.fixture
-def env(tmp_path) -> dict[str, str]:
-    return {
+def env(tmp_path, request) -> dict[str, str]:
+    settings = {
         "DATABASE_URL": database_url(tmp_path),
         "SECRET_KEY": "test-secret-key-0123456789abcdef",
         "MIDTRANS_SERVER_KEY": SERVER_KEY,
@@ -35,6 +35,16 @@ def env(tmp_path) -> dict[str, str]:
         "MIDTRANS_SNAP_BASE_URL": SNAP_BASE,
         "MIDTRANS_TIMEOUT": "2",
     }
+    if "loopback_callbacks" in request.fixturenames:
+        settings["CALLBACK_ALLOWED_HOSTS"] = "127.0.0.1"
+    return settings
+
+
+@pytest.fixture
+def loopback_callbacks() -> None:
+    """A test that uses it (a module: `pytestmark = pytest.mark.usefixtures(
+    "loopback_callbacks")`) gets an `env` whose callbacks may go to 127.0.0.1, where the
+    tests' receivers listen (CALLBACK_ALLOWED_HOSTS; the default allows no private address)."""
 
 
 @pytest.fixture

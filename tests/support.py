@@ -61,9 +61,10 @@ def make_app(cli, code: str, *extra: str) -> dict[str, str]:
     return {"X-App-Code": code, "X-Api-Key": key}
 
 
-def hook_app(cli, code: str, url: str, *extra: str) -> ClientApp:
-    """Create an app whose callbacks go to `url`: its auth headers and its signing secret."""
-    result = cli("apps", "create", code, "--name", code, "--callback-url", url, *extra)
+def hook_app(cli, code: str, url: str, *extra: str, name: str | None = None) -> ClientApp:
+    """Create an app (named `name`, else its code) whose callbacks go to `url`: its auth
+    headers and its signing secret."""
+    result = cli("apps", "create", code, "--name", name or code, "--callback-url", url, *extra)
     lines = result.output.strip().splitlines()
     secret = next(line.split(": ", 1)[1] for line in lines if line.startswith("Signing secret:"))
     return ClientApp({"X-App-Code": code, "X-Api-Key": lines[-1]}, secret)
@@ -90,13 +91,25 @@ def snap_rejects(rsps, status: int, *messages: str) -> None:
     rsps.add(responses.POST, SNAP_URL, json={"error_messages": list(messages)}, status=status)
 
 
-def charge(client, headers, midtrans, order_id: str = "C-1", amount: int = 7000, **extra):
-    """POST /charge as a client app with `headers`, Snap (mocked in `midtrans`) making a link
-    whose token is `tok-ORDER_ID`; the answer, asserted 201."""
-    snap_ok(midtrans, token=f"tok-{order_id}")
+def charge(
+    client,
+    headers,
+    midtrans,
+    order_id: str = "C-1",
+    amount: int = 7000,
+    *,
+    expect: int | None = 201,
+    **extra,
+):
+    """POST /charge as a client app with `headers`, Snap (mocked in `midtrans`; None where the
+    test set Snap's answers up itself) making a link whose token is `tok-ORDER_ID`; the
+    answer, asserted to be `expect` (None: the test looks at it itself)."""
+    if midtrans is not None:
+        snap_ok(midtrans, token=f"tok-{order_id}")
     body = {"order_id": order_id, "amount": amount, **extra}
     answer = client.post("/charge", json=body, headers=headers)
-    assert answer.status_code == 201, answer.get_data(as_text=True)
+    if expect is not None:
+        assert answer.status_code == expect, answer.get_data(as_text=True)
     return answer
 
 
@@ -167,3 +180,12 @@ def status_answer(order_id: str, status: str = "settlement", *, amount: int, **e
         "fraud_status": "accept",
         **extra,
     }
+
+
+def status_answer_for(notification: dict, **changes) -> dict:
+    """What Midtrans's status API answers when it agrees with `notification`: the same fields
+    but the signature, the status API's message, and `changes`."""
+    answer = {k: v for k, v in notification.items() if k != "signature_key"}
+    answer["status_message"] = "Success, transaction is found"
+    answer.update(changes)
+    return answer

@@ -1,11 +1,13 @@
-"""Dashboard fixtures: a CSRF-carrying POST and orders (the admin account and the logged-in
-client, `admin_user` and `admin_client`, are the root conftest's)."""
+"""Dashboard fixtures: a CSRF-carrying POST, orders and a client app's callback endpoint (the
+admin account and the logged-in client, `admin_user` and `admin_client`, are the root
+conftest's)."""
 
 from __future__ import annotations
 
 import pytest
 from admin.dashboard import token_for
-from support import snap_ok
+from kit.endpoints import CallbackReceiver
+from support import charge as post_charge
 
 from app.extensions import db
 from app.models import Transaction
@@ -27,11 +29,7 @@ def charge(client, midtrans):
     """Create an order through the real API; its row id."""
 
     def make(headers: dict, order_id: str, amount: int = 150000) -> int:
-        snap_ok(midtrans, token=f"tok-{order_id}")
-        resp = client.post(
-            "/charge", json={"order_id": order_id, "amount": amount}, headers=headers
-        )
-        assert resp.status_code == 201, resp.json
+        post_charge(client, headers, midtrans, order_id, amount)
         with client.application.app_context():
             return (
                 db.session.query(Transaction.id)
@@ -46,3 +44,11 @@ def _app_id(code: str) -> int:
     from app.models import App
 
     return db.session.query(App.id).filter_by(code=code).scalar()
+
+
+@pytest.fixture
+def receiver(served):
+    """A client app's callback URL on 127.0.0.1 that keeps every callback unverified (a test
+    verifies it with the secret it learns) and answers what the test queues, then 204; use it
+    with `loopback_callbacks`."""
+    return served(CallbackReceiver(verify=False, path="/midtrans-updates"))

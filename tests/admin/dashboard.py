@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from support import status_answer
 
 PASSWORD = "correct horse battery staple"
+
+# What a client app's endpoint answers when it is gone for good: 410 with its reason (for a
+# `kit.endpoints.CallbackReceiver`'s `answers`).
+GONE = (410, {}, b"gone for good")
 
 _TOKEN = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
 
@@ -52,34 +54,3 @@ def table_snapshot(app) -> dict:
 def settled(order_id: str, amount: int, status: str = "settlement", **extra) -> dict:
     """A Midtrans status answer for `order_id` (Midtrans's order id)."""
     return status_answer(order_id, status, amount=amount, **{"status_code": "200", **extra})
-
-
-class Receiver:
-    """A client app's callback endpoint on 127.0.0.1 answering queued statuses (then 204)."""
-
-    def __init__(self):
-        self.received: list[tuple[dict, bytes]] = []
-        self.answers: list[int] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.received.append((dict(self.headers), body))
-                status = receiver.answers.pop(0) if receiver.answers else 204
-                reply = b"gone for good" if status == 410 else b""
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/midtrans-updates"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 import responses
-from admin.dashboard import PASSWORD, Receiver, settled
+from admin.dashboard import GONE, PASSWORD, settled
 from support import API_BASE, snap_ok, status_url, use_settings
 from werkzeug.serving import make_server
 
@@ -209,19 +209,7 @@ def test_an_admin_manages_a_payment_in_the_browser(screen, live_gateway, midtran
     assert "/admin/login" in page.url
 
 
-@pytest.fixture
-def env(env):
-    env["CALLBACK_ALLOWED_HOSTS"] = "127.0.0.1"  # the receiver below listens on loopback
-    return env
-
-
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
-
-
+@pytest.mark.usefixtures("loopback_callbacks")
 def test_an_admin_follows_callbacks_in_the_browser(screen, live_gateway, midtrans, app, receiver):
     """Create an app with a callback URL, copy its signing secret, see the endpoint disabled by
     a 410 with its reason, re-enable it, resend the failed event from the delivery log."""
@@ -264,7 +252,7 @@ def test_an_admin_follows_callbacks_in_the_browser(screen, live_gateway, midtran
         timeout=10,
     )
     assert resp.status_code == 201, resp.text
-    receiver.answers = [410]
+    receiver.answers = [GONE]
     assert deliver() == 1
     page.goto(f"{base}/admin/apps")
     row = page.locator("tbody tr", has_text="hooks")
@@ -287,9 +275,9 @@ def test_an_admin_follows_callbacks_in_the_browser(screen, live_gateway, midtran
     attempts = page.locator("table.attempts tbody tr")
     assert attempts.count() == 2 and "204" in attempts.nth(1).inner_text()
     shot("18-callback-event")
-    headers, body = receiver.received[-1]
-    assert Webhook(secret).verify(body, headers)["data"]["order_id"] == "H-1"
-    assert receiver.received[0][0]["webhook-id"] == headers["webhook-id"]
+    last = receiver.received[-1]
+    assert Webhook(secret).verify(last.body, last.headers)["data"]["order_id"] == "H-1"
+    assert receiver.received[0].webhook_id == last.webhook_id
 
     page.goto(f"{base}/admin/apps")
     page.locator("tbody tr", has_text="hooks").locator("a", has_text="Delivery log").click()

@@ -9,9 +9,11 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from admin.dashboard import Receiver, csrf_from, table_snapshot
+from admin.dashboard import GONE, csrf_from, table_snapshot
+from kit.endpoints import Received
 from sqlalchemy import select
 from standardwebhooks import Webhook
+from support import hook_app
 
 from app import payments
 from app.admin.models import AuditEntry
@@ -19,30 +21,18 @@ from app.callback_sender import CallbackClient
 from app.extensions import db
 from app.models import App, CallbackEvent, CallbackState
 from app.services import gateway
+from bench.processes import ClientApp
 
 NEW_APP = "/admin/apps/new"
 
 
-@pytest.fixture
-def env(env):
-    env["CALLBACK_ALLOWED_HOSTS"] = "127.0.0.1"
-    return env
+pytestmark = pytest.mark.usefixtures("loopback_callbacks")
 
 
 @pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
-
-
-@pytest.fixture
-def shop(cli, receiver) -> dict:
-    """An app `shop` whose callbacks go to the receiver: id, API headers, signing secret."""
-    out = cli("apps", "create", "shop", "--name", "Shop", "--callback-url", receiver.url)
-    lines = out.output.strip().splitlines()
-    secret = next(line.split(": ", 1)[1] for line in lines if line.startswith("Signing secret:"))
-    return {"headers": {"X-App-Code": "shop", "X-Api-Key": lines[-1]}, "secret": secret}
+def shop(cli, receiver) -> ClientApp:
+    """An app `shop` whose callbacks go to the receiver: API headers, signing secret."""
+    return hook_app(cli, "shop", receiver.url, name="Shop")
 
 
 def deliver(app, at: datetime | None = None) -> int:
@@ -91,9 +81,8 @@ def text(resp) -> str:
     return resp.get_data(as_text=True)
 
 
-def verified(secret: str, received: tuple[dict, bytes]) -> dict:
-    headers, body = received
-    return Webhook(secret).verify(body, headers)
+def verified(secret: str, received: Received) -> dict:
+    return Webhook(secret).verify(received.body, received.headers)
 
 
 # -- the URL and its signing secret ----------------------------------------------------------
@@ -180,7 +169,7 @@ def test_removing_the_url_stops_callbacks(admin_client, post, app, shop, receive
     assert resp.status_code == 302
     assert "callbacks are stopped" in text(admin_client.get("/admin/apps"))
     assert stored_app(app, "shop").callback_url is None
-    charge(shop["headers"], "AFTER-1")
+    charge(shop.headers, "AFTER-1")
     assert stored_events(app) == [] and deliver(app) == 0 and receiver.received == []
     (entry,) = audit_entries(app, "app_callback_url")
     assert entry.after == {"callback_url": None} and entry.detail == "callbacks stopped"
@@ -194,22 +183,22 @@ def test_rotating_the_secret_needs_the_box_and_both_secrets_sign_for_a_day(
     rotate = f"/admin/apps/{app_id}/callbacks/rotate-secret"
     unticked = post(rotate, page=edit)
     assert unticked.status_code == 302
-    assert stored_app(app, "shop").signing_secret == shop["secret"]
+    assert stored_app(app, "shop").signing_secret == shop.signing_secret
     assert audit_entries(app, "app_callback_rotate_secret") == []
 
     resp = post(rotate, {"confirm": "y"}, page=edit)
     assert resp.status_code == 200 and resp.headers["Cache-Control"] == "no-store"
     html = text(resp)
     new_secret = shown_secret(html)
-    assert new_secret != shop["secret"] and "24 hours" in html
+    assert new_secret != shop.signing_secret and "24 hours" in html
 
-    charge(shop["headers"], "ROT-1")
+    charge(shop.headers, "ROT-1")
     deliver(app)
-    verified(shop["secret"], receiver.received[0])
+    verified(shop.signing_secret, receiver.received[0])
     verified(new_secret, receiver.received[0])
     (entry,) = audit_entries(app, "app_callback_rotate_secret")
     assert "previous secret" in entry.detail
-    assert new_secret not in str(entry.detail) and shop["secret"] not in str(entry.detail)
+    assert new_secret not in str(entry.detail) and shop.signing_secret not in str(entry.detail)
     # The edit page now says a rotation is under way.
     assert "A rotation is under way" in text(admin_client.get(edit))
 
@@ -227,12 +216,12 @@ def test_states_none_active_failing_and_disabled_with_its_reason(
     assert "none" in biling_row and "badge-ok" in shop_row
 
     receiver.answers = [500]
-    charge(shop["headers"], "F-1")
+    charge(shop.headers, "F-1")
     deliver(app)
     listing = text(admin_client.get("/admin/apps"))
     assert "failing since" in listing.split("<code>shop</code>", 1)[1].split("</tr>", 1)[0]
 
-    receiver.answers = [410]
+    receiver.answers = [GONE]
     deliver(app, datetime.now(UTC) + timedelta(seconds=10))
     assert "410" in stored_app(app, "shop").callback_disabled_reason
     listing = text(admin_client.get("/admin/apps"))
@@ -266,8 +255,8 @@ def test_resend_queues_a_failed_event_again_with_the_same_webhook_id(
     admin_client, post, app, shop, receiver, charge
 ):
     shop_id = stored_app(app, "shop").id
-    receiver.answers = [410]
-    txn_id = charge(shop["headers"], "R-1")
+    receiver.answers = [GONE]
+    txn_id = charge(shop.headers, "R-1")
     deliver(app)
     (event,) = stored_events(app)
     assert event.state == CallbackState.FAILED
@@ -281,9 +270,9 @@ def test_resend_queues_a_failed_event_again_with_the_same_webhook_id(
     assert queued.state == CallbackState.PENDING and queued.event_id == event.event_id
     deliver(app)
     first, second = receiver.received
-    assert first[0]["webhook-id"] == second[0]["webhook-id"] == event.event_id
-    assert first[1] == second[1]
-    verified(shop["secret"], second)
+    assert first.webhook_id == second.webhook_id == event.event_id
+    assert first.body == second.body
+    verified(shop.signing_secret, second)
     assert stored_events(app)[0].state == CallbackState.DELIVERED
 
     detail = text(admin_client.get(event_path))
@@ -392,7 +381,7 @@ def test_the_log_is_newest_first_paginated_and_filtered_by_state(
 def test_an_event_of_another_app_is_not_found_under_this_one(
     admin_client, app, app_key, shop, charge
 ):
-    charge(shop["headers"], "S-1")
+    charge(shop.headers, "S-1")
     (event,) = stored_events(app)
     assert admin_client.get(f"/admin/apps/{event.app_id}/callbacks/{event.id}").status_code == 200
     assert admin_client.get(f"/admin/apps/1/callbacks/{event.id}").status_code == 404
@@ -405,8 +394,8 @@ def test_an_event_of_another_app_is_not_found_under_this_one(
 @pytest.fixture
 def world(admin_client, app, shop, receiver, charge) -> dict:
     """Shop with a failed event and a disabled endpoint (so each POST would change something)."""
-    receiver.answers = [410]
-    txn_id = charge(shop["headers"], "W-1")
+    receiver.answers = [GONE]
+    txn_id = charge(shop.headers, "W-1")
     deliver(app)
     (event,) = stored_events(app)
     return {"app": event.app_id, "event": event.id, "txn": txn_id}

@@ -66,10 +66,25 @@ class LocalServer:
         self.port = port
         self._server: ThreadingHTTPServer | None = None
         self.up()
-        self.url = f"http://127.0.0.1:{self.port}{path}"
+        self.url = self.at(path)
 
     def respond(self, request: Received) -> Answer:
         return self._respond(request) if self._respond else (204, {}, b"")
+
+    def at(self, path: str) -> str:
+        """This server's URL with another path (one server, several endpoints)."""
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def arrived(self, count: int, timeout: float = 10.0) -> list[Received]:
+        """Every request so far, once at least `count` have arrived (waiting for them)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                if len(self.requests) >= count:
+                    return list(self.requests)
+                have = len(self.requests)
+            assert time.monotonic() < deadline, f"got {have} requests, wanted {count}"
+            time.sleep(0.02)
 
     def since(self, moment: float) -> list[str]:
         """Paths of the requests that arrived at or after `moment` (time.monotonic())."""
@@ -125,7 +140,8 @@ class CallbackReceiver(LocalServer):
     """A client app's callback URL. With `verify` (the default) each callback is checked with
     `standardwebhooks` against `secret` (set it once `apps create` has printed it): one that
     does not verify is kept with its `problem` and answered 400. Otherwise the answer is the
-    next of `answers` (status, headers) the test queued, else 204; `delay` seconds later."""
+    next of `answers` the test queued (a status, or (status, headers) or (status, headers,
+    body)), else 204; `delay` seconds later."""
 
     def __init__(
         self,
@@ -139,7 +155,7 @@ class CallbackReceiver(LocalServer):
         self.secret = secret
         self.verify = verify
         self.delay = delay
-        self.answers: list[tuple[int, dict[str, str]]] = []
+        self.answers: list[int | tuple] = []
         super().__init__(port=port, path=path)
 
     @property
@@ -154,11 +170,15 @@ class CallbackReceiver(LocalServer):
                 request.event = Webhook(self.secret).verify(request.body, request.headers)
             except Exception as err:  # a callback that does not verify is a failure
                 request.problem = f"{type(err).__name__}: {err}"
-        status, headers = self.answer(request)
-        return status, headers, b""
+        answer = self.answer(request)
+        if isinstance(answer, int):
+            answer = (answer, {})
+        status, headers, body = (*answer, b"")[:3]
+        return status, headers, body
 
-    def answer(self, request: Received) -> tuple[int, dict[str, str]]:
-        """The status and headers to answer `request` with (a subclass may misbehave)."""
+    def answer(self, request: Received) -> int | tuple:
+        """The status, or (status, headers[, body]), to answer `request` with (a subclass may
+        misbehave)."""
         if request.problem is not None:
             return 400, {}
         if self.delay:
