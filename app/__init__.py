@@ -8,7 +8,6 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .auth import init_auth
 from .cli import register_commands
 from .config import Settings
 from .database import configure_engine
@@ -33,10 +32,10 @@ def create_app(env: dict[str, str] | None = None) -> Flask:
     settings = Settings.from_env(env, instance_path=app.instance_path)  # read and checked once
     configure_logging(settings)
     register_config(app, settings)
-    Gateway.build(settings).install(app)  # gateway(): settings, Midtrans, callback policy
+    # gateway(): settings, Midtrans, callback policy, the API-key cache, the backlog gauges
+    Gateway.build(settings, app).install(app)
     register_proxy(app, settings)
     register_database(app, settings)
-    init_auth(app, settings.auth_cache_seconds)  # API keys checked once per AUTH_CACHE_SECONDS
     init_observability(app, storage=settings.ratelimit_storage_uri)  # request ids, /metrics
     register_browsers(app, settings)  # CSRF (admin only), cookies, security headers, i18n
     register_blueprints(app)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import Flask, current_app, g, request
+from flask import g, request
 from sqlalchemy import event, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -31,11 +31,11 @@ from .errors import AuthenticationError
 from .extensions import db
 from .models import App
 from .observability import failed_authentication
+from .services import gateway
 
 API_KEY_BYTES = 20  # 160 bits, 40 hex characters
 MIN_IMPORTED_KEY_LENGTH = 32
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-_CACHE = "gateway_auth_cache"
 _FORGET = "gateway_forget_apps"  # session.info: caches to empty once the unit commits
 log = logging.getLogger(__name__)
 
@@ -192,22 +192,11 @@ class AuthCache:
             self._epoch.bump()
 
 
-def init_auth(app: Flask, seconds: float) -> None:
-    app.extensions[_CACHE] = AuthCache(seconds, Path(app.instance_path) / "auth-epoch")
-
-
-def _cache() -> AuthCache:
-    cache = current_app.extensions.get(_CACHE)
-    if cache is None:  # an app built without create_app: nothing cached
-        cache = current_app.extensions.setdefault(_CACHE, AuthCache(0))
-    return cache
-
-
 def forget_apps() -> None:
     """An app's key, state or rights change in the current unit of work: this process forgets
     every app it authenticated, now and again once the unit commits (a request that read the
     old row meanwhile is not kept), and so does every other process on this host."""
-    cache = _cache()
+    cache = gateway().auth_cache
     cache.clear()
     db.session().info.setdefault(_FORGET, set()).add(cache)
 
@@ -228,7 +217,7 @@ def authenticate_app(code: str | None, key: str | None) -> ClientApp:
     """The active client app these headers belong to; every failure is the same
     AuthenticationError. A success is remembered for AUTH_CACHE_SECONDS (see AuthCache)."""
     presented = hash_api_key(key or "")
-    cache = _cache()
+    cache = gateway().auth_cache
     if code and key:
         cached = cache.get(code, presented)
         if cached is not None:

@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 
-from flask import Blueprint, Flask, Response, abort, current_app, g, request
+from flask import Blueprint, Flask, Response, abort, g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from limits import RateLimitItem, parse_many
@@ -260,17 +260,22 @@ def metrics():
 
         registry = REGISTRY
     body = generate_latest(registry)
-    body += generate_latest(current_app.extensions["backlog_registry"])
+    body += generate_latest(gateway().backlog)
     # content_type, not mimetype: CONTENT_TYPE_LATEST has its charset already.
     return Response(body, content_type=CONTENT_TYPE_LATEST)
+
+
+def backlog_registry(app: Flask) -> CollectorRegistry:
+    """The backlog gauges of `app`'s database, kept apart from the request metrics (built
+    once, in `Gateway.build`)."""
+    registry = CollectorRegistry()
+    registry.register(BacklogCollector(app))
+    return registry
 
 
 def init_observability(app: Flask, *, storage: str) -> None:
     """Request ids, /metrics and rate limits; the limits are read from `gateway().settings`
     at each request."""
-    backlog = CollectorRegistry()
-    backlog.register(BacklogCollector(app))
-    app.extensions["backlog_registry"] = backlog
     app.config["RATELIMIT_STORAGE_URI"] = storage_uri(storage)  # Flask-Limiter reads it there
 
     # Registered before the limiter's, so it runs after it (Flask runs after_request hooks
