@@ -12,7 +12,7 @@ import responses
 from support import API_BASE, SNAP_URL, basic_auth, cli_for, make_app, status_url
 
 from app.extensions import db
-from app.models import Transaction
+from app.models import CallbackEvent, Transaction
 
 CHARGE_URL = f"{API_BASE}/v2/charge"
 ORDER = "POS-1"
@@ -198,6 +198,37 @@ def test_each_payment_type_reaches_core_charge_and_answers_its_details(client, p
     assert datetime.fromisoformat(body["expires_at"]) > datetime.now(UTC)
     assert "token" not in body
     assert [c for c in midtrans.calls if c.request.url == SNAP_URL] == []
+
+
+def queued_callbacks(client) -> list[dict]:
+    """The `data` of every callback queued for the order's app, oldest first."""
+    with client.application.app_context():
+        events = db.session.query(CallbackEvent).order_by(CallbackEvent.id).all()
+        return [json.loads(event.payload)["data"] for event in events]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_midtrans_fraud_status_on_a_pending_charge_is_shown_unchanged(
+    client, cli, midtrans, loopback_callbacks, case
+):
+    """Midtrans's pending Core answer says `fraud_status: accept`: the 201 answer, the
+    pending callback and `GET /status` say so too (README: Midtrans's word, unchanged), and
+    the status call that repeats it is no change (no second callback)."""
+    headers = make_app(cli, "pos", "--callback-url", "http://127.0.0.1:9/hook")
+    fields, to_midtrans, extra, _ = CASES[case]
+    kind = to_midtrans["payment_type"]
+    core_ok(midtrans, charge_answer("pos-POS-1", kind, **extra))
+
+    created = post(client, headers, **fields)
+    midtrans.add(responses.GET, status_url("pos-POS-1"), json=charge_answer("pos-POS-1", kind))
+    status = client.get(f"/status/{ORDER}", headers=headers).json
+
+    for view in (created.json, status):
+        assert (view["transaction_status"], view["fraud_status"]) == ("pending", "accept")
+        assert view["outcome"] == "pending"
+    (pending,) = queued_callbacks(client)
+    assert (pending["transaction_status"], pending["fraud_status"]) == ("pending", "accept")
+    assert row(client).fraud_status == "accept"
 
 
 def test_expires_at_is_midtrans_expiry_time_in_utc(client, pos, midtrans):

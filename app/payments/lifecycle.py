@@ -325,6 +325,7 @@ def _apply(
         )
         return Applied.FLAGGED
     if not (new and _moves(txn, new, new_fraud, refunded)):
+        _keep_fraud_status(txn, new, new_fraud)
         return Applied.UNCHANGED
     if new == TxStatus.REFUND and refunded is None:
         refunded = txn.amount + (txn.customer_imposed_fee or 0)
@@ -433,6 +434,20 @@ def _moves(txn: Transaction, new: str, new_fraud: str | None, refunded: int | No
         # notification) is no change; only a growing amount is a new one.
         return refunded is not None and refunded > (txn.refunded_amount or 0)
     return can_move(txn.status, new, current_fraud=txn.fraud_status, new_fraud=new_fraud)
+
+
+def _keep_fraud_status(txn: Transaction, new: str, new_fraud: str | None) -> None:
+    """Midtrans's fraud_status for the status the (locked) order already has is kept as it
+    says (a pending Core charge's `accept`), like its other fields: no move, no callback.
+    Only when it changes nothing the order means: a capture's review is a move (`can_move`),
+    and no word (None) never erases one."""
+    if (
+        new == txn.status
+        and new_fraud is not None
+        and new_fraud != txn.fraud_status
+        and outcome_of(new, new_fraud) == outcome_of(txn.status, txn.fraud_status)
+    ):
+        txn.fraud_status = new_fraud
 
 
 REOPENED = "after the gateway marked the order"
