@@ -66,9 +66,7 @@ def charge():
         callback_policy=gateway().callback_policy,
     )
     txn = result.transaction
-    if txn.snap_token is None and txn.payment_details is None:
-        # No link to give: Midtrans already holds this order's payment (adopted, or rebuilt
-        # after a restore). The client gets its status, as GET /status would answer.
+    if not result.has_link:  # the client gets the status, as GET /status would answer
         return jsonify(payments.status_view(txn, live=True)), 200
     response = jsonify(charge_answer(txn))
     response.status_code = 201

@@ -1,6 +1,8 @@
 """Renewing an unpaid order (SPEC "Renewing an unpaid order"): POST /charge again for an order
-whose last link is dead makes a new attempt under a fresh Midtrans order id; a paid order is
-never charged again; a payment on an old attempt after a renewal is applied and flagged."""
+whose last link is dead makes a new attempt, under a fresh Midtrans order id wherever Midtrans
+may hold a payment for the old one (else under the same id, which revokes the old page); a
+paid order is never charged again; a payment on an old attempt after a renewal is applied and
+flagged."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import responses
+import support
 from support import (
     API_BASE,
     NOTIFICATION_CODES,
@@ -35,9 +38,8 @@ def midtrans_status(order_id: str, status: str, *, amount: int = AMOUNT, **extra
 
 
 def charge(client, headers, *, amount: int = AMOUNT, **extra):
-    return client.post(
-        "/charge", json={"order_id": ORDER, "amount": amount, **extra}, headers=headers
-    )
+    """POST /charge of ORDER (Snap's answers are set up by each test); the answer."""
+    return support.charge(client, headers, None, ORDER, amount, expect=None, **extra)
 
 
 def snap_calls(midtrans) -> list[dict]:
@@ -145,7 +147,10 @@ def test_a_dead_link_with_no_payment_at_midtrans_is_renewed(client, app_key, mid
     renewed = charge(client, app_key)
 
     assert renewed.status_code == 201 and renewed.json["token"] == "tok-2"
-    assert FRESH_ID.match(snap_calls(midtrans)[-1]["transaction_details"]["order_id"])
+    # Midtrans holds nothing under the old id: it is used again, so Midtrans's new token
+    # revokes the old page ("only the latest one is active") and nobody pays both.
+    assert snap_calls(midtrans)[-1]["transaction_details"]["order_id"] == ORDER
+    assert row(client).midtrans_order_ids == [ORDER]
     moves = [(e.from_status, e.to_status, e.source) for e in events(client)]
     assert moves == [
         (None, "pending", "charge"),
@@ -315,3 +320,78 @@ def test_an_order_without_attempt_rows_keeps_its_old_id_when_renewed(client, app
     txn = row(client)
     assert (txn.status, txn.midtrans_order_id) == ("settlement", ORDER)
     assert "earlier attempt" in txn.flag
+
+
+NO_TRANSACTION = {"status_code": "404", "status_message": "Transaction doesn't exist."}
+
+
+def cancel_unopened_link(client, app_key, midtrans) -> None:
+    """The client cancels its link before the payer chose a method: Midtrans has nothing."""
+    midtrans.add(responses.POST, f"{API_BASE}/v2/{ORDER}/cancel", json=NO_TRANSACTION, status=404)
+    cancelled = client.post(f"/transactions/{ORDER}/cancel", headers=app_key)
+    assert cancelled.status_code == 200 and cancelled.json["outcome"] == "cancelled"
+
+
+def test_a_link_cancelled_before_anyone_opened_it_is_renewed_under_the_same_id(
+    client, app_key, midtrans
+):
+    snap_ok(midtrans, token="tok-1")
+    assert charge(client, app_key).status_code == 201
+    cancel_unopened_link(client, app_key, midtrans)
+    snap_ok(midtrans, token="tok-2")
+
+    renewed = charge(client, app_key, amount=175000)
+
+    assert renewed.status_code == 201 and renewed.json["token"] == "tok-2"
+    sent = snap_calls(midtrans)[-1]["transaction_details"]
+    assert (sent["order_id"], sent["gross_amount"]) == (ORDER, 175000)
+    # The old page is revoked by the new token; the payment of the new one is simply paid.
+    notify(client, midtrans_status(ORDER, "settlement", amount=175000), midtrans)
+    txn = row(client)
+    assert (txn.status, txn.amount, txn.flag) == ("settlement", 175000, None)
+    assert txn.midtrans_order_ids == [ORDER]
+
+
+def test_a_payment_chosen_on_the_old_page_meanwhile_is_adopted_not_charged_again(
+    client, app_key, midtrans
+):
+    """Between the cancel and the renewal the payer chose a method on the old page: Midtrans
+    says the id is taken, and that payment becomes the order's (flagged), no second link."""
+    snap_ok(midtrans, token="tok-1")
+    assert charge(client, app_key).status_code == 201
+    cancel_unopened_link(client, app_key, midtrans)
+    support.snap_rejects(midtrans, 400, "transaction_details.order_id has already been taken")
+    midtrans.add(responses.GET, status_url(ORDER), json=midtrans_status(ORDER, "pending"))
+
+    answer = charge(client, app_key)
+
+    assert answer.status_code == 200 and answer.json["transaction_status"] == "pending"
+    assert len(snap_calls(midtrans)) == 2
+    txn = row(client)
+    assert txn.midtrans_order_id == ORDER and txn.midtrans_transaction_id == "tx-INV-7-pending"
+    assert txn.flag  # a person looks at it: paid on a page the client had cancelled
+    assert any("adopted" in (e.detail or "") for e in events(client))
+
+
+def test_an_id_used_again_keeps_the_amount_its_last_attempt_charged(client, app_key, midtrans):
+    snap_ok(midtrans, token="tok-1")
+    assert charge(client, app_key).status_code == 201
+    cancel_unopened_link(client, app_key, midtrans)
+    snap_ok(midtrans, token="tok-2")
+    assert charge(client, app_key, amount=175000).status_code == 201  # the same id again
+    # Midtrans itself expires that payment: it may hold it, so the next renewal is fresh.
+    apply_status(client, app_key, midtrans, midtrans_status(ORDER, "expire", amount=175000))
+    snap_ok(midtrans, token="tok-3")
+    assert charge(client, app_key, amount=99000).status_code == 201
+    newer = row(client).midtrans_order_id
+    assert FRESH_ID.match(newer)
+    with client.application.app_context():
+        kept = {a.midtrans_order_id: a.amount for a in db.session.query(PaymentAttempt)}
+    assert kept == {ORDER: 175000, newer: 99000}
+
+    # A late payment under the old id is judged by what that id charged last: no mismatch.
+    notify(client, midtrans_status(ORDER, "settlement", amount=175000), midtrans)
+
+    txn = row(client)
+    assert (txn.status, txn.amount, txn.midtrans_order_id) == ("settlement", 175000, ORDER)
+    assert "earlier attempt" in txn.flag and "amount" not in txn.flag

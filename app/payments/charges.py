@@ -68,6 +68,15 @@ CHECK_FIRST = -1
 class ChargeResult:
     transaction: Transaction
     replayed: bool
+    adopted: bool = False  # Midtrans already held a payment under the order's id: no new link
+
+    @property
+    def has_link(self) -> bool:
+        """Whether the answer is something to pay (a link, a Core charge's details); else it
+        is the order's status: Midtrans already holds its payment (adopted, or the order was
+        rebuilt from Midtrans's word after a restore)."""
+        txn = self.transaction
+        return not self.adopted and (txn.snap_token is not None or txn.payment_details is not None)
 
 
 # How long a Core payment lives when Midtrans's answer has no expiry_time and the request
@@ -201,7 +210,7 @@ def create_charge(
                 raise
             adopted = _adopt_taken_order(txn.id, attempt, midtrans=midtrans, error=err)
             if adopted is not None:
-                return ChargeResult(adopted, replayed=False)
+                return ChargeResult(adopted, replayed=False, adopted=True)
             continue  # the id is taken by an order nobody paid: a fresh one next time
         except MidtransAuthError as err:
             _end_attempt(txn.id, attempt, LinkState.FAILED, error=err)
@@ -446,9 +455,8 @@ def _reuse(
             details={"field": "order_id"},
         )
     # The last attempt failed or its outcome is unknown (no link was ever shown), or its link
-    # is dead (a renewal): the request, even with other details, gets a new attempt. A
-    # renewal always takes a fresh Midtrans order id: Midtrans holds the old one.
-    reuse_id = txn.link_state == LinkState.FAILED
+    # is dead (a renewal): the request, even with other details, gets a new attempt.
+    reuse_id = txn.link_state == LinkState.FAILED or (renewing and _midtrans_holds_none(txn))
     if not reuse_id:
         keep_current_attempt_id(txn)  # with the amount it charged, before that changes
     txn.attempt += 1
@@ -465,6 +473,18 @@ def _reuse(
         )
         record_attempt_id(txn, txn.midtrans_order_id)
     return txn.attempt
+
+
+def _midtrans_holds_none(txn: Transaction) -> bool:
+    """Whether a renewal may charge under the order's current Midtrans order id again: the
+    gateway itself ended its attempt (the link expired, or was cancelled or expired, before
+    the payer chose a method) and Midtrans holds no transaction for it. A new Snap token for
+    that id revokes the old link's page (seed 004: an order id is taken only by a pending or
+    paid transaction), so the payer cannot pay the old link and the new one. Wherever Midtrans
+    may hold a payment (a Core charge, a denied card, an unknown outcome), the renewal takes a
+    fresh id; should a payer have chosen a method on the old page meanwhile, Midtrans answers
+    "order id taken" and that payment is adopted (`_adopt_taken_order`)."""
+    return txn.status_by_gateway and txn.midtrans_transaction_id is None
 
 
 def process_identity() -> str:

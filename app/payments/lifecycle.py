@@ -137,17 +137,20 @@ def record_attempt_id(txn: Transaction, midtrans_order_id: str) -> None:
 
 def keep_current_attempt_id(txn: Transaction) -> None:
     """Before the (locked) order moves to a new Midtrans order id: its current one has its
-    row (an order rebuilt after a restore got none), so Midtrans's later word about it still
-    finds the order."""
+    row (an order rebuilt after a restore got none) with the amount its last attempt charged
+    (an id used again after a refused or unopened attempt may have charged another amount),
+    so Midtrans's later word about it still finds the order and is judged by that amount."""
     kept = db.session.execute(
-        select(PaymentAttempt.id).where(PaymentAttempt.midtrans_order_id == txn.midtrans_order_id)
-    ).first()
+        select(PaymentAttempt).where(PaymentAttempt.midtrans_order_id == txn.midtrans_order_id)
+    ).scalar_one_or_none()
     if kept is None:
         db.session.add(
             PaymentAttempt(
                 transaction_id=txn.id, midtrans_order_id=txn.midtrans_order_id, amount=txn.amount
             )
         )
+    else:
+        kept.amount = txn.amount
 
 
 def attempt_amount(txn: Transaction, midtrans_order_id: str) -> int:
