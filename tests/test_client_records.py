@@ -7,35 +7,16 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import responses
-from support import API_BASE, snap_ok, status_url
+from support import API_BASE, charge, status_answer, status_url
 
 from app.extensions import db
 from app.models import Transaction
 
-SETTLED = {
-    "status_code": "200",
-    "status_message": "Success, transaction is found",
-    "transaction_id": "e67a2012-3208-4b3e-a3c1-222222222222",
-    "gross_amount": "10000.00",
-    "currency": "IDR",
-    "payment_type": "bank_transfer",
-    "transaction_time": "2026-11-21 10:00:00",
-    "transaction_status": "settlement",
-    "fraud_status": "accept",
-    "va_numbers": [{"bank": "bca", "va_number": "12345678901"}],
-    "signature_key": "deadbeef" * 16,
-    "merchant_id": "G000000000",
-}
-
-
-def _charge(client, headers, midtrans, order_id, amount=10000):
-    snap_ok(midtrans, token=f"tok-{order_id}")
-    answer = client.post("/charge", json={"order_id": order_id, "amount": amount}, headers=headers)
-    assert answer.status_code == 201, answer.json
+VA = [{"bank": "bca", "va_number": "12345678901"}]
 
 
 def _settle(client, headers, midtrans, order_id, midtrans_order_id=None):
-    body = {**SETTLED, "order_id": midtrans_order_id or order_id}
+    body = status_answer(midtrans_order_id or order_id, amount=10000, va_numbers=VA)
     midtrans.add(responses.GET, status_url(midtrans_order_id or order_id), json=body)
     assert client.get(f"/status/{order_id}", headers=headers).json["outcome"] == "paid"
 
@@ -54,7 +35,7 @@ def five_orders(client, app_key, midtrans):
     """INV-1..INV-5, changed one minute apart (INV-5 last), INV-2 and INV-4 paid."""
     base = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
     for n in range(1, 6):
-        _charge(client, app_key, midtrans, f"INV-{n}")
+        charge(client, app_key, midtrans, f"INV-{n}", 10000)
     for n in (2, 4):
         _settle(client, app_key, midtrans, f"INV-{n}")
     for n in range(1, 6):
@@ -113,8 +94,8 @@ def test_an_order_changed_while_paging_is_not_shown_twice(client, app_key, five_
 def test_the_list_and_the_record_never_show_another_apps_orders(
     client, app_key, shop_key, midtrans
 ):
-    _charge(client, app_key, midtrans, "INV-1")
-    _charge(client, shop_key, midtrans, "SHOP-1")
+    charge(client, app_key, midtrans, "INV-1", 10000)
+    charge(client, shop_key, midtrans, "SHOP-1", 10000)
     assert [r["order_id"] for r in client.get("/transactions", headers=shop_key).json["data"]] == [
         "SHOP-1"
     ]
@@ -127,7 +108,7 @@ def test_the_list_and_the_record_never_show_another_apps_orders(
 
 
 def test_one_record_carries_its_timeline(client, app_key, midtrans):
-    _charge(client, app_key, midtrans, "INV-9")
+    charge(client, app_key, midtrans, "INV-9", 10000)
     _settle(client, app_key, midtrans, "INV-9")
     calls = len(midtrans.calls)
     record = client.get("/transactions/INV-9", headers=app_key)
@@ -135,7 +116,7 @@ def test_one_record_carries_its_timeline(client, app_key, midtrans):
     assert len(midtrans.calls) == calls  # from the records: Midtrans is not asked
     body = record.json
     assert body["order_id"] == "INV-9" and body["outcome"] == "paid"
-    assert body["va_numbers"] == [{"bank": "bca", "va_number": "12345678901"}]
+    assert body["va_numbers"] == VA
     steps = [(e["from_status"], e["to_status"], e["source"]) for e in body["events"]]
     assert steps[-1] == ("pending", "settlement", "status")
     assert all(e["at"].endswith("+00:00") for e in body["events"])

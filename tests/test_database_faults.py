@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import responses
+import support
 from kit.endpoints import SocketServer
 from sqlalchemy import text
 from support import cli_for, make_app, signed, snap_ok, status_url
@@ -37,8 +38,9 @@ def sqlite_gateway(env, build_app, tmp_path, midtrans):
 
 
 def charge(client, headers, order_id=None):
+    """POST /charge of 5000 (a new order id unless given; Snap is set up once); the answer."""
     order_id = order_id or "O-" + uuid.uuid4().hex[:10]
-    return client.post("/charge", json={"order_id": order_id, "amount": 5000}, headers=headers)
+    return support.charge(client, headers, None, order_id, 5000, expect=None)
 
 
 def notification(order_id: str) -> bytes:
