@@ -28,13 +28,12 @@ T0 = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
 FLAG = "amount mismatch: Midtrans says 1000.00, the order is 7000; settlement not applied"
 
 
+pytestmark = pytest.mark.usefixtures("loopback_callbacks")
+
+
 @pytest.fixture
 def env(env):
-    return {
-        **env,
-        "ALERT_WEBHOOK_URL": "http://127.0.0.1:9/alerts",
-        "CALLBACK_ALLOWED_HOSTS": "127.0.0.1",
-    }
+    return {**env, "ALERT_WEBHOOK_URL": "http://127.0.0.1:9/alerts"}
 
 
 @pytest.fixture(autouse=True)
@@ -277,7 +276,6 @@ def test_the_worker_sends_one_signed_alert_to_a_local_receiver(
         **env,
         "ALERT_WEBHOOK_URL": receiver.url,
         "ALERT_SIGNING_SECRET": SECRET,
-        "CALLBACK_ALLOWED_HOSTS": "127.0.0.1",
         "MIDTRANS_API_BASE_URL": "http://127.0.0.1:9",
     }
     flask_app = client.application

@@ -10,6 +10,7 @@ import pytest
 from support import cli_for, make_app
 
 from app.auth import AuthCache, ClientApp
+from app.services import gateway
 
 BOUND = 5.0
 
@@ -24,7 +25,7 @@ class Clock:
 
 def host(flask_app, epoch_file, clock: Clock) -> None:
     """Run `flask_app` as a gateway on a host whose processes share `epoch_file`."""
-    flask_app.extensions["gateway_auth_cache"] = AuthCache(BOUND, epoch_file, clock=clock)
+    gateway(flask_app).auth_cache = AuthCache(BOUND, epoch_file, clock=clock)
 
 
 @pytest.fixture
@@ -132,11 +133,11 @@ def test_no_cache_with_zero_seconds(env, build_app, tmp_path):
     assert not accepted(api, shop)
 
 
-def test_the_cache_keeps_no_key_and_no_secret(env, build_app):
-    api = build_app({**env, "CALLBACK_ALLOWED_HOSTS": "127.0.0.1"})
+def test_the_cache_keeps_no_key_and_no_secret(env, build_app, loopback_callbacks):
+    api = build_app(env)
     shop = make_app(cli_for(api), "shop", "--callback-url", "http://127.0.0.1:9/hook")
     assert accepted(api, shop)
-    cache = api.extensions["gateway_auth_cache"]
+    cache = gateway(api).auth_cache
     kept = repr(vars(cache))
     assert shop["X-Api-Key"] not in kept
     assert "whsec_" not in kept and "signing_secret" not in kept

@@ -144,8 +144,7 @@ def endpoints():
 
 
 @pytest.fixture
-def env(env):
-    env["CALLBACK_ALLOWED_HOSTS"] = "127.0.0.1"
+def env(env, loopback_callbacks):
     env["CALLBACK_TIMEOUT"] = str(TIMEOUT)
     return env
 

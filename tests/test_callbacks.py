@@ -41,10 +41,7 @@ def receiver(served):
     return served(CallbackReceiver(verify=False, path="/midtrans-updates"))
 
 
-@pytest.fixture
-def env(env):
-    env["CALLBACK_ALLOWED_HOSTS"] = "127.0.0.1"
-    return env
+pytestmark = pytest.mark.usefixtures("loopback_callbacks")
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from midtrans_samples import (
     SNAP_NOTIFICATION_PARTIAL_REFUND,
     SNAP_NOTIFICATION_SETTLEMENT,
 )
-from support import API_BASE, make_app, signed, snap_ok
+from support import API_BASE, charge, make_app, signed, snap_ok, status_answer_for
 
 from app.extensions import db
 from app.models import App, CallbackEvent, EventSource, LinkState, Transaction, TransactionEvent
@@ -32,9 +32,8 @@ STATUS_URL = f"{API_BASE}/v2/{ORDER}/status"
 
 
 @pytest.fixture
-def env(env):
+def env(env, loopback_callbacks):
     env["MIDTRANS_SERVER_KEY"] = FIXTURE_SERVER_KEY
-    env["CALLBACK_ALLOWED_HOSTS"] = "127.0.0.1"
     return env
 
 
@@ -46,17 +45,7 @@ def shop(cli) -> dict[str, str]:
 
 @pytest.fixture
 def order(client, shop, midtrans):
-    snap_ok(midtrans)
-    resp = client.post("/charge", json={"order_id": ORDER, "amount": 150000}, headers=shop)
-    assert resp.status_code == 201
-
-
-def answer_of(notification: dict, **changes) -> dict:
-    """What the status API says when it agrees with the notification."""
-    answer = {k: v for k, v in notification.items() if k != "signature_key"}
-    answer["status_message"] = "Success, transaction is found"
-    answer.update(changes)
-    return answer
+    charge(client, shop, midtrans, ORDER, 150000)
 
 
 def notify(client, body: dict):
@@ -104,7 +93,7 @@ def test_outcome_follows_the_contract(status, fraud, outcome, paid):
 
 
 def test_status_answers_outcome_paid_and_amounts(client, shop, order, midtrans):
-    midtrans.add(responses.GET, STATUS_URL, json=answer_of(SETTLEMENT))
+    midtrans.add(responses.GET, STATUS_URL, json=status_answer_for(SETTLEMENT))
     view = client.get(f"/status/{ORDER}", headers=shop).json
     assert view["transaction_status"] == "settlement"
     assert (view["outcome"], view["paid"]) == ("paid", True)
@@ -113,7 +102,7 @@ def test_status_answers_outcome_paid_and_amounts(client, shop, order, midtrans):
 
 
 def test_a_challenged_capture_is_never_paid(client, shop, order, midtrans):
-    challenged = answer_of(
+    challenged = status_answer_for(
         SETTLEMENT, transaction_status="capture", fraud_status="challenge", status_code="201"
     )
     midtrans.add(responses.GET, STATUS_URL, json=challenged)
@@ -153,7 +142,7 @@ FEE_AT_TOP = {
 @pytest.mark.parametrize("fee_fields", [FEE_IN_METADATA, FEE_AT_TOP], ids=["metadata", "top"])
 def test_a_fee_imposed_payment_is_paid(client, shop, order, midtrans, fee_fields):
     note = signed(**fee_fields)
-    midtrans.add(responses.GET, STATUS_URL, json=answer_of(note))
+    midtrans.add(responses.GET, STATUS_URL, json=status_answer_for(note))
 
     resp = notify(client, note)
 
@@ -177,7 +166,7 @@ def test_a_fee_imposed_payment_is_paid(client, shop, order, midtrans, fee_fields
 )
 def test_an_amount_the_fee_does_not_explain_is_flagged(client, order, midtrans, fee_fields):
     note = signed(**fee_fields)
-    midtrans.add(responses.GET, STATUS_URL, json=answer_of(note))
+    midtrans.add(responses.GET, STATUS_URL, json=status_answer_for(note))
 
     resp = notify(client, note)
 
@@ -212,7 +201,7 @@ def _refunded(answer: dict, *amounts: int) -> dict:
 
 
 def test_one_partial_refund_gives_one_callback(client, shop, order, midtrans):
-    settled = answer_of(SETTLEMENT)
+    settled = status_answer_for(SETTLEMENT)
     midtrans.add(responses.GET, STATUS_URL, json=settled)
     client.get(f"/status/{ORDER}", headers=shop)
     before = len(callbacks(client))
@@ -268,7 +257,7 @@ def test_a_payment_after_the_gateway_expired_the_link_is_applied_and_flagged(
     client, shop, order, midtrans
 ):
     _expire_by_gateway(client)
-    midtrans.add(responses.GET, STATUS_URL, json=answer_of(SETTLEMENT))
+    midtrans.add(responses.GET, STATUS_URL, json=status_answer_for(SETTLEMENT))
 
     resp = notify(client, SETTLEMENT)
 
@@ -292,7 +281,7 @@ def test_a_method_chosen_after_the_gateway_expired_the_link_reopens_the_order(
     client, shop, order, midtrans
 ):
     _expire_by_gateway(client)
-    pending = answer_of(SETTLEMENT, transaction_status="pending", status_code="201")
+    pending = status_answer_for(SETTLEMENT, transaction_status="pending", status_code="201")
     midtrans.add(responses.GET, STATUS_URL, json=pending)
 
     view = client.get(f"/status/{ORDER}", headers=shop).json
@@ -302,25 +291,25 @@ def test_a_method_chosen_after_the_gateway_expired_the_link_reopens_the_order(
     assert txn.flag and txn.next_check_at is not None  # the worker watches it again
 
     # ...and when it is paid, the flag says so.
-    midtrans.replace(responses.GET, STATUS_URL, json=answer_of(SETTLEMENT))
+    midtrans.replace(responses.GET, STATUS_URL, json=status_answer_for(SETTLEMENT))
     assert client.get(f"/status/{ORDER}", headers=shop).json["outcome"] == "paid"
     assert row(client).flag.startswith("paid after the gateway expired it")
 
 
 def test_an_expiry_midtrans_itself_reported_stays_final(client, shop, order, midtrans):
-    expired = answer_of(SETTLEMENT, transaction_status="expire", status_code="407")
+    expired = status_answer_for(SETTLEMENT, transaction_status="expire", status_code="407")
     midtrans.add(responses.GET, STATUS_URL, json=expired)
     client.get(f"/status/{ORDER}", headers=shop)
     assert row(client).status_by_gateway is False
 
-    midtrans.replace(responses.GET, STATUS_URL, json=answer_of(SETTLEMENT))
+    midtrans.replace(responses.GET, STATUS_URL, json=status_answer_for(SETTLEMENT))
     client.get(f"/status/{ORDER}", headers=shop)
     assert row(client).status == "expire"  # Midtrans's own expire is final
 
 
 def test_midtrans_agreeing_with_the_gateways_expiry_clears_the_mark(client, shop, order, midtrans):
     _expire_by_gateway(client)
-    expired = answer_of(SETTLEMENT, transaction_status="expire", status_code="407")
+    expired = status_answer_for(SETTLEMENT, transaction_status="expire", status_code="407")
     midtrans.add(responses.GET, STATUS_URL, json=expired)
     client.get(f"/status/{ORDER}", headers=shop)
     txn = row(client)
@@ -335,11 +324,11 @@ def test_an_unsigned_transaction_id_cannot_pick_another_order(client, shop, orde
     client.post("/charge", json={"order_id": "OTHER-1", "amount": 150000}, headers=shop)
     other_url = f"{API_BASE}/v2/OTHER-1/status"
     midtrans.add(
-        responses.GET, STATUS_URL, json=answer_of(SETTLEMENT, transaction_status="pending")
+        responses.GET, STATUS_URL, json=status_answer_for(SETTLEMENT, transaction_status="pending")
     )
-    midtrans.add(responses.GET, other_url, json={**answer_of(SETTLEMENT), "order_id": "OTHER-1"})
+    midtrans.add(responses.GET, other_url, json=status_answer_for(SETTLEMENT, order_id="OTHER-1"))
     by_txn_id = f"{API_BASE}/v2/other-txn-id/status"
-    midtrans.add(responses.GET, by_txn_id, json={**answer_of(SETTLEMENT), "order_id": "OTHER-1"})
+    midtrans.add(responses.GET, by_txn_id, json=status_answer_for(SETTLEMENT, order_id="OTHER-1"))
 
     # A genuine notification of ORDER, replayed with OTHER-1's transaction id (not signed).
     notify(client, {**SETTLEMENT, "transaction_id": "other-txn-id"})
@@ -522,7 +511,7 @@ def test_a_refund_never_exceeds_what_is_left(client, shop, order, midtrans):
     from app.errors import InvalidRequestError
     from app.payments import refund_transaction
 
-    midtrans.add(responses.GET, STATUS_URL, json=_refunded(answer_of(SETTLEMENT), 50000))
+    midtrans.add(responses.GET, STATUS_URL, json=_refunded(status_answer_for(SETTLEMENT), 50000))
     client.get(f"/status/{ORDER}", headers=shop)
     refunds = midtrans.add(responses.POST, f"{API_BASE}/v2/{ORDER}/refund", json={})
     with client.application.app_context():
@@ -539,7 +528,7 @@ def test_a_challenged_capture_cannot_be_refunded(client, shop, order, midtrans):
     from app.errors import InvalidStateError
     from app.payments import refund_transaction
 
-    challenged = answer_of(
+    challenged = status_answer_for(
         SETTLEMENT, transaction_status="capture", fraud_status="challenge", status_code="201"
     )
     midtrans.add(responses.GET, STATUS_URL, json=challenged)

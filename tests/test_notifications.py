@@ -19,7 +19,7 @@ from midtrans_samples import (
     SNAP_NOTIFICATION_SETTLEMENT,
 )
 from sqlalchemy import text
-from support import API_BASE, signed, snap_ok
+from support import API_BASE, charge, signed, snap_ok, status_answer_for
 
 from app.extensions import db
 from app.midtrans import signature_for
@@ -39,22 +39,10 @@ SETTLEMENT = SNAP_NOTIFICATION_SETTLEMENT
 STATUS_URL = f"{API_BASE}/v2/{SETTLEMENT['order_id']}/status"  # by the signed order_id
 
 
-def status_answer(notification: dict, **changes) -> dict:
-    """What the status API says about the notification's transaction."""
-    answer = {k: v for k, v in notification.items() if k != "signature_key"}
-    answer["status_message"] = "Success, transaction is found"
-    answer.update(changes)
-    return answer
-
-
 @pytest.fixture
 def order(client, app_key, midtrans):
     """The user's app holds order ORDER-sandbox-0001 for 150,000 (no prefix), still pending."""
-    snap_ok(midtrans)
-    resp = client.post(
-        "/charge", json={"order_id": SETTLEMENT["order_id"], "amount": 150000}, headers=app_key
-    )
-    assert resp.status_code == 201
+    charge(client, app_key, midtrans, SETTLEMENT["order_id"], 150000)
 
 
 def post(client, body) -> object:
@@ -90,7 +78,7 @@ def env(env):
 
 
 def test_settlement_is_confirmed_by_the_status_api_then_applied(client, order, midtrans):
-    midtrans.add(responses.GET, STATUS_URL, json=status_answer(SETTLEMENT))
+    midtrans.add(responses.GET, STATUS_URL, json=status_answer_for(SETTLEMENT))
 
     resp = post(client, SETTLEMENT)
 
@@ -126,7 +114,7 @@ FORGERIES = {
 
 @pytest.mark.parametrize("forged", FORGERIES.values(), ids=FORGERIES.keys())
 def test_forged_or_tampered_notifications_change_nothing(client, order, midtrans, forged):
-    midtrans.add(responses.GET, STATUS_URL, json=status_answer(SETTLEMENT))
+    midtrans.add(responses.GET, STATUS_URL, json=status_answer_for(SETTLEMENT))
 
     resp = post(client, forged)
 
@@ -142,7 +130,7 @@ def test_an_edited_transaction_status_is_not_trusted(client, order, midtrans):
     midtrans.add(
         responses.GET,
         STATUS_URL,
-        json=status_answer(SETTLEMENT, transaction_status="pending", status_code="201"),
+        json=status_answer_for(SETTLEMENT, transaction_status="pending", status_code="201"),
     )
     forged = {**SETTLEMENT, "transaction_status": "refund"}  # status_code 200 still fits
     resp = post(client, forged)
@@ -172,7 +160,7 @@ def test_malformed_notifications_are_stored_as_rejected(client, order, raw):
 
 
 def test_duplicates_are_answered_200_and_applied_once(client, order, midtrans):
-    midtrans.add(responses.GET, STATUS_URL, json=status_answer(SETTLEMENT))
+    midtrans.add(responses.GET, STATUS_URL, json=status_answer_for(SETTLEMENT))
     answers = [post(client, SETTLEMENT) for _ in range(3)]
     assert [a.status_code for a in answers] == [200, 200, 200]
     assert notifications(client) == [("applied", True), ("unchanged", True), ("unchanged", True)]
@@ -182,7 +170,7 @@ def test_duplicates_are_answered_200_and_applied_once(client, order, midtrans):
 
 
 def test_a_late_pending_notification_never_moves_settlement_back(client, order, midtrans):
-    midtrans.add(responses.GET, STATUS_URL, json=status_answer(SETTLEMENT))
+    midtrans.add(responses.GET, STATUS_URL, json=status_answer_for(SETTLEMENT))
     post(client, SETTLEMENT)
     pending = signed(
         SNAP_NOTIFICATION_PENDING,
@@ -193,7 +181,7 @@ def test_a_late_pending_notification_never_moves_settlement_back(client, order, 
     midtrans.replace(
         responses.GET,
         STATUS_URL,
-        json=status_answer(SETTLEMENT, transaction_status="pending", status_code="201"),
+        json=status_answer_for(SETTLEMENT, transaction_status="pending", status_code="201"),
     )
     assert post(client, pending).status_code == 200
     assert txn_status(client) == "settlement"
@@ -201,7 +189,7 @@ def test_a_late_pending_notification_never_moves_settlement_back(client, order, 
 
 def test_new_unknown_fields_never_break_parsing(client, order, midtrans):
     body = signed(new_field={"nested": [1, 2]}, issuer="gopay", metadata={"x": 1}, acquirer="gopay")
-    midtrans.add(responses.GET, STATUS_URL, json=status_answer(SETTLEMENT))
+    midtrans.add(responses.GET, STATUS_URL, json=status_answer_for(SETTLEMENT))
     assert post(client, body).json["outcome"] == "applied"
 
 
@@ -218,7 +206,7 @@ def test_an_amount_mismatch_is_flagged_and_not_paid(client, app_key, midtrans):
     client.post(
         "/charge", json={"order_id": SETTLEMENT["order_id"], "amount": 1000}, headers=app_key
     )
-    midtrans.add(responses.GET, STATUS_URL, json=status_answer(SETTLEMENT))
+    midtrans.add(responses.GET, STATUS_URL, json=status_answer_for(SETTLEMENT))
     resp = post(client, SETTLEMENT)
     assert resp.status_code == 200
     assert resp.json["outcome"] == "flagged"
@@ -237,7 +225,7 @@ def test_status_api_down_keeps_it_unconfirmed_for_the_worker(client, order, midt
     assert resp.json["outcome"] == "unconfirmed"
     assert txn_status(client) == "pending"
 
-    midtrans.replace(responses.GET, STATUS_URL, json=status_answer(SETTLEMENT))
+    midtrans.replace(responses.GET, STATUS_URL, json=status_answer_for(SETTLEMENT))
     app = client.application
     with app.app_context():
         note = db.session.query(Notification).one()
@@ -256,7 +244,7 @@ def test_expire_sample_with_status_code_202_is_accepted(client, app_key, midtran
     )
     url = f"{API_BASE}/v2/{SNAP_NOTIFICATION_EXPIRE['order_id']}/status"
     midtrans.add(
-        responses.GET, url, json=status_answer(SNAP_NOTIFICATION_EXPIRE, status_code="407")
+        responses.GET, url, json=status_answer_for(SNAP_NOTIFICATION_EXPIRE, status_code="407")
     )
     assert post(client, SNAP_NOTIFICATION_EXPIRE).json["outcome"] == "applied"
     assert txn_status(client) == "expire"

@@ -9,7 +9,7 @@ import json
 import pytest
 import responses
 from kit.endpoints import CallbackReceiver
-from support import SNAP_URL, charge, hook_app, make_app, status_url
+from support import SNAP_URL, charge, hook_app, make_app, status_answer, status_url
 
 from app import payments
 from app.callback_sender import AddressPolicy, CallbackClient
@@ -26,23 +26,13 @@ ECHO = {
 
 
 def settled(midtrans_order_id: str, amount: int = 7000) -> dict:
-    return {
-        "status_code": "200",
-        "transaction_id": f"tx-{midtrans_order_id}",
-        "order_id": midtrans_order_id,
-        "gross_amount": f"{amount}.00",
-        "currency": "IDR",
-        "payment_type": "gopay",
-        "transaction_status": "settlement",
-        "fraud_status": "accept",
-        "custom_field1": "what Midtrans echoes",
-    }
+    """Midtrans's status answer for a paid order, echoing a custom field of its own."""
+    return status_answer(
+        midtrans_order_id, amount=amount, payment_type="gopay", custom_field1="what Midtrans echoes"
+    )
 
 
-@pytest.fixture
-def env(env):
-    env["CALLBACK_ALLOWED_HOSTS"] = "127.0.0.1"
-    return env
+pytestmark = pytest.mark.usefixtures("loopback_callbacks")
 
 
 @pytest.fixture

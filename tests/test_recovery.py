@@ -8,18 +8,14 @@ import json
 import pytest
 import requests
 import responses
-from support import API_BASE, SNAP_URL, make_app, signed, snap_ok, snap_rejects
+from support import API_BASE, SNAP_URL, make_app, signed, snap_ok, snap_rejects, status_answer
 
 from app.extensions import db
 from app.models import CallbackEvent, Notification, Transaction, TransactionEvent
 from app.payments import confirm_due_notifications
 from app.services import gateway
 
-
-@pytest.fixture
-def env(env):
-    env["CALLBACK_ALLOWED_HOSTS"] = "127.0.0.1"
-    return env
+pytestmark = pytest.mark.usefixtures("loopback_callbacks")
 
 
 @pytest.fixture
@@ -30,20 +26,7 @@ def shop(cli) -> dict[str, str]:
 
 def settled(midtrans_order_id: str, amount: int = 150000, **changes) -> dict:
     """Midtrans's status answer (and, signed, its notification) for a paid order."""
-    body = {
-        "status_code": "200",
-        "status_message": "Success, transaction is found",
-        "transaction_id": "tx-" + midtrans_order_id,
-        "order_id": midtrans_order_id,
-        "gross_amount": f"{amount}.00",
-        "currency": "IDR",
-        "payment_type": "bank_transfer",
-        "transaction_status": "settlement",
-        "fraud_status": "accept",
-        "transaction_time": "2026-11-26 10:00:00",
-    }
-    body.update(changes)
-    return body
+    return status_answer(midtrans_order_id, amount=amount, **changes)
 
 
 def notify(client, body: dict):

@@ -31,10 +31,7 @@ ATTEMPT_TIMEOUT = 0.6
 EVENTS_PER_APP = 8
 
 
-@pytest.fixture
-def env(env):
-    env["CALLBACK_ALLOWED_HOSTS"] = "127.0.0.1"
-    return env
+pytestmark = pytest.mark.usefixtures("loopback_callbacks")
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import requests
 import responses
 from kit.endpoints import LocalServer, Received
 from sqlalchemy import select, update
-from support import charge, hook_app
+from support import charge, hook_app, status_answer
 
 from app.extensions import db
 from app.models import App, CallbackAttempt, CallbackEvent, Transaction
@@ -56,24 +56,12 @@ def servers(served):
     return make
 
 
-@pytest.fixture
-def env(env):
-    env["CALLBACK_ALLOWED_HOSTS"] = "127.0.0.1"
-    return env
+pytestmark = pytest.mark.usefixtures("loopback_callbacks")
 
 
 def settled_answer(midtrans_order_id: str) -> dict:
     """Midtrans's status answer for a paid order of 7000."""
-    return {
-        "status_code": "200",
-        "transaction_id": f"tx-{midtrans_order_id}",
-        "order_id": midtrans_order_id,
-        "gross_amount": "7000.00",
-        "currency": "IDR",
-        "payment_type": "gopay",
-        "transaction_status": "settlement",
-        "fraud_status": "accept",
-    }
+    return status_answer(midtrans_order_id, amount=7000, payment_type="gopay")
 
 
 def start_worker(env: dict[str, str], **settings: str) -> Piped:
