@@ -158,6 +158,28 @@ def test_cancelling_a_link_nobody_opened_stops_it(client):
     assert cancelled["token"] is None and cancelled["redirect_url"] is None
 
 
+def test_a_cancelled_link_renewed_revokes_the_old_page_and_only_the_new_one_is_paid(client):
+    """The payer cannot pay both: the renewal of a link nobody opened uses the same Midtrans
+    order id, and Midtrans's new token revokes the old page."""
+    first = client.charge("ORD-4", 40000)
+    old_page = first["redirect_url"]
+    assert requests.get(old_page, timeout=10).status_code == 200
+    assert client.act("ORD-4", "cancel")["outcome"] == "cancelled"
+
+    renewed = client.charge("ORD-4", 45000)
+
+    assert renewed["token"] != first["token"]
+    assert requests.get(old_page, timeout=10).status_code == 404  # revoked
+    assert requests.get(renewed["redirect_url"], timeout=10).status_code == 200
+    client.customer("ORD-4", "pay", payment_type="bank_transfer", bank="bca")
+    assert client.callbacks_until("ORD-4", "paid") == ["cancelled", "paid"]
+    record = requests.get(
+        f"{client.stack.gateway_url}/transactions/ORD-4", headers=client.headers, timeout=10
+    ).json()
+    assert (record["outcome"], record["amount"]) == ("paid", 45000)
+    assert [e["to_status"] for e in record["events"]][-2:] == ["pending", "settlement"]
+
+
 def _example_env(client) -> dict[str, str]:
     return {
         **os.environ,
