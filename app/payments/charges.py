@@ -33,12 +33,12 @@ from .lifecycle import (
     Applied,
     apply_in_unit,
     apply_midtrans_status,
+    expire_unpaid_link,
     flag_order,
     keep_current_attempt_id,
     link_alive,
     locked_transaction,
     record_attempt_id,
-    record_change,
     status_view,
 )
 from .outcomes import UNSUCCESSFUL, Outcome, outcome_of
@@ -316,21 +316,12 @@ def _settle_before_renewal(txn_id: int, attempt: int, *, midtrans: Midtrans) -> 
     answer = midtrans.get_status(ident)
     if answer is None:
         with writing():
-            txn = locked_transaction(txn_id)
-            if (
-                txn.attempt == attempt
-                and txn.link_state == LinkState.CREATED
-                and txn.status == TxStatus.PENDING
-                and not link_alive(txn)
-            ):
-                record_change(
-                    txn,
-                    TxStatus.EXPIRE,
-                    fraud_status=None,
-                    source=EventSource.CHARGE,
-                    detail="link expired unpaid (Midtrans has no transaction); renewing",
-                )
-                txn.status_by_gateway = True
+            expire_unpaid_link(
+                locked_transaction(txn_id),
+                attempt,
+                source=EventSource.CHARGE,
+                detail="link expired unpaid (Midtrans has no transaction); renewing",
+            )
         return
     if str(answer.get("transaction_status")) == TxStatus.PENDING:
         try:

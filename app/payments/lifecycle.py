@@ -177,6 +177,32 @@ def link_alive(txn: Transaction, now: datetime | None = None) -> bool:
     return txn.expires_at is None or (now or datetime.now(UTC)) < txn.expires_at
 
 
+def expire_unpaid_link(
+    txn: Transaction,
+    attempt: int,
+    *,
+    source: EventSource,
+    detail: str,
+    now: datetime | None = None,
+    grace: timedelta = timedelta(0),
+) -> bool:
+    """Midtrans has no transaction for the (locked) order's attempt `attempt` and its link is
+    dead (`grace` past its deadline): the gateway expires the order in its own name
+    (`status_by_gateway`), so a payment Midtrans reports later still wins, flagged. False,
+    changing nothing, when the order moved on meanwhile (another attempt, a payment)."""
+    if not (
+        txn.attempt == attempt
+        and txn.link_state == LinkState.CREATED
+        and txn.status == TxStatus.PENDING
+        and txn.expires_at is not None
+        and (now or datetime.now(UTC)) >= txn.expires_at + grace
+    ):
+        return False
+    record_change(txn, TxStatus.EXPIRE, fraud_status=None, source=source, detail=detail)
+    txn.status_by_gateway = True
+    return True
+
+
 class Applied(enum.StrEnum):
     CHANGED = "changed"
     UNCHANGED = "unchanged"

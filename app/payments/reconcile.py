@@ -35,10 +35,14 @@ from ..models import (
     Notification,
     NotificationOutcome,
     Transaction,
-    TxStatus,
 )
 from .charges import ATTEMPT_GRACE
-from .lifecycle import apply_midtrans_status, flag_order, locked_transaction, record_change
+from .lifecycle import (
+    apply_midtrans_status,
+    expire_unpaid_link,
+    flag_order,
+    locked_transaction,
+)
 from .notifications import confirm_notification
 from .outcomes import needs_checking
 
@@ -193,25 +197,16 @@ def reconcile_order(txn_id: int, *, midtrans: Midtrans, now: datetime) -> str:
         outcome = str(applied)
     with writing():
         txn = locked_transaction(txn_id)
-        if (
-            answer is None
-            and txn.status == TxStatus.PENDING
-            and txn.attempt == attempt
-            and txn.link_state == LinkState.CREATED
-            and txn.expires_at is not None
-            and now >= txn.expires_at + AFTER_EXPIRY
+        # The customer never picked a payment method and the link is dead: the gateway
+        # expires it and keeps asking a few days in case a payment does turn up.
+        if answer is None and expire_unpaid_link(
+            txn,
+            attempt,
+            source=EventSource.RECONCILIATION,
+            detail="Snap link expired unpaid (Midtrans has no transaction)",
+            now=now,
+            grace=AFTER_EXPIRY,
         ):
-            # The customer never picked a payment method and the link is dead. Midtrans never
-            # said so: the status is the gateway's, and it keeps asking a few days in case a
-            # payment does turn up (Midtrans's word then wins, flagged).
-            record_change(
-                txn,
-                TxStatus.EXPIRE,
-                fraud_status=None,
-                source=EventSource.RECONCILIATION,
-                detail="Snap link expired unpaid (Midtrans has no transaction)",
-            )
-            txn.status_by_gateway = True
             txn.next_check_at, txn.check_count = now + DAILY, 0
             outcome = "expired"
         else:
