@@ -10,23 +10,12 @@ from urllib.parse import urlparse
 
 import pytest
 import requests
-from e2e.servers import hooked_client_app, post_charge
-from kit.endpoints import CallbackReceiver
+from e2e.servers import post_charge
 
 pytestmark = pytest.mark.timeout(120)
 
 SIMULATOR_CLIENT_KEY = "SB-Mid-client-simulator"
 OTP = "112233"
-
-
-@pytest.fixture
-def pos(gateway, served):
-    """A client app with a callback receiver and a worker: its headers, the receiver."""
-    receiver = served(CallbackReceiver())
-    code = f"pos{int(time.time() * 1000) % 10**8}"
-    client_app, worker = hooked_client_app(gateway, receiver, code, "POS with callbacks")
-    yield client_app.headers, receiver
-    worker.stop()
 
 
 def new_order(prefix: str) -> str:
@@ -56,8 +45,8 @@ def status(gateway, headers, order_id: str) -> dict:
     return answer.json()
 
 
-def test_a_pos_sells_with_a_qris_code(gateway, pos):
-    headers, receiver = pos
+def test_a_pos_sells_with_a_qris_code(gateway, client_with_callbacks):
+    headers, receiver = client_with_callbacks
     order_id = new_order("QR")
     created = post_charge(
         gateway.gateway_url,
@@ -84,8 +73,8 @@ def test_a_pos_sells_with_a_qris_code(gateway, pos):
     assert not receiver.unverified()
 
 
-def test_a_billing_system_prints_a_bca_va_number_at_creation(gateway, pos):
-    headers, receiver = pos
+def test_a_billing_system_prints_a_bca_va_number_at_creation(gateway, client_with_callbacks):
+    headers, receiver = client_with_callbacks
     order_id = new_order("VA")
     created = post_charge(
         gateway.gateway_url, headers, order_id, 150000, payment_type="bank_transfer", bank="bca"
@@ -106,8 +95,8 @@ def test_a_billing_system_prints_a_bca_va_number_at_creation(gateway, pos):
     assert status(gateway, headers, order_id)["outcome"] == "paid"
 
 
-def test_a_mandiri_bill_at_creation(gateway, pos):
-    headers, receiver = pos
+def test_a_mandiri_bill_at_creation(gateway, client_with_callbacks):
+    headers, receiver = client_with_callbacks
     order_id = new_order("MB")
     created = post_charge(
         gateway.gateway_url,
@@ -149,8 +138,8 @@ def card_token(gateway, number: str) -> str:
 @pytest.mark.parametrize(
     ("otp", "status_after", "outcome"), [(OTP, "capture", "paid"), ("000000", "deny", "failed")]
 )
-def test_a_card_with_3ds(gateway, pos, otp, status_after, outcome):
-    headers, receiver = pos
+def test_a_card_with_3ds(gateway, client_with_callbacks, otp, status_after, outcome):
+    headers, receiver = client_with_callbacks
     order_id = new_order("CC")
     created = post_charge(
         gateway.gateway_url,
@@ -176,8 +165,8 @@ def test_a_card_with_3ds(gateway, pos, otp, status_after, outcome):
     assert status(gateway, headers, order_id)["outcome"] == outcome
 
 
-def test_a_reopened_invoice_is_paid_on_its_second_link(gateway, pos):
-    headers, receiver = pos
+def test_a_reopened_invoice_is_paid_on_its_second_link(gateway, client_with_callbacks):
+    headers, receiver = client_with_callbacks
     order_id = new_order("INV")
     first = post_charge(gateway.gateway_url, headers, order_id, 99000).json()
     first_id = midtrans_id(gateway, headers, order_id)

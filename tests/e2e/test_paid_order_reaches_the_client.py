@@ -10,19 +10,9 @@ import time
 
 import pytest
 import requests
-from e2e.servers import SIMULATOR_KEY, hooked_client_app, post_charge
-from kit.endpoints import CallbackReceiver
+from e2e.servers import SIMULATOR_KEY, post_charge
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture
-def client_with_callbacks(gateway, served):
-    receiver = served(CallbackReceiver())
-    code = f"cb{int(time.time() * 1000) % 10**8}"
-    client_app, worker = hooked_client_app(gateway, receiver, code, "shop with callbacks")
-    yield client_app.headers, receiver
-    worker.stop()
 
 
 def test_a_paid_then_refunded_order_reaches_the_client_without_polling(
