@@ -18,7 +18,6 @@ sent is stored and processed (none lost, none left unconfirmed).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import threading
@@ -30,6 +29,8 @@ from dataclasses import dataclass, field
 import requests
 import urllib3
 from sqlalchemy import create_engine, text
+
+from app.midtrans import signature_for
 
 DEFAULT_COUNT = 10_000
 SENDERS = 16
@@ -80,8 +81,7 @@ class Plan:
 def sign(body: dict, status: str, code: str, server_key: str) -> bytes:
     """`body` stating `status` with `code`, signed as Midtrans signs a notification."""
     body = {**body, "transaction_status": status, "status_code": code}
-    raw = body["order_id"] + code + body["gross_amount"] + server_key
-    body["signature_key"] = hashlib.sha512(raw.encode()).hexdigest()
+    body["signature_key"] = signature_for(body["order_id"], code, body["gross_amount"], server_key)
     return json.dumps(body).encode()
 
 

@@ -20,7 +20,6 @@ Phases (BENCH_SECONDS, default 10, scales the timed ones; the whole run takes ab
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import platform
@@ -35,6 +34,8 @@ from functools import partial
 from pathlib import Path
 
 import requests
+
+from app.midtrans import signature_for
 
 from . import load, notifications, postgres, report
 from .load import Phase, measure
@@ -180,12 +181,13 @@ def seed_orders(gateway: str, simulator: str, headers: dict, workdir: Path) -> d
 
 
 def signed(paid: dict) -> dict:
-    """A settlement notification as Midtrans sends it, signed with the simulator's key:
-    signature_key = sha512(order_id + status_code + gross_amount + server_key)."""
+    """A settlement notification as Midtrans sends it, signed with the simulator's key (the
+    gateway's own `signature_for`)."""
     body = {k: v for k, v in paid.items() if k != "order"}
     body["status_code"] = "200"
-    raw = body["order_id"] + body["status_code"] + body["gross_amount"] + SERVER_KEY
-    body["signature_key"] = hashlib.sha512(raw.encode()).hexdigest()
+    body["signature_key"] = signature_for(
+        body["order_id"], body["status_code"], body["gross_amount"], SERVER_KEY
+    )
     return body
 
 
