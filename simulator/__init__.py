@@ -70,8 +70,9 @@ Control API (JSON, no auth)
 - `POST /_sim/config` with any of: `latency_ms`, `fault` (null, 500, 503, "non_json" = an HTML
   502 page, "hang" = sleep `hang_seconds`, default 30, then answer normally), `fault_scope`
   ("snap", "core", "all"), `fault_count` (next N API requests, null = until switched off),
-  `hang_seconds`, `status_404_as_http` (answer unknown ids with a real HTTP 404),
-  `core_errors_as_http` (every Core error with its code as HTTP status too),
+  `hang_seconds`, `core_errors_as_http` (default true: every Core error with its code as HTTP
+  status too; false is the legacy HTTP 200 style), `status_404_as_http` (in the legacy style,
+  answer unknown ids with a real HTTP 404 all the same),
   `refund_any_method` (let a VA or Mandiri bill be refunded), `duplicate`
   (send each notification twice), `reorder` (hold an order's notifications until its final one,
   then send them newest first; switching it off releases what is held), `time_factor`,

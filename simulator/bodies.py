@@ -34,10 +34,11 @@ def not_found() -> dict:
 
 
 def status_body(tx: Transaction, *, server_key: str, merchant_id: str) -> dict:
-    """GET /v2/{id}/status: signed like a notification but with the status API's codes."""
+    """GET /v2/{id}/status: signed like a notification but with the status API's codes; like
+    Midtrans's, it does not repeat the charge's `actions` and `qr_string`."""
     code = status_code(tx)
     body = _common(tx, code, "Success, transaction is found", server_key, merchant_id)
-    body.update(method_fields(tx))
+    body.update(method_fields(tx, answer="status"))
     body.update(_refund_fields(tx, with_list=True))
     return body
 
@@ -45,7 +46,7 @@ def status_body(tx: Transaction, *, server_key: str, merchant_id: str) -> dict:
 def notification_body(tx: Transaction, *, server_key: str, merchant_id: str) -> dict:
     code = notification_status_code(tx)
     body = _common(tx, code, "midtrans payment notification", server_key, merchant_id)
-    body.update(method_fields(tx, notification=True))
+    body.update(method_fields(tx, answer="notification"))
     body.update(_refund_fields(tx, with_list=False))
     return body
 

@@ -16,8 +16,8 @@ says; without it, the charge ends at once.
   5111 1111 1111 1118, 5511 1111 1111 1114, 5310 1111 1111 1117
 
 Any other number that passes the Luhn check is accepted. A token issued here is good for one
-charge (a second one answers 411); a `token_id` the simulator never issued stands for the
-first accept card, as often as it is used (tests charge with made-up tokens).
+charge; a second use, or a `token_id` the simulator never issued, answers 411 "Token id is
+missing, invalid, or timed out" as Midtrans does.
 """
 
 import dataclasses
@@ -49,7 +49,6 @@ TEST_CARDS = {
     "5511111111111114": DENY_BANK,
     "5310111111111117": DENY_BANK,
 }
-DEFAULT_CARD = "4811111111111114"
 TOKEN_OK = "OK, success request new token"
 TOKEN_INVALID = "One or more parameters in the payload is invalid."
 
@@ -110,7 +109,6 @@ class Vault:
 
     def __init__(self):
         self._tokens: dict[str, Card] = {}
-        self._used: set[str] = set()
         self._lock = threading.Lock()
 
     def issue(self, card: Card) -> str:
@@ -120,18 +118,11 @@ class Vault:
         return token
 
     def take(self, token: str) -> Card | None:
-        """The card behind an issued `token`, which is used up (None when it was); a token
-        never issued here stands for the default accept card, as often as it is used."""
+        """The card behind an issued `token`, which is used up; None for a token used before
+        or never issued here."""
         with self._lock:
-            if token in self._used:
-                return None
-            card = self._tokens.pop(token, None)
-            if card is None:
-                return Card(DEFAULT_CARD)
-            self._used.add(token)
-            return card
+            return self._tokens.pop(token, None)
 
     def reset(self) -> None:
         with self._lock:
             self._tokens.clear()
-            self._used.clear()

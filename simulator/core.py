@@ -1,9 +1,10 @@
 """Core API: /v2/charge, /v2/{id}/status and the actions that change a transaction.
 
-Errors follow Midtrans's habit of putting the code in the body (`"status_code": "412"`) with
-HTTP 200; only 401 and injected faults use the HTTP status. `status_404_as_http` makes
-"Transaction doesn't exist." a real HTTP 404, `core_errors_as_http` does so for every error
-(400, 404, 406, 411, 412), as both of Midtrans's official clients are ready for.
+Errors carry their code in the body (`"status_code": "412"`) and, as Midtrans answers today,
+as the HTTP status too (a validation error is HTTP 400). Switching `core_errors_as_http` off
+gives Midtrans's older style, HTTP 200 with the code only in the body (401 and injected faults
+excepted), which both of Midtrans's official clients are also ready for; `status_404_as_http`
+then still makes "Transaction doesn't exist." a real HTTP 404.
 
 `GET /v2/token` is the card token endpoint the payer's browser calls with the client key (no
 server key); cards.py says what each test card does.
@@ -54,7 +55,7 @@ CAPTURED = "Success, Credit Card capture transaction is successful"
 
 
 def error(code: str, message: str, **extra):
-    """A Core error: HTTP 200 with the code in the body, or a real HTTP status when switched."""
+    """A Core error: its code as the HTTP status, or HTTP 200 in the legacy style."""
     http = int(code) if simulator().settings.core_errors_as_http else 200
     return core_error(code, message, **extra), http
 

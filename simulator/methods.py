@@ -18,11 +18,13 @@ BANKS = ("bca", "bni", "bri", "permata", "cimb")
 BILLER_CODE = "70012"  # Midtrans's Mandiri biller code
 MERCHANT_NAME = "MIDTRANS SIMULATOR"
 
-# (fixed company prefix, length of the part a merchant may choose with bca_va.va_number etc.)
+# (fixed company prefix, length of the part a merchant may choose with bca_va.va_number etc.);
+# the lengths are those of Midtrans's documented charge answers (tests/midtrans_samples.py):
+# BCA 11, BNI 16, BRI 16 (8578000000111111 for va_number "111111"), Permata 16.
 _VA_FORMATS = {
     "bca": ("12345", 6),
     "bni": ("98812345", 8),
-    "bri": ("88599", 10),
+    "bri": ("8578", 12),
     "permata": ("8778", 12),
     "cimb": ("8277", 12),
 }
@@ -40,7 +42,7 @@ CHARGE_MESSAGES = {
     "bank_transfer": "Success, Bank Transfer transaction is created",
     "permata": "Success, PERMATA VA transaction is successful",
     "echannel": "OK, Mandiri Bill transaction is successful",
-    "gopay": "GoPay transaction is created",
+    "gopay": "GO-PAY transaction is created",
     "qris": "QRIS transaction is created",
     "credit_card": "Success, Credit Card transaction is successful",
     "challenge": "Challenge by FDS",
@@ -70,16 +72,25 @@ def new_method(payment_type: str, bank: str | None, *, tx: Transaction, transact
     }
 
 
-def method_fields(tx: Transaction, *, notification: bool = False) -> dict:
-    """Method-specific fields; notifications leave out the actions and the QR string."""
+def method_fields(tx: Transaction, *, answer: str = "charge") -> dict:
+    """Method-specific fields for a charge `answer` (also the payment page's), a "status" or a
+    "notification". As Midtrans documents them: only the charge answer carries the QR string
+    and the actions (the status API and notifications do not repeat them), GoPay's charge
+    answer adds GoPay's channel response, and `payment_amounts` (the VA's payments so far) comes
+    with the status and the notification, not with the charge."""
     method, base = tx.method, tx.base_url
+    charge = answer == "charge"
     if tx.payment_type == "bank_transfer":
-        paid_at = midtrans_time(tx.settlement_time)
-        amounts = [{"paid_at": paid_at, "amount": _amount(tx)}] if paid_at else []
         if method["bank"] == "permata":
-            return {"permata_va_number": method["va_number"], "payment_amounts": amounts}
-        numbers = [{"bank": method["bank"], "va_number": method["va_number"]}]
-        return {"va_numbers": numbers, "payment_amounts": amounts}
+            fields = {"permata_va_number": method["va_number"]}
+        else:
+            fields = {"va_numbers": [{"bank": method["bank"], "va_number": method["va_number"]}]}
+        if not charge:
+            paid_at = midtrans_time(tx.settlement_time)
+            fields["payment_amounts"] = (
+                [{"paid_at": paid_at, "amount": _amount(tx)}] if paid_at else []
+            )
+        return fields
     if tx.payment_type == "echannel":
         return {"bill_key": method["bill_key"], "biller_code": method["biller_code"]}
     if tx.payment_type == "credit_card":
@@ -93,13 +104,17 @@ def method_fields(tx: Transaction, *, notification: bool = False) -> dict:
             "eci": "05",
         }
     fields = {"acquirer": "gopay"} if tx.payment_type == "qris" else {}
-    if notification:
+    if not charge:
         return fields
     qr_url = f"{base}v2/{tx.payment_type}/{tx.transaction_id}/qr-code"
     actions = [{"name": "generate-qr-code", "method": "GET", "url": qr_url}]
     if tx.payment_type == "qris":
         return {**fields, "qr_string": method["qr_string"], "actions": actions}
-    return {"actions": [*actions, *_gopay_actions(tx)]}
+    return {
+        "actions": [*actions, *_gopay_actions(tx)],
+        "channel_response_code": "200",
+        "channel_response_message": "Success",
+    }
 
 
 def charge_message(tx: Transaction) -> str:

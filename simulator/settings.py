@@ -19,9 +19,10 @@ class Settings:
     `fault_count` None means the fault hits every request until it is switched off; a number
     means only the next N requests in `fault_scope`, after which `fault` goes back to None.
     `fee_imposition` is a fee rule (fees.py) for payments whose method is chosen from now on.
-    `core_errors_as_http` answers every Core API error with its status_code as the HTTP status
-    too (off: HTTP 200 with the code in the body, 401 excepted); `status_404_as_http` does so
-    for "Transaction doesn't exist." alone. `refund_any_method` lets bank transfers, Mandiri
+    `core_errors_as_http` (on by default, as Midtrans answers) gives every Core API error its
+    status_code as the HTTP status too; off is Midtrans's legacy style, HTTP 200 with the code in
+    the body (401 excepted), where `status_404_as_http` still makes "Transaction doesn't exist."
+    a real HTTP 404. `refund_any_method` lets bank transfers, Mandiri
     bill etc. be refunded, which Midtrans's API refuses.
     """
 
@@ -36,7 +37,7 @@ class Settings:
     fault_count: int | None = None
     hang_seconds: float = 30.0
     status_404_as_http: bool = False
-    core_errors_as_http: bool = False
+    core_errors_as_http: bool = True
     refund_any_method: bool = False
     duplicate: bool = False
     reorder: bool = False

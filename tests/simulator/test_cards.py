@@ -76,10 +76,10 @@ def test_a_token_with_a_wrong_client_key_is_401(client):
         ("4811 1111 1111 1114", "01", "2020", "card_exp_year/card_exp_month is expired"),
     ],
 )
-def test_an_invalid_card_is_400_in_the_body(client, number, month, year, message):
+def test_an_invalid_card_is_400(client, number, month, year, message):
     answer = token(client, number, card_exp_month=month, card_exp_year=year)
 
-    assert answer.status_code == 200
+    assert answer.status_code == 400
     assert answer.json["status_code"] == "400"
     assert answer.json["validation_messages"] == [message]
 

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from simulator.settings import DEFAULT_CLIENT_KEY
 from simulator.signing import signature_key
 from simulator.transactions import WIB
 
@@ -30,7 +31,23 @@ def post(client, auth, path, body=None):
     return client.post(path, json=body or {}, headers=auth)
 
 
-@pytest.mark.parametrize(("bank", "digits"), [("bca", 11), ("bni", 16), ("bri", 15)])
+def card_token(client, number="4811111111111114"):
+    """A token from GET /v2/token, as the payer's browser gets it with the client key."""
+    answer = client.get(
+        "/v2/token",
+        query_string={
+            "client_key": DEFAULT_CLIENT_KEY,
+            "card_number": number,
+            "card_exp_month": "12",
+            "card_exp_year": str(datetime.now(WIB).year + 1),
+            "card_cvv": "123",
+        },
+    )
+    assert answer.status_code == 200, answer.json
+    return answer.json["token_id"]
+
+
+@pytest.mark.parametrize(("bank", "digits"), [("bca", 11), ("bni", 16), ("bri", 16)])
 def test_bank_transfer_charge_answers_a_pending_va(client, auth, bank, digits):
     answer = charge(client, auth, "ORDER-1", "bank_transfer", bank_transfer={"bank": bank})
 
@@ -102,7 +119,7 @@ def test_qris_answers_a_qr_string_with_a_valid_crc(client, auth):
 
 
 def test_card_charge_without_3ds_is_captured_and_accepted(client, auth):
-    card = {"token_id": "481111-1114-any-token"}
+    card = {"token_id": card_token(client)}
 
     body = charge(client, auth, "ORDER-1", "credit_card", credit_card=card).json
 
@@ -131,6 +148,7 @@ def test_invalid_charge_is_a_400_in_the_body(client, auth, body, messages):
 
     answer = client.post("/v2/charge", json=body, headers=auth)
 
+    assert answer.status_code == 400
     assert answer.json["status_code"] == "400"
     assert answer.json["status_message"] == "One or more parameters in the payload is invalid."
     assert answer.json["validation_messages"] == messages
@@ -197,7 +215,16 @@ def test_signature_matches_midtrans_published_notifications(order_id, code, amou
     assert signature_key(order_id, code, amount, "SB-Mid-server-test") == signature
 
 
-def test_unknown_ids_answer_404_in_a_200_body(client, auth):
+def test_unknown_ids_answer_404(client, auth):
+    answer = client.get("/v2/NOPE/status", headers=auth)
+    assert (answer.status_code, answer.json["status_code"]) == (404, "404")
+    for action in ("cancel", "expire", "approve", "deny", "refund"):
+        answer = post(client, auth, f"/v2/NOPE/{action}")
+        assert (answer.status_code, answer.json["status_code"]) == (404, "404")
+
+
+def test_unknown_ids_answer_404_in_a_200_body_in_the_legacy_style(client, auth):
+    client.post("/_sim/config", json={"core_errors_as_http": False})
     for path in ("/v2/NOPE/status",):
         answer = client.get(path, headers=auth)
         assert (answer.status_code, answer.json["status_code"]) == (200, "404")
@@ -206,8 +233,8 @@ def test_unknown_ids_answer_404_in_a_200_body(client, auth):
         assert (answer.status_code, answer.json["status_code"]) == (200, "404")
 
 
-def test_the_404_switch_makes_unknown_ids_a_real_http_404(client, auth):
-    client.post("/_sim/config", json={"status_404_as_http": True})
+def test_the_404_switch_makes_unknown_ids_a_real_http_404_in_the_legacy_style(client, auth):
+    client.post("/_sim/config", json={"core_errors_as_http": False, "status_404_as_http": True})
 
     answer = client.get("/v2/NOPE/status", headers=auth)
 
@@ -227,7 +254,7 @@ def test_cancel_of_a_pending_transaction(client, auth, payment_type):
 
 
 def test_cancel_of_a_captured_card_voids_it(client, auth):
-    charge(client, auth, "ORDER-1", "credit_card", credit_card={"token_id": "t"})
+    charge(client, auth, "ORDER-1", "credit_card", credit_card={"token_id": card_token(client)})
 
     body = post(client, auth, "/v2/ORDER-1/cancel").json
 
@@ -454,17 +481,8 @@ def test_settled_e_wallets_are_refunded(client, auth, payment_type):
 
 
 def test_a_captured_card_is_refunded_but_a_challenged_one_is_not(client, auth):
-    charge(client, auth, "PAID", "credit_card", credit_card={"token_id": "t"})
-    token = client.get(
-        "/v2/token",
-        query_string={
-            "client_key": "SB-Mid-client-simulator",
-            "card_number": "4111111111111111",
-            "card_exp_month": "12",
-            "card_exp_year": str(datetime.now(WIB).year + 1),
-            "card_cvv": "123",
-        },
-    ).json["token_id"]
+    charge(client, auth, "PAID", "credit_card", credit_card={"token_id": card_token(client)})
+    token = card_token(client, "4111111111111111")  # a challenge card
     charge(client, auth, "HELD", "credit_card", credit_card={"token_id": token})
 
     paid = post(client, auth, "/v2/PAID/refund", {"amount": 1000}).json
@@ -474,8 +492,7 @@ def test_a_captured_card_is_refunded_but_a_challenged_one_is_not(client, auth):
     assert held["status_code"] == "412"
 
 
-def test_core_errors_as_http_switch(client, auth):
-    client.post("/_sim/config", json={"core_errors_as_http": True})
+def test_core_errors_carry_their_code_as_the_http_status_by_default(client, auth):
     charge(client, auth, "ORDER-1", "gopay")
 
     invalid = charge(client, auth, "ORDER-2", "bank_transfer", bank_transfer={"bank": "xyz"})

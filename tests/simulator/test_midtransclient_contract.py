@@ -25,13 +25,22 @@ CHARGES = {  # body extras, status after charge, the instruction field Midtrans 
     ),
     "gopay": ({"payment_type": "gopay"}, "pending", "actions"),
     "qris": ({"payment_type": "qris"}, "pending", "qr_string"),
-    "card": (
-        {"payment_type": "credit_card", "credit_card": {"token_id": "t"}},
+    "card": (  # the token is issued by GET /v2/token for each charge (payment_body)
+        {"payment_type": "credit_card", "credit_card": {}},
         "capture",
         "masked_card",
     ),
 }
 PAGE_FORM = re.compile(r'<form method="post" action="([^"]+/choose)"')
+
+
+def payment_body(core, method):
+    """CHARGES[method]'s body; a card gets a fresh token from GET /v2/token."""
+    payment = CHARGES[method][0]
+    if method == "card":
+        token = card_token(core, "4811111111111114")
+        payment = {**payment, "credit_card": {"token_id": token}}
+    return payment
 
 
 def point_at(client, simulator_url):
@@ -74,14 +83,20 @@ def test_snap_create_transaction(snap, simulator_url):
     assert created["redirect_url"] == f"{simulator_url}/snap/v4/redirection/{created['token']}"
 
 
-def test_status_before_a_method_is_chosen_raises_with_404_in_the_body(snap):
+def test_status_before_a_method_is_chosen_raises_with_404(snap, simulator_url):
     snap.create_transaction(order("ORDER-1"))
 
     with pytest.raises(midtransclient.error_midtrans.MidtransAPIError) as raised:
         snap.transactions.status("ORDER-1")
+    legacy = {"core_errors_as_http": False}
+    requests.post(f"{simulator_url}/_sim/config", json=legacy, timeout=5).raise_for_status()
+    with pytest.raises(midtransclient.error_midtrans.MidtransAPIError) as raised_in_the_body:
+        snap.transactions.status("ORDER-1")
 
     assert raised.value.api_response_dict["status_code"] == "404"
-    assert raised.value.http_status_code == 200
+    assert raised.value.http_status_code == 404
+    assert raised_in_the_body.value.api_response_dict["status_code"] == "404"
+    assert raised_in_the_body.value.http_status_code == 200
 
 
 def test_status_cancel_and_expire_through_the_client(snap, simulator_url):
@@ -124,8 +139,8 @@ def test_cancel_of_a_settled_transaction_raises_412(snap, simulator_url):
 
 @pytest.mark.parametrize("method", CHARGES)
 def test_core_charge_for_each_method(core, method):
-    payment, status, instruction = CHARGES[method]
-    charged = core.charge({**order("ORDER-1"), **payment})
+    _, status, instruction = CHARGES[method]
+    charged = core.charge({**order("ORDER-1"), **payment_body(core, method)})
 
     assert charged["transaction_status"] == status
     assert instruction in charged
@@ -261,7 +276,7 @@ def test_approve_and_deny_a_challenge_through_the_client(core):
 
 
 def test_refunds_through_the_core_client(core, simulator_url):
-    core.charge({**order("CARD"), **CHARGES["card"][0]})
+    core.charge({**order("CARD"), **payment_body(core, "card")})
     core.charge({**order("VA"), **CHARGES["bca"][0]})
     pay(simulator_url, "VA")
 

@@ -142,8 +142,11 @@ def test_status_says_the_transaction_does_not_exist_before_a_method_is_chosen(
     snap_order("ORDER-1")
 
     answer = client.get("/v2/ORDER-1/status", headers=auth)
+    client.post("/_sim/config", json={"core_errors_as_http": False})
+    legacy = client.get("/v2/ORDER-1/status", headers=auth)
 
-    assert answer.status_code == 200
+    assert (answer.status_code, legacy.status_code) == (404, 200)
+    assert legacy.json["status_code"] == "404"
     assert answer.json["status_code"] == "404"
     assert answer.json["status_message"] == "Transaction doesn't exist."
     assert re.fullmatch(r"[0-9a-f-]{36}", answer.json["id"])
