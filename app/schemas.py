@@ -382,6 +382,9 @@ QRIS_ACQUIRERS = ("gopay", "airpay shopee")
 TOKEN_ID_MAX = 255
 DEEPLINK_MAX = 1000
 CUSTOM_EXPIRY_UNITS = ("minute", "hour", "day")
+# Midtrans's longest payment expiry (its Core bank transfer and Mandiri bill pages: "min 20s,
+# max 180 days"): a longer custom_expiry would reach Midtrans only to be refused there.
+CUSTOM_EXPIRY_MAX = timedelta(days=180)
 # Snap's options that mean nothing to a Core charge (its own fields replace them): refused
 # with payment_type rather than dropped unseen.
 SNAP_ONLY = {
@@ -527,9 +530,14 @@ def _parse_core(body: dict, options: dict) -> CoreCharge:
                 f"custom_expiry.unit must be one of {', '.join(CUSTOM_EXPIRY_UNITS)}",
                 field="custom_expiry.unit",
             )
+        span = timedelta(seconds=UNIT_SECONDS[unit] * duration)
+        if span > CUSTOM_EXPIRY_MAX:
+            raise InvalidRequestError(
+                "custom_expiry may be at most 180 days (Midtrans's longest payment expiry)",
+                field="custom_expiry.expiry_duration",
+            )
         fields["custom_expiry"] = {"expiry_duration": duration, "unit": unit}
         payload["custom_expiry"] = dict(fields["custom_expiry"])
-        span = timedelta(seconds=UNIT_SECONDS[unit] * duration)
     return CoreCharge(kind, fields, payload, span)
 
 
@@ -676,7 +684,8 @@ def _core_variants() -> list[dict]:
                 "expiry_duration": {
                     "type": "integer",
                     "minimum": 1,
-                    "maximum": EXPIRY_DURATION_MAX,
+                    "maximum": CUSTOM_EXPIRY_MAX // timedelta(minutes=1),
+                    "description": "At most 180 days in all (Midtrans's longest).",
                 },
                 "unit": {"enum": list(CUSTOM_EXPIRY_UNITS)},
             },

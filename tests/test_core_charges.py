@@ -13,6 +13,8 @@ from support import API_BASE, SNAP_URL, basic_auth, cli_for, make_app, status_ur
 
 from app.extensions import db
 from app.models import CallbackEvent, Transaction
+from app.payments import reconcile_due_orders
+from app.services import gateway
 
 CHARGE_URL = f"{API_BASE}/v2/charge"
 ORDER = "POS-1"
@@ -67,6 +69,36 @@ CASES = {
         },
         {"va_numbers": [{"bank": "bca", "va_number": "123451234567"}]},
     ),
+    "bni": (
+        {"payment_type": "bank_transfer", "bank": "bni", "va_number": "12345678"},
+        {
+            "payment_type": "bank_transfer",
+            "bank_transfer": {"bank": "bni", "va_number": "12345678"},
+        },
+        {
+            "va_numbers": [{"bank": "bni", "va_number": "9881234512345678"}],
+            "expiry_time": DAY_AHEAD,
+        },
+        {"va_numbers": [{"bank": "bni", "va_number": "9881234512345678"}]},
+    ),
+    "bri": (
+        {"payment_type": "bank_transfer", "bank": "bri"},
+        {"payment_type": "bank_transfer", "bank_transfer": {"bank": "bri"}},
+        {"va_numbers": [{"bank": "bri", "va_number": "885996891748049"}], "expiry_time": DAY_AHEAD},
+        {"va_numbers": [{"bank": "bri", "va_number": "885996891748049"}]},
+    ),
+    "cimb": (
+        {"payment_type": "bank_transfer", "bank": "cimb", "va_number": "123456789012"},
+        {
+            "payment_type": "bank_transfer",
+            "bank_transfer": {"bank": "cimb", "va_number": "123456789012"},
+        },
+        {
+            "va_numbers": [{"bank": "cimb", "va_number": "8277123456789012"}],
+            "expiry_time": DAY_AHEAD,
+        },
+        {"va_numbers": [{"bank": "cimb", "va_number": "8277123456789012"}]},
+    ),
     "permata": (
         {"payment_type": "bank_transfer", "bank": "permata"},
         {"payment_type": "bank_transfer", "bank_transfer": {"bank": "permata"}},
@@ -114,6 +146,12 @@ CASES = {
             "qr_url": QR_ACTIONS[0]["url"],
         },
     ),
+    "qris without acquirer": (
+        {"payment_type": "qris"},
+        {"payment_type": "qris"},
+        {"qr_string": "00020101021226...6304EF01", "acquirer": "gopay", "actions": QR_ACTIONS},
+        {"qr_string": "00020101021226...6304EF01", "acquirer": "gopay"},
+    ),
     "card 3ds": (
         {"payment_type": "credit_card", "token_id": "481111-1114-abc", "authentication": True},
         {
@@ -126,7 +164,22 @@ CASES = {
         },
         {"redirect_url": "https://api.mt/v2/token/rba/redirect/481111-1114-tx"},
     ),
+    # Without 3DS Midtrans answers the card's result at once: captured, the fraud check's word.
+    "card without 3ds": (
+        {"payment_type": "credit_card", "token_id": "481111-1114-def"},
+        {"payment_type": "credit_card", "credit_card": {"token_id": "481111-1114-def"}},
+        {
+            "status_code": "200",
+            "transaction_status": "capture",
+            "masked_card": "481111-1114",
+            "bank": "bni",
+            "approval_code": "1700000001",
+        },
+        {"transaction_status": "capture", "fraud_status": "accept", "outcome": "paid"},
+    ),
 }
+# The cases whose charge Midtrans answers `pending` (the payer still has to pay).
+PENDING_CASES = [c for c in CASES if CASES[c][2].get("transaction_status", "pending") == "pending"]
 
 
 @pytest.fixture
@@ -194,7 +247,8 @@ def test_each_payment_type_reaches_core_charge_and_answers_its_details(client, p
     assert {k: body[k] for k in shown} == shown
     assert body["order_id"] == ORDER and body["id"] == "tx-pos-POS-1"
     assert body["payment_type"] == to_midtrans["payment_type"]
-    assert (body["transaction_status"], body["outcome"]) == ("pending", "pending")
+    expected = (shown.get("transaction_status", "pending"), shown.get("outcome", "pending"))
+    assert (body["transaction_status"], body["outcome"]) == expected
     assert datetime.fromisoformat(body["expires_at"]) > datetime.now(UTC)
     assert "token" not in body
     assert [c for c in midtrans.calls if c.request.url == SNAP_URL] == []
@@ -207,7 +261,7 @@ def queued_callbacks(client) -> list[dict]:
         return [json.loads(event.payload)["data"] for event in events]
 
 
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case", PENDING_CASES)
 def test_midtrans_fraud_status_on_a_pending_charge_is_shown_unchanged(
     client, cli, midtrans, loopback_callbacks, case
 ):
@@ -250,16 +304,20 @@ def test_custom_expiry_is_passed_on_and_counts_when_midtrans_names_no_time(clien
     assert timedelta(minutes=4) < left <= timedelta(minutes=5)
 
 
-def test_notification_url_is_sent_on_core_charges_too(env, build_app, midtrans):
+@pytest.mark.parametrize("case", list(CASES))
+def test_notification_url_is_sent_on_core_charges_too(env, build_app, midtrans, case):
     env["MIDTRANS_NOTIFICATION_URL"] = "https://pay.example.com/notification"
     flask_app = build_app(env)
     headers = make_app(cli_for(flask_app), "pos")
-    charged = core_ok(midtrans, charge_answer("pos-POS-1", "qris", qr_string="x"))
-    resp = post(flask_app.test_client(), headers, payment_type="qris")
-    assert resp.status_code == 201
-    assert charged.calls[0].request.headers["X-Override-Notification"] == (
+    fields, to_midtrans, extra, _ = CASES[case]
+    charged = core_ok(midtrans, charge_answer("pos-POS-1", to_midtrans["payment_type"], **extra))
+    resp = post(flask_app.test_client(), headers, **fields)
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+    (call,) = charged.calls
+    assert call.request.headers["X-Override-Notification"] == (
         "https://pay.example.com/notification"
     )
+    assert sent(call)["payment_type"] == to_midtrans["payment_type"]
 
 
 def test_a_card_paid_at_once_answers_its_result(client, pos, midtrans):
@@ -406,6 +464,105 @@ def test_invalid_core_fields_are_refused_before_midtrans(client, pos, midtrans, 
     assert len(midtrans.calls) == 0
     with client.application.app_context():
         assert db.session.query(Transaction).count() == 0
+
+
+# -- validation boundaries: just at each limit (passed on as sent) and just past it (400) --
+
+VA_BANKS = ("bca", "bni", "bri", "permata", "cimb")
+
+
+def passed_on(client, pos, midtrans, **fields):
+    """POST /charge with `fields`; what Midtrans received, or the gateway's 400 and None."""
+    charged = core_ok(midtrans, charge_answer("pos-POS-1", fields["payment_type"]))
+    resp = post(client, pos, **fields)
+    if resp.status_code == 400:
+        assert len(charged.calls) == 0
+        return resp, None
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+    return resp, sent(charged.calls[0])
+
+
+@pytest.mark.parametrize("bank", VA_BANKS)
+@pytest.mark.parametrize(("number", "fits"), [("7", True), ("9" * 18, True), ("9" * 19, False)])
+def test_va_number_lengths_per_bank(client, pos, midtrans, bank, number, fits):
+    """Up to 18 digits for every bank (BRI's length, the longest; Midtrans pads a shorter
+    number and cuts a longer one to its bank's own length), as sent; 19 is refused."""
+    resp, body = passed_on(
+        client, pos, midtrans, payment_type="bank_transfer", bank=bank, va_number=number
+    )
+    if fits:
+        assert body["bank_transfer"] == {"bank": bank, "va_number": number}
+    else:
+        assert resp.json["error"]["details"] == {"field": "va_number"}
+
+
+@pytest.mark.parametrize(("field", "limit"), [("bill_info1", 10), ("bill_info2", 30)])
+@pytest.mark.parametrize("past", [0, 1])
+def test_bill_info_at_mandiris_limit_is_sent_and_one_more_is_refused(
+    client, pos, midtrans, field, limit, past
+):
+    """Mandiri shows 10 characters of a label and 30 of its value (Midtrans's E-Channel
+    object): at the limit it is sent as is, one more is refused rather than cut there."""
+    text = "x" * (limit + past)
+    resp, body = passed_on(client, pos, midtrans, payment_type="echannel", **{field: text})
+    if past:
+        assert body is None and resp.json["error"]["details"] == {"field": field}
+    else:
+        assert body["echannel"][field] == text
+
+
+@pytest.mark.parametrize(
+    ("unit", "largest"), [("day", 180), ("hour", 180 * 24), ("minute", 180 * 24 * 60)]
+)
+@pytest.mark.parametrize("past", [0, 1])
+def test_custom_expiry_up_to_midtrans_longest_180_days(client, pos, midtrans, unit, largest, past):
+    """Midtrans keeps a payment payable 180 days at most: the largest duration in each unit
+    is sent as is and counts for expires_at; one more is refused before Midtrans."""
+    expiry = {"expiry_duration": largest + past, "unit": unit}
+    resp, body = passed_on(client, pos, midtrans, payment_type="qris", custom_expiry=expiry)
+    if past:
+        assert body is None
+        assert resp.json["error"]["details"] == {"field": "custom_expiry.expiry_duration"}
+        assert "180 days" in resp.json["error"]["message"]
+        return
+    assert body["custom_expiry"] == expiry
+    left = datetime.fromisoformat(resp.json["expires_at"]) - datetime.now(UTC)
+    assert timedelta(days=180) - timedelta(minutes=1) < left <= timedelta(days=180)
+
+
+def test_the_worker_checks_a_core_order_right_after_its_expiry_time(app, client, pos, midtrans):
+    """Reconciliation by expiry_time: a QRIS payment that lives 15 minutes is asked about
+    again one minute after Midtrans's expiry_time (not at the hourly offset), and the expiry
+    Midtrans then reports is applied."""
+    deadline = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=15)
+    expiry_time = (deadline + timedelta(hours=7)).strftime("%Y-%m-%d %H:%M:%S")
+    extra = {**CASES["qris"][2], "expiry_time": expiry_time}
+    core_ok(midtrans, charge_answer("pos-POS-1", "qris", **extra))
+    assert post(client, pos, **CASES["qris"][0]).status_code == 201
+    started = row(client).attempt_started_at
+    pending = charge_answer("pos-POS-1", "qris", expiry_time=expiry_time)
+    asked = midtrans.add(responses.GET, status_url("pos-POS-1"), json=pending)
+
+    assert reconcile(app, started + timedelta(minutes=10)) == 1  # the scheduled check
+    assert row(client).next_check_at == deadline + timedelta(minutes=1)
+
+    midtrans.replace(
+        responses.GET,
+        status_url("pos-POS-1"),
+        json=charge_answer("pos-POS-1", "qris", "expire", status_code="407"),
+    )
+    assert reconcile(app, deadline + timedelta(seconds=59)) == 0
+    assert reconcile(app, deadline + timedelta(minutes=1)) == 1
+    txn = row(client)
+    assert (txn.status, txn.next_check_at) == ("expire", None)
+    assert client.get(f"/status/{ORDER}", headers=pos).json["outcome"] == "expired"
+    assert asked.call_count >= 1
+
+
+def reconcile(app, at: datetime) -> int:
+    """One worker round of reconciliation at `at`: how many orders it asked Midtrans about."""
+    with app.app_context():
+        return reconcile_due_orders(midtrans=gateway(app).midtrans, now=at)
 
 
 def test_an_unsupported_payment_type_says_which_are(client, pos, midtrans):
