@@ -134,9 +134,9 @@ SNAP_NOTIFICATION_SETTLEMENT = {
 #   also github.com/Midtrans/advanced-faq-site partner-gopay-pos.md);
 # - mt-alt-doc = the same docs.midtrans.com archive, en/core-api/bank-transfer.md,
 #   en/core-api/e-wallet.md, en/other/faq/gopay-pos.md, en/after-payment/get-status.md;
-# - docs.midtrans.com/reference/permata-virtual-account-1 (the live API reference);
-# - the Python client = github.com/Midtrans/midtrans-python-client,
-#   examples/core_api/core_api_simple_example.py (its sample charge_response, a BNI charge).
+# - docs.midtrans.com/reference/permata-virtual-account-1 (the live API reference).
+# The official clients (midtrans-python-client, -nodejs-client, -php) hold no further whole
+# Core answers: their tests stub or call the sandbox.
 
 CHARGE_BCA = {  # mt-alt-doc en/core-api/bank-transfer.md, "BCA" response
     "status_code": "201",
