@@ -2,18 +2,15 @@
 notifications, and the simulator running as its own process (`python -m simulator`)."""
 
 import base64
-import json
-import socket
-import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import requests
+from kit.endpoints import CallbackReceiver
 
+from bench.processes import clean_env, free_port, spawn, wait_until_ready
 from simulator import create_app
 
 SERVER_KEY = "SB-Mid-server-simtest"
@@ -73,111 +70,29 @@ def wait_until():
     return wait
 
 
-class Receiver:
-    """A merchant's notification endpoint: records each POST and answers the next status
-    queued in `answers` (200 once they run out), after `delay` seconds."""
-
-    def __init__(self):
-        self.received: list[dict] = []
-        self.answers: list[int] = []
-        self.delay = 0.0
-        self._changed = threading.Condition()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with receiver._changed:
-                    status = receiver.answers.pop(0) if receiver.answers else 200
-                    receiver.received.append(
-                        {
-                            "path": self.path,
-                            "content_type": self.headers.get("Content-Type"),
-                            "body": json.loads(raw),
-                            "time": time.monotonic(),
-                        }
-                    )
-                    receiver._changed.notify_all()
-                time.sleep(receiver.delay)
-                self.send_response(status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args):
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-
-    def url(self, path: str = "/notification") -> str:
-        return f"http://127.0.0.1:{self._server.server_port}{path}"
-
-    def wait_for(self, count: int, timeout: float = 10.0) -> list[dict]:
-        """Wait until `count` notifications arrived; return all received."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while len(self.received) < count:
-                left = deadline - time.monotonic()
-                assert left > 0, f"got {len(self.received)} notifications, wanted {count}"
-                self._changed.wait(left)
-            return list(self.received)
-
-    def close(self):
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
-
 @pytest.fixture
-def receiver():
-    server = Receiver()
-    yield server
-    server.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def receiver(served):
+    """A merchant's notification endpoint (`kit.endpoints.CallbackReceiver`, unverified: these
+    are Midtrans's notifications): it keeps each POST and answers the statuses queued in
+    `answers`, then 204, after `delay` seconds. `url` is its /notification, `at(path)` another
+    path on it, `arrived(count)` waits for that many."""
+    return served(CallbackReceiver(verify=False, path="/notification"))
 
 
 @pytest.fixture(scope="session")
 def simulator_process(tmp_path_factory):
-    """`python -m simulator` on a free port, started once for the session; yields its URL."""
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("simulator") / "simulator.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "simulator", "--port", str(port), "--server-key", SERVER_KEY],
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    """`python -m simulator` (its own command line, as README runs it) on a free port, started
+    once for the session with `bench.processes`; yields its URL."""
+    port = free_port()
+    argv = [sys.executable, "-m", "simulator", "--port", str(port), "--server-key", SERVER_KEY]
+    log_dir = tmp_path_factory.mktemp("simulator")
+    process = spawn("simulator", argv, env=clean_env(), cwd=REPO, log_dir=log_dir)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                requests.get(f"{url}/_sim/config", timeout=1).raise_for_status()
-                break
-            except requests.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"simulator did not start:\n{log_path.read_text()}"
-                    ) from None
-                time.sleep(0.05)
+        wait_until_ready(process, f"{url}/_sim/config", timeout=15)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        process.stop(timeout=5)
 
 
 @pytest.fixture

@@ -117,7 +117,7 @@ def test_a_token_is_good_for_one_charge(client, auth):
 def test_a_charge_without_3ds_ends_as_the_test_card_says(
     client, auth, receiver, number, code, transaction_status, fraud_status, message
 ):
-    client.post("/_sim/config", json={"notification_url": receiver.url()})
+    client.post("/_sim/config", json={"notification_url": receiver.url})
 
     body = charge(client, auth, "ORDER-1", card_of(client, number))
 
@@ -126,7 +126,7 @@ def test_a_charge_without_3ds_ends_as_the_test_card_says(
     assert body["status_message"].startswith(message)
     assert body["masked_card"] == f"{number[:6]}-{number[-4:]}"
     assert "redirect_url" not in body
-    notified = receiver.wait_for(1)[0]["body"]
+    notified = receiver.arrived(1)[0].json()
     assert (notified["transaction_status"], notified["fraud_status"]) == (
         transaction_status,
         fraud_status,
@@ -134,7 +134,7 @@ def test_a_charge_without_3ds_ends_as_the_test_card_says(
 
 
 def test_a_3ds_charge_waits_then_the_otp_captures_it(client, auth, receiver):
-    client.post("/_sim/config", json={"notification_url": receiver.url()})
+    client.post("/_sim/config", json={"notification_url": receiver.url})
     card = card_of(client, "4811111111111114", authentication=True)
 
     body = charge(client, auth, "ORDER-1", card)
@@ -151,7 +151,7 @@ def test_a_3ds_charge_waits_then_the_otp_captures_it(client, auth, receiver):
     assert "postMessage" in done.get_data(as_text=True)
     after = status(client, auth, "ORDER-1")
     assert (after["status_code"], after["transaction_status"]) == ("200", "capture")
-    notified = [r["body"]["transaction_status"] for r in receiver.wait_for(2)]
+    notified = [r.json()["transaction_status"] for r in receiver.arrived(2)]
     assert notified == ["pending", "capture"]
 
 
@@ -198,7 +198,7 @@ def test_the_3ds_page_returns_to_a_callback_url_with_the_result(client, auth):
 
 
 def test_authorize_then_capture_part_of_it(client, auth, receiver):
-    client.post("/_sim/config", json={"notification_url": receiver.url()})
+    client.post("/_sim/config", json={"notification_url": receiver.url})
     card = card_of(client, "4811111111111114", type="authorize")
     body = charge(client, auth, "ORDER-1", card, amount=500000)
 
@@ -223,7 +223,7 @@ def test_authorize_then_capture_part_of_it(client, auth, receiver):
     assert (captured["transaction_status"], captured["gross_amount"]) == ("capture", "300000.00")
     assert captured["masked_card"] == "481111-1114"
     assert twice["status_code"] == "412"
-    notified = [r["body"] for r in receiver.wait_for(2)]
+    notified = [r.json() for r in receiver.arrived(2)]
     assert [n["transaction_status"] for n in notified] == ["authorize", "capture"]
     assert notified[1]["gross_amount"] == "300000.00"
 
@@ -284,11 +284,11 @@ def test_a_challenge_card_is_decided_by_approve_or_deny(
 def test_settlement_time_cancels_undecided_challenges_and_settles_captured_cards(
     client, auth, receiver
 ):
-    client.post("/_sim/config", json={"notification_url": receiver.url()})
+    client.post("/_sim/config", json={"notification_url": receiver.url})
     charge(client, auth, "HELD", card_of(client, "4111111111111111"))
     charge(client, auth, "PAID", card_of(client, "4811111111111114"))
     charge(client, auth, "VA", card_of(client, "4811111111111114", type="authorize"))
-    receiver.wait_for(3)
+    receiver.arrived(3)
 
     done = client.post("/_sim/settlement-time").json
 
@@ -296,9 +296,7 @@ def test_settlement_time_cancels_undecided_challenges_and_settles_captured_cards
     assert status(client, auth, "HELD")["transaction_status"] == "cancel"
     assert status(client, auth, "PAID")["transaction_status"] == "settlement"
     assert status(client, auth, "VA")["transaction_status"] == "authorize"
-    later = {
-        r["body"]["order_id"]: r["body"]["transaction_status"] for r in receiver.wait_for(5)[3:]
-    }
+    later = {r.json()["order_id"]: r.json()["transaction_status"] for r in receiver.arrived(5)[3:]}
     assert later == {"HELD": "cancel", "PAID": "settlement"}
 
 

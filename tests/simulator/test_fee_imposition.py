@@ -34,12 +34,12 @@ def core_charge(client, auth, payment_type: str) -> dict:
 
 
 def settled(receiver) -> dict:
-    return receiver.wait_for(2)[-1]["body"]
+    return receiver.arrived(2)[-1].json()
 
 
 @pytest.fixture
 def notify_here(receiver):
-    return {"X-Override-Notification": receiver.url()}
+    return {"X-Override-Notification": receiver.url}
 
 
 def test_a_paid_snap_order_states_the_fee_in_metadata_and_signs_the_fee_inclusive_amount(
@@ -83,7 +83,7 @@ def test_the_pending_notification_already_carries_the_fee(
 
     client.post("/_sim/transactions/ORDER-1/choose")
 
-    body = receiver.wait_for(1)[0]["body"]
+    body = receiver.arrived(1)[0].json()
     assert (body["transaction_status"], body["gross_amount"]) == ("pending", "14440.00")
     assert is_signed(body, server_key)
 

@@ -22,7 +22,7 @@ def sim(simulator_url, auth, receiver):
             requests.post(f"{self.url}/_sim/config", json=changes, timeout=5).raise_for_status()
 
         def create(self, order_id, notify=None):
-            headers = {**auth, "X-Override-Notification": notify or receiver.url()}
+            headers = {**auth, "X-Override-Notification": notify or receiver.url}
             body = {"transaction_details": {"order_id": order_id, "gross_amount": 25000}}
             answer = requests.post(
                 f"{self.url}/snap/v1/transactions", json=body, headers=headers, timeout=5
@@ -45,17 +45,17 @@ def sim(simulator_url, auth, receiver):
 
 
 def statuses(received):
-    return [r["body"]["transaction_status"] for r in received]
+    return [r.json()["transaction_status"] for r in received]
 
 
 def test_notifications_arrive_signed_over_http(sim, receiver, server_key):
     sim.create("ORDER-1")
     sim.control("ORDER-1", "pay", payment_type="gopay")
 
-    received = receiver.wait_for(2)
+    received = receiver.arrived(2)
 
     assert statuses(received) == ["pending", "settlement"]
-    body = received[1]["body"]
+    body = received[1].json()
     text = f"ORDER-1{body['status_code']}25000.00{server_key}"
     assert body["signature_key"] == hashlib.sha512(text.encode()).hexdigest()
 
@@ -66,7 +66,7 @@ def test_a_failed_notification_is_retried_as_midtrans_does(sim, receiver, answer
     sim.create("ORDER-1")
 
     sim.control("ORDER-1", "choose")
-    receiver.wait_for(attempts)
+    receiver.arrived(attempts)
     time.sleep(2 * RETRY_WAITS[attempts - 1] * TIME_FACTOR + 0.1)  # past another retry's time
 
     assert len(receiver.received) == attempts
@@ -80,7 +80,7 @@ def test_retry_waits_grow(sim, receiver):
     sim.create("ORDER-1")
 
     sim.control("ORDER-1", "choose")
-    times = [r["time"] for r in receiver.wait_for(5)]
+    times = [r.at for r in receiver.arrived(5)]
 
     gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
     assert gaps[3] > gaps[1] > 0
@@ -92,7 +92,7 @@ def test_retries_stop_at_the_first_success(sim, receiver):
     sim.create("ORDER-1")
 
     sim.control("ORDER-1", "choose")
-    receiver.wait_for(2)
+    receiver.arrived(2)
     time.sleep(0.3)
 
     assert len(receiver.received) == 2
@@ -126,9 +126,9 @@ def test_duplicate_sends_every_notification_twice(sim, receiver):
 
     sim.control("ORDER-1", "pay", payment_type="qris")
 
-    received = receiver.wait_for(4)
+    received = receiver.arrived(4)
     assert statuses(received) == ["pending", "pending", "settlement", "settlement"]
-    assert received[0]["body"] == received[1]["body"]
+    assert received[0].json() == received[1].json()
 
 
 def test_reorder_holds_an_orders_notifications_and_sends_them_newest_first(sim, receiver):
@@ -141,7 +141,7 @@ def test_reorder_holds_an_orders_notifications_and_sends_them_newest_first(sim, 
     sim.control("ORDER-1", "pay")
 
     assert held == 0
-    assert statuses(receiver.wait_for(2)) == ["settlement", "pending"]
+    assert statuses(receiver.arrived(2)) == ["settlement", "pending"]
 
 
 def test_switching_reorder_off_releases_what_is_held(sim, receiver):
@@ -151,4 +151,4 @@ def test_switching_reorder_off_releases_what_is_held(sim, receiver):
 
     sim.config(reorder=False)
 
-    assert statuses(receiver.wait_for(1)) == ["pending"]
+    assert statuses(receiver.arrived(1)) == ["pending"]

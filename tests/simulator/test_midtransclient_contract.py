@@ -164,7 +164,7 @@ def test_notification_url_headers_pass_through_the_client(simulator_url, server_
     snap = midtransclient.Snap(
         is_production=False,
         server_key=server_key,
-        custom_headers={"X-Override-Notification": receiver.url("/via-client")},
+        custom_headers={"X-Override-Notification": receiver.at("/via-client")},
         proxies={},
     )
     point_at(snap, simulator_url)
@@ -172,7 +172,7 @@ def test_notification_url_headers_pass_through_the_client(simulator_url, server_
 
     pay(simulator_url, "ORDER-1")
 
-    assert [r["path"] for r in receiver.wait_for(2)] == ["/via-client", "/via-client"]
+    assert [r.path for r in receiver.arrived(2)] == ["/via-client", "/via-client"]
 
 
 def test_the_payment_page_over_http(snap, simulator_url):

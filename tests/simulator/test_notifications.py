@@ -45,7 +45,7 @@ def is_signed(body: dict, server_key: str) -> bool:
 @pytest.fixture
 def notify_here(receiver):
     """Headers that send an order's notifications to the receiver."""
-    return {"X-Override-Notification": receiver.url()}
+    return {"X-Override-Notification": receiver.url}
 
 
 @pytest.mark.parametrize(
@@ -79,10 +79,10 @@ def test_notifications_have_midtrans_fixture_fields_and_signature(
             client.post(f"/_sim/transactions/ORDER-1/{step}", json={"payment_type": payment_type})
 
     received = wait_until(
-        lambda: [r for r in receiver.received if r["body"]["transaction_status"] == status]
+        lambda: [r for r in receiver.received if r.json()["transaction_status"] == status]
     )
 
-    body = received[-1]["body"]
+    body = received[-1].json()
     assert FIXTURE_FIELDS[status] <= set(body)
     assert all(isinstance(body[field], str) for field in FIXTURE_FIELDS[status])
     assert body["status_message"] == "midtrans payment notification"
@@ -92,14 +92,14 @@ def test_notifications_have_midtrans_fixture_fields_and_signature(
         "IDR",
     )
     assert is_signed(body, server_key)
-    assert received[-1]["content_type"] == "application/json"
+    assert received[-1].headers["Content-Type"] == "application/json"
 
 
 def test_bank_transfer_notifications_carry_the_va_number(client, snap_order, receiver, notify_here):
     snap_order("ORDER-1", headers=notify_here)
 
     chosen = client.post("/_sim/transactions/ORDER-1/choose", json={"bank": "bri"}).json
-    body = receiver.wait_for(1)[0]["body"]
+    body = receiver.arrived(1)[0].json()
 
     assert body["va_numbers"] == chosen["va_numbers"]
     assert "actions" not in body
@@ -123,7 +123,7 @@ def test_notification_status_codes_differ_from_the_status_api_where_midtrans_doe
     if action != "choose":
         client.post(f"/_sim/transactions/ORDER-1/{action}")
 
-    body = receiver.wait_for(1 if action == "choose" else 2)[-1]["body"]
+    body = receiver.arrived(1 if action == "choose" else 2)[-1].json()
 
     assert (body["transaction_status"], body["status_code"]) == (status, notified)
     assert client.get("/v2/ORDER-1/status", headers=auth).json["status_code"] == status_api
@@ -134,40 +134,40 @@ def test_an_order_notifies_each_change_in_order(client, snap_order, receiver, no
 
     client.post("/_sim/transactions/ORDER-1/pay", json={"payment_type": "gopay"})
 
-    statuses = [r["body"]["transaction_status"] for r in receiver.wait_for(2)]
+    statuses = [r.json()["transaction_status"] for r in receiver.arrived(2)]
     assert statuses == ["pending", "settlement"]
 
 
 def test_override_replaces_the_default_url(client, snap_order, receiver):
-    client.post("/_sim/config", json={"notification_url": receiver.url("/default")})
-    override = f"{receiver.url('/a')}, {receiver.url('/b')}"
+    client.post("/_sim/config", json={"notification_url": receiver.at("/default")})
+    override = f"{receiver.at('/a')}, {receiver.at('/b')}"
     snap_order("ORDER-1", headers={"X-Override-Notification": override})
 
     client.post("/_sim/transactions/ORDER-1/choose")
 
-    assert sorted(r["path"] for r in receiver.wait_for(2)) == ["/a", "/b"]
+    assert sorted(r.path for r in receiver.arrived(2)) == ["/a", "/b"]
 
 
 def test_append_adds_to_the_default_url_up_to_three(client, snap_order, receiver):
-    client.post("/_sim/config", json={"notification_url": receiver.url("/default")})
-    appended = ",".join(receiver.url(f"/{name}") for name in "abcd")
+    client.post("/_sim/config", json={"notification_url": receiver.at("/default")})
+    appended = ",".join(receiver.at(f"/{name}") for name in "abcd")
     snap_order("ORDER-1", headers={"X-Append-Notification": appended})
 
     client.post("/_sim/transactions/ORDER-1/choose")
 
-    received = receiver.wait_for(4)
-    assert sorted(r["path"] for r in received) == ["/a", "/b", "/c", "/default"]
+    received = receiver.arrived(4)
+    assert sorted(r.path for r in received) == ["/a", "/b", "/c", "/default"]
 
 
 def test_the_default_url_from_start_up_is_used(receiver):
-    app = create_app({"SERVER_KEY": "k", "NOTIFICATION_URL": receiver.url("/start")})
+    app = create_app({"SERVER_KEY": "k", "NOTIFICATION_URL": receiver.at("/start")})
     client = app.test_client()
     headers = {"Authorization": "Basic azo="}  # "k:"
     body = {"payment_type": "qris", "transaction_details": {"order_id": "O-1", "gross_amount": 10}}
 
     client.post("/v2/charge", json=body, headers=headers)
 
-    assert receiver.wait_for(1)[0]["path"] == "/start"
+    assert receiver.arrived(1)[0].path == "/start"
 
 
 def test_without_any_url_nothing_is_sent(client, snap_order):
@@ -189,9 +189,9 @@ def test_a_pending_payment_expires_by_itself_at_its_expiry_time(
     )
     client.post("/_sim/transactions/ORDER-1/choose")
 
-    received = receiver.wait_for(2, timeout=6)
+    received = receiver.arrived(2, timeout=6)
 
-    assert [r["body"]["transaction_status"] for r in received] == ["pending", "expire"]
+    assert [r.json()["transaction_status"] for r in received] == ["pending", "expire"]
     assert client.get("/v2/ORDER-1/status", headers=auth).json["transaction_status"] == "expire"
 
 
