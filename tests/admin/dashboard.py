@@ -54,3 +54,18 @@ def table_snapshot(app) -> dict:
 def settled(order_id: str, amount: int, status: str = "settlement", **extra) -> dict:
     """A Midtrans status answer for `order_id` (Midtrans's order id)."""
     return status_answer(order_id, status, amount=amount, **{"status_code": "200", **extra})
+
+
+def forged_notification(order_id: str, body: str, reason: str = "signature mismatch"):
+    """A stored settlement notification the gateway refused for its signature (a forgery), as
+    the order's page lists it; to add to the session."""
+    from app.models import Notification, NotificationOutcome
+
+    return Notification(
+        body=body,
+        order_id=order_id,
+        transaction_status="settlement",
+        signature_valid=False,
+        outcome=NotificationOutcome.REJECTED,
+        reason=reason,
+    )

@@ -13,9 +13,9 @@ import threading
 from pathlib import Path
 
 import pytest
-import requests
 import responses
-from admin.dashboard import GONE, PASSWORD, settled
+from admin.dashboard import GONE, PASSWORD, forged_notification, settled
+from e2e.servers import post_charge
 from support import API_BASE, snap_ok, status_url, use_settings
 from werkzeug.serving import make_server
 
@@ -138,13 +138,7 @@ def test_an_admin_manages_a_payment_in_the_browser(screen, live_gateway, midtran
 
     # A client app charges with that key, over real HTTP.
     snap_ok(midtrans, token="tok-browser")
-    resp = requests.post(
-        f"{base}/charge",
-        json={"order_id": "B-1", "amount": 125000},
-        headers={"X-App-Code": "toko", "X-Api-Key": key},
-        timeout=10,
-    )
-    assert resp.status_code == 201, resp.text
+    post_charge(base, {"X-App-Code": "toko", "X-Api-Key": key}, "B-1", 125000)
 
     # Find it in the list, open it.
     page.click("nav >> text=Transactions")
@@ -245,13 +239,7 @@ def test_an_admin_follows_callbacks_in_the_browser(screen, live_gateway, midtran
 
     # A charge; the client's endpoint answers 410 Gone: callbacks are disabled, with the reason.
     snap_ok(midtrans, token="tok-hooks")
-    resp = requests.post(
-        f"{base}/charge",
-        json={"order_id": "H-1", "amount": 99000},
-        headers={"X-App-Code": "hooks", "X-Api-Key": key},
-        timeout=10,
-    )
-    assert resp.status_code == 201, resp.text
+    post_charge(base, {"X-App-Code": "hooks", "X-Api-Key": key}, "H-1", 99000)
     receiver.answers = [GONE]
     assert deliver() == 1
     page.goto(f"{base}/admin/apps")
@@ -299,7 +287,7 @@ def test_a_mistyped_password_waits_and_a_flooded_order_stays_readable(
 
     import app.admin.throttle as throttle
     from app.extensions import db
-    from app.models import Notification, NotificationOutcome, Transaction
+    from app.models import Transaction
 
     now = [datetime.now(UTC)]
     monkeypatch.setattr(throttle, "utcnow", lambda: now[0])
@@ -330,25 +318,13 @@ def test_a_mistyped_password_waits_and_a_flooded_order_stays_readable(
     assert page.url == f"{base}/admin/"
 
     snap_ok(midtrans, token="tok-flood")
-    resp = requests.post(
-        f"{base}/charge", json={"order_id": "F-1", "amount": 50000}, headers=app_key, timeout=10
-    )
-    assert resp.status_code == 201, resp.text
+    post_charge(base, app_key, "F-1", 50000)
     with app.app_context():
         txn = db.session.query(Transaction).filter_by(order_id="F-1").one()
         txn_id = txn.id
         forged = json.dumps({"order_id": "F-1", "status": "settlement", "x": "<" * 9000})
         for _ in range(60):
-            db.session.add(
-                Notification(
-                    body=forged,
-                    order_id="F-1",
-                    transaction_status="settlement",
-                    signature_valid=False,
-                    outcome=NotificationOutcome.REJECTED,
-                    reason="signature mismatch",
-                )
-            )
+            db.session.add(forged_notification("F-1", forged))
         db.session.commit()
     page.goto(f"{base}/admin/transactions/{txn_id}")
     section = page.locator("#notifications")

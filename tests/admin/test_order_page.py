@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import re
 
+from admin.dashboard import forged_notification
+
 from app.extensions import db
-from app.models import CallbackEvent, Notification, NotificationOutcome, Transaction
+from app.models import CallbackEvent, Notification, Transaction
 
 MAX_PAGE = 200_000  # bytes
 
@@ -29,16 +31,7 @@ def _flood(app, txn_id: int, *, notifications: int, callbacks: int) -> None:
         )
         assert 60_000 < len(body) < 64 * 1024
         for _ in range(notifications):
-            db.session.add(
-                Notification(
-                    body=body,
-                    order_id=txn.midtrans_order_id,
-                    transaction_status="settlement",
-                    signature_valid=False,
-                    outcome=NotificationOutcome.REJECTED,
-                    reason="signature mismatch",
-                )
-            )
+            db.session.add(forged_notification(txn.midtrans_order_id, body))
         for i in range(callbacks):
             db.session.add(
                 CallbackEvent(

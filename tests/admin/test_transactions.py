@@ -7,13 +7,13 @@ import io
 import json
 
 import responses
-from admin.dashboard import settled
+from admin.dashboard import forged_notification, settled
 from sqlalchemy import select
 from support import API_BASE, status_url
 
 from app.admin.models import AuditEntry
 from app.extensions import db
-from app.models import Notification, NotificationOutcome, Transaction, TxStatus
+from app.models import Transaction, TxStatus
 
 
 def audits(app, action: str) -> list[AuditEntry]:
@@ -103,16 +103,8 @@ def test_detail_shows_timeline_and_notifications(admin_client, app, app_key, cha
     txn = charge(app_key, "INV-7", amount=150000)
     midtrans.add(responses.GET, status_url("INV-7"), json=settled("INV-7", 150000))
     with app.app_context():
-        db.session.add(
-            Notification(
-                body=json.dumps({"order_id": "INV-7", "transaction_status": "settlement"}),
-                order_id="INV-7",
-                transaction_status="settlement",
-                signature_valid=False,
-                outcome=NotificationOutcome.REJECTED,
-                reason="bad signature",
-            )
-        )
+        body = json.dumps({"order_id": "INV-7", "transaction_status": "settlement"})
+        db.session.add(forged_notification("INV-7", body, "bad signature"))
         db.session.commit()
     admin_client.get("/admin/")  # nothing yet; then sync
     token = _token(admin_client, txn)
