@@ -27,6 +27,10 @@ webhook-id, an order's callbacks are e.g. pending, settlement, partial_refund (5
 partial_refund (80000), refund, each with the right `outcome`, `paid`, `amount`,
 `refunded_amount` and fee fields; no order is flagged, and `GET /status` ends on the right
 outcome. `CHAOS_SEED=n` replays another random plan.
+
+Issue 16: a third of the orders are Core API charges (a QRIS code or a BNI VA number in the
+charge's answer, no Snap page) beside the Snap links, with the same checks; their pending
+callback carries the payment details.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -82,6 +86,13 @@ REFUND_SHAPES = {
     ("part", "part", "rest"): 25,
     ("rest",): 10,
 }
+# A share of the orders are Core API charges (the payment details at creation) instead of
+# Snap links; Midtrans fixes a fee imposition at charge time, so they carry no fee of their own.
+CORE_SHARE = 1 / 3
+CORE_CHARGES = (
+    {"payment_type": "qris"},
+    {"payment_type": "bank_transfer", "bank": "bni"},
+)
 OUTCOMES = {
     "pending": ("pending", False),
     "settlement": ("paid", True),
@@ -101,6 +112,7 @@ class Plan:
     fee_rule: dict
     fee: int
     refunds: tuple[int | None, ...]
+    core: dict = field(default_factory=dict)  # a Core API charge's fields; {} for a Snap link
 
     def callbacks(self) -> list[tuple]:
         """The callbacks the client must get, one per real change, as `meaning()` sees them."""
@@ -147,10 +159,11 @@ def _some(wrong: dict) -> str:
 
 def draw_plan(plan: random.Random) -> Plan:
     amount = plan.randrange(10, 5_000) * 100
+    core = plan.choice(CORE_CHARGES) if plan.random() < CORE_SHARE else {}
     if plan.random() < DENIED_SHARE:
-        return Plan(amount, False, {}, 0, ())
+        return Plan(amount, False, {}, 0, (), core)
     fee_rule, fee = {}, 0
-    if plan.random() < FEE_SHARE:
+    if not core and plan.random() < FEE_SHARE:
         fee_rule, fee_of = plan.choice(FEE_RULES)
         fee = fee_of(amount)
     shape = plan.choices(list(REFUND_SHAPES), weights=list(REFUND_SHAPES.values()))[0]
@@ -158,7 +171,15 @@ def draw_plan(plan: random.Random) -> Plan:
         None if part == "rest" else max(100, int(round(amount * plan.uniform(0.1, 0.3), -2)))
         for part in shape
     )
-    return Plan(amount, True, fee_rule, fee, refunds)
+    return Plan(amount, True, fee_rule, fee, refunds, core)
+
+
+def shows_payment_details(core: dict, data: dict[str, Any]) -> bool:
+    """Whether a Core charge's answer (or its pending callback) carries what the payer needs:
+    the QR code, or the VA number of the bank asked for."""
+    if core["payment_type"] == "qris":
+        return bool(data.get("qr_string")) and bool(data.get("qr_url"))
+    return [v.get("bank") for v in data.get("va_numbers") or []] == [core["bank"]]
 
 
 def notification_of(status: dict) -> dict:
@@ -376,10 +397,12 @@ def test_callbacks_survive_a_failing_endpoint_and_restarts_delivered_in_order_an
         answer = call(
             "POST",
             f"{gateway}/charge",
-            json={"order_id": order_id, "amount": plan_of.amount},
+            json={"order_id": order_id, "amount": plan_of.amount, **plan_of.core},
             headers=stack.headers,
         )
         assert answer.status_code == 201, answer.text
+        if plan_of.core:  # the QR or VA number is in the answer already
+            assert shows_payment_details(plan_of.core, answer.json()), answer.text
         time.sleep(rng.uniform(0.5, 2.0))
         action = "pay" if plan_of.paid else "fail"
         midtrans("POST", f"/_sim/transactions/{mid}/{action}", json=plan_of.fee_rule)
@@ -460,6 +483,13 @@ def test_callbacks_survive_a_failing_endpoint_and_restarts_delivered_in_order_an
     }
     wrong = {o: (made.get(o), want) for o, want in expected.items() if made.get(o) != want}
     assert not wrong, f"{len(wrong)} orders' events are not their real changes: {_some(wrong)}"
+    core_orders = {o: p.core for o, p in orders.items() if p.core}
+    bare = [
+        o
+        for o, core in core_orders.items()
+        if not shows_payment_details(core, json.loads(by_order[o][0]["payload"])["data"])
+    ]
+    assert not bare, f"Core orders whose pending callback lacks the payment details: {bare}"
 
     # 2. Every attempt the endpoint saw was signed with the app's secret.
     unverified = [(a.webhook_id, a.problem) for a in endpoint.received if a.problem]
@@ -518,13 +548,16 @@ def test_callbacks_survive_a_failing_endpoint_and_restarts_delivered_in_order_an
     assert not stack.log_problems(), "\n".join(stack.log_problems()[:40])
 
     answers = Counter(a.note for a in endpoint.received)
+    core_kinds = Counter(core.get("bank", core["payment_type"]) for core in core_orders.values())
     gave_up = sum(1 for a in attempts if a["error"] and a["error"].startswith("no answer"))
     shapes = Counter(
         "denied" if not p.paid else f"{len(p.refunds)} refunds" for p in orders.values()
     )
     print(
         f"\ncallback chaos (seed {SEED}): {len(orders)} orders ({dict(shapes)},"
-        f" {sum(1 for p in orders.values() if p.fee)} with a fee), {len(events)} events,"
+        f" {sum(1 for p in orders.values() if p.fee)} with a fee,"
+        f" Core charges {dict(core_kinds)}),"
+        f" {len(events)} events,"
         f" told by {dict(told)}, {sum(notified.values())} notifications,"
         f" {len(attempts)} attempts recorded by the gateway ({len(refused)} refused,"
         f" {gave_up} timed out), endpoint answers {dict(answers)}, {duplicates} duplicates,"
