@@ -367,6 +367,26 @@ def _parse_callback_url(value: Any) -> str:
     return url
 
 
+def _gopay_return_as_spec(body: dict) -> dict:
+    """SPEC's GoPay charge takes `callback_url` as GoPay's deeplink return (where the GoPay
+    app sends the payer back), sent to Midtrans as `gopay.callback_url`. So with
+    `payment_type: gopay` a top-level `callback_url` is that, unless `gopay.callback_url`
+    gives the return: then the top-level one is the order's own callback URL, as for any
+    other charge."""
+    gopay = body.get("gopay")
+    if (
+        body.get("payment_type") != "gopay"
+        or body.get("callback_url") is None
+        or (isinstance(gopay, dict) and gopay.get("callback_url") is not None)
+    ):
+        return body
+    if gopay is not None and not isinstance(gopay, dict):
+        return body  # refused as it stands, naming `gopay`
+    moved = {k: v for k, v in body.items() if k != "callback_url"}
+    moved["gopay"] = {**(gopay or {}), "callback_url": body["callback_url"]}
+    return moved
+
+
 # What a client sent for itself, echoed in `GET /status`, the records and every callback.
 ECHOED_FIELDS = ("metadata", "custom_field1", "custom_field2", "custom_field3")
 
@@ -561,6 +581,7 @@ class ChargeRequest:
     def parse(cls, body: Any, *, prefix: str) -> ChargeRequest:
         if not isinstance(body, dict):
             raise InvalidRequestError("request body must be a JSON object")
+        body = _gopay_return_as_spec(body)
         order_id = parse_order_id(body.get("order_id"), prefix=prefix)
         amount = parse_amount(body.get("amount"))
         items = None

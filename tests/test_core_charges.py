@@ -123,6 +123,19 @@ CASES = {
         {"bill_key": "990000000261", "biller_code": "70012"},
         {"bill_key": "990000000261", "biller_code": "70012"},
     ),
+    # SPEC's GoPay field: a top-level callback_url is the deeplink return.
+    "gopay as SPEC": (
+        {"payment_type": "gopay", "callback_url": "posapp://paid"},
+        {
+            "payment_type": "gopay",
+            "gopay": {"enable_callback": True, "callback_url": "posapp://paid"},
+        },
+        {"actions": GOPAY_ACTIONS, "expiry_time": QUARTER_AHEAD},
+        {
+            "actions": GOPAY_ACTIONS,
+            "qr_url": GOPAY_ACTIONS[0]["url"],
+        },
+    ),
     "gopay": (
         {"payment_type": "gopay", "gopay": {"callback_url": "posapp://paid"}},
         {
@@ -712,3 +725,23 @@ def test_the_partial_draws_the_qr_of_the_stored_payload(app):
 def test_the_partial_shows_nothing_for_a_snap_order(app):
     txn = Transaction(order_id="S", amount=1, status="pending", payment_details=None)
     assert render_details(app, txn).strip() == ""
+
+
+def test_with_gopays_own_return_a_top_level_callback_url_is_the_orders_callback_url(
+    client, pos, midtrans
+):
+    """gopay.callback_url gives the deeplink return: the top-level callback_url is then the
+    order's own callback URL, which needs the app's signing secret (this app has none)."""
+    charged = core_ok(midtrans, charge_answer("pos-POS-1", "gopay"))
+
+    resp = post(
+        client,
+        pos,
+        payment_type="gopay",
+        gopay={"callback_url": "posapp://paid"},
+        callback_url="https://pos.example/hooks",
+    )
+
+    assert resp.status_code == 400 and resp.json["error"]["details"]["field"] == "callback_url"
+    assert "signing secret" in resp.json["error"]["message"]
+    assert not charged.calls
