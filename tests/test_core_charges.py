@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import responses
+import support
 from support import API_BASE, SNAP_URL, basic_auth, cli_for, make_app, status_url
 
 from app.extensions import db
@@ -216,8 +217,10 @@ def core_echoes(midtrans, payment_type: str, status: str = "pending", **extra):
 
 
 def post(client, headers, **fields):
-    body = {"order_id": ORDER, "amount": 25000, **fields}
-    return client.post("/charge", json=body, headers=headers)
+    """POST /charge (ORDER for 25,000 unless `fields` say otherwise; Midtrans set up by the
+    test); the answer."""
+    order_id, amount = fields.pop("order_id", ORDER), fields.pop("amount", 25000)
+    return support.charge(client, headers, None, order_id, amount, expect=None, **fields)
 
 
 def sent(call) -> dict:
