@@ -22,7 +22,7 @@ helper shared between test files, and where it lives; use these rather than writ
   `table_snapshot()`, `settled()`, `GONE`) and its conftest's `post`, `charge` (an order's row
   id) and `receiver` (an unverified `CallbackReceiver`).
 - tests/simulator/conftest.py: the simulator in-process (`app`, `client`, `auth`,
-  `snap_order`, `wait_until`), its notification `receiver` (a `CallbackReceiver`) and
+  `snap_order`, `card_token`, `wait_until`), its notification `receiver` (a `CallbackReceiver`) and
   `simulator_process` / `simulator_url` (`python -m simulator` as its own process).
 - `e2e.servers`: the gateway stack over real HTTP (simulator, gunicorn, workers, its
   database): `start_stack()`, `hooked_client_app()`, `post_charge()`; built on

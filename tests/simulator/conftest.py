@@ -4,6 +4,7 @@ notifications, and the simulator running as its own process (`python -m simulato
 import base64
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ from kit.endpoints import CallbackReceiver
 
 from bench.processes import clean_env, free_port, spawn, wait_until_ready
 from simulator import create_app
+from simulator.settings import DEFAULT_CLIENT_KEY
+from simulator.transactions import WIB
 
 SERVER_KEY = "SB-Mid-server-simtest"
 REPO = Path(__file__).resolve().parents[2]
@@ -54,6 +57,28 @@ def snap_order(client, auth):
         return answer.json
 
     return create
+
+
+@pytest.fixture
+def card_token(client):
+    """A card token from GET /v2/token, as the payer's browser gets it with the client key:
+    `card_token()` (a card that pays), `card_token("4111111111111111")` (another test card)."""
+
+    def token(number: str = "4811111111111114") -> str:
+        answer = client.get(
+            "/v2/token",
+            query_string={
+                "client_key": DEFAULT_CLIENT_KEY,
+                "card_number": number,
+                "card_exp_month": "12",
+                "card_exp_year": str(datetime.now(WIB).year + 1),
+                "card_cvv": "123",
+            },
+        )
+        assert answer.status_code == 200, answer.json
+        return answer.json["token_id"]
+
+    return token
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from simulator.settings import DEFAULT_CLIENT_KEY
 from simulator.signing import signature_key
 from simulator.transactions import WIB
 
@@ -29,22 +28,6 @@ def status(client, auth, key):
 
 def post(client, auth, path, body=None):
     return client.post(path, json=body or {}, headers=auth)
-
-
-def card_token(client, number="4811111111111114"):
-    """A token from GET /v2/token, as the payer's browser gets it with the client key."""
-    answer = client.get(
-        "/v2/token",
-        query_string={
-            "client_key": DEFAULT_CLIENT_KEY,
-            "card_number": number,
-            "card_exp_month": "12",
-            "card_exp_year": str(datetime.now(WIB).year + 1),
-            "card_cvv": "123",
-        },
-    )
-    assert answer.status_code == 200, answer.json
-    return answer.json["token_id"]
 
 
 @pytest.mark.parametrize(("bank", "digits"), [("bca", 11), ("bni", 16), ("bri", 16)])
@@ -118,8 +101,8 @@ def test_qris_answers_a_qr_string_with_a_valid_crc(client, auth):
     assert crc == f"{binascii.crc_hqx(payload.encode(), 0xFFFF):04X}"  # CRC-16/CCITT-FALSE
 
 
-def test_card_charge_without_3ds_is_captured_and_accepted(client, auth):
-    card = {"token_id": card_token(client)}
+def test_card_charge_without_3ds_is_captured_and_accepted(client, auth, card_token):
+    card = {"token_id": card_token()}
 
     body = charge(client, auth, "ORDER-1", "credit_card", credit_card=card).json
 
@@ -253,8 +236,8 @@ def test_cancel_of_a_pending_transaction(client, auth, payment_type):
     assert status(client, auth, "ORDER-1")["transaction_status"] == "cancel"
 
 
-def test_cancel_of_a_captured_card_voids_it(client, auth):
-    charge(client, auth, "ORDER-1", "credit_card", credit_card={"token_id": card_token(client)})
+def test_cancel_of_a_captured_card_voids_it(client, auth, card_token):
+    charge(client, auth, "ORDER-1", "credit_card", credit_card={"token_id": card_token()})
 
     body = post(client, auth, "/v2/ORDER-1/cancel").json
 
@@ -480,9 +463,9 @@ def test_settled_e_wallets_are_refunded(client, auth, payment_type):
     assert body["status_message"] == "Success, refund request is approved by the bank"
 
 
-def test_a_captured_card_is_refunded_but_a_challenged_one_is_not(client, auth):
-    charge(client, auth, "PAID", "credit_card", credit_card={"token_id": card_token(client)})
-    token = card_token(client, "4111111111111111")  # a challenge card
+def test_a_captured_card_is_refunded_but_a_challenged_one_is_not(client, auth, card_token):
+    charge(client, auth, "PAID", "credit_card", credit_card={"token_id": card_token()})
+    token = card_token("4111111111111111")  # a challenge card
     charge(client, auth, "HELD", "credit_card", credit_card={"token_id": token})
 
     paid = post(client, auth, "/v2/PAID/refund", {"amount": 1000}).json

@@ -4,13 +4,10 @@ the QRIS/GoPay actions, the card's 3DS redirect, the status API's body and the t
 The examples are in tests/midtrans_samples.py with their sources."""
 
 import re
-from datetime import datetime
 from urllib.parse import urlsplit
 
 import pytest
 
-from simulator.settings import DEFAULT_CLIENT_KEY
-from simulator.transactions import WIB
 from tests import midtrans_samples as doc
 
 # Fields some documented answers of one type carry and others of the same type leave out
@@ -25,21 +22,6 @@ def charge(client, auth, order_id, payment_type, amount=150000, **extra):
         **extra,
     }
     return client.post("/v2/charge", json=body, headers=auth)
-
-
-def card_token(client, number="4811 1111 1111 1114"):
-    answer = client.get(
-        "/v2/token",
-        query_string={
-            "client_key": DEFAULT_CLIENT_KEY,
-            "card_number": number,
-            "card_exp_month": "12",
-            "card_exp_year": str(datetime.now(WIB).year + 1),
-            "card_cvv": "123",
-        },
-    )
-    assert answer.status_code == 200, answer.json
-    return answer.json["token_id"]
 
 
 def assert_same_fields(answer: dict, documented: dict):
@@ -167,8 +149,8 @@ def test_gopay_answers_as_documented(client, auth):
     assert deeplink.startswith("gojek://gopay/merchanttransfer?tref=")  # as seed 004's
 
 
-def test_a_3ds_card_charge_answers_as_documented(client, auth):
-    token = card_token(client)
+def test_a_3ds_card_charge_answers_as_documented(client, auth, card_token):
+    token = card_token()
 
     card = {"token_id": token, "authentication": True}
     answer = charge(client, auth, "ORDER-1", "credit_card", credit_card=card).json
@@ -183,10 +165,8 @@ def test_a_3ds_card_charge_answers_as_documented(client, auth):
     )
 
 
-def test_a_card_charge_without_3ds_answers_as_the_documented_result(client, auth):
-    answer = charge(
-        client, auth, "ORDER-1", "credit_card", credit_card={"token_id": card_token(client)}
-    )
+def test_a_card_charge_without_3ds_answers_as_the_documented_result(client, auth, card_token):
+    answer = charge(client, auth, "ORDER-1", "credit_card", credit_card={"token_id": card_token()})
 
     assert_same_fields(answer.json, doc.CARD_3DS_RESULT)
     assert_same_outcome(answer.json, doc.CARD_3DS_RESULT)
@@ -212,8 +192,8 @@ def test_the_status_api_does_not_repeat_the_qr_or_the_actions(client, auth, paym
     assert re.fullmatch(r"[0-9a-f]{128}", status["signature_key"])
 
 
-def test_the_status_of_a_captured_card_has_the_documented_fields(client, auth):
-    charge(client, auth, "ORDER-1", "credit_card", credit_card={"token_id": card_token(client)})
+def test_the_status_of_a_captured_card_has_the_documented_fields(client, auth, card_token):
+    charge(client, auth, "ORDER-1", "credit_card", credit_card={"token_id": card_token()})
     client.post("/_sim/transactions/ORDER-1/pay")  # settles the captured card
 
     status = client.get("/v2/ORDER-1/status", headers=auth).json
@@ -234,8 +214,8 @@ def test_a_token_the_simulator_never_issued_is_refused_with_411(client, auth, to
     assert client.get("/v2/ORDER-1/status", headers=auth).json["status_code"] == "404"
 
 
-def test_a_token_is_good_for_one_charge(client, auth):
-    token = card_token(client)
+def test_a_token_is_good_for_one_charge(client, auth, card_token):
+    token = card_token()
     first = charge(client, auth, "ORDER-1", "credit_card", credit_card={"token_id": token})
 
     again = charge(client, auth, "ORDER-2", "credit_card", credit_card={"token_id": token})
