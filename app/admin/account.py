@@ -78,20 +78,16 @@ def login():
             target=f"admin:{username}",
             detail=_throttle_detail(result),
         )
-        if result.wait:
-            wait = _wait(result.wait)
-            flash(_("Too many failed logins. Try again in %(wait)s.", wait=wait), "error")
-            return _wait_answer(render_template("admin/login.html", form=form), result.wait)
-        flash(_("Wrong username or password."), "error")
-        if result.wait_if_wrong:
-            flash(
-                _(
-                    "Too many failed logins: the next try is possible in %(wait)s.",
-                    wait=_wait(result.wait_if_wrong),
-                ),
-                "error",
-            )
-        return render_template("admin/login.html", form=form), 401
+        return _login_refused(
+            result,
+            "admin/login.html",
+            form,
+            wrong=lambda: flash(_("Wrong username or password."), "error"),
+            must_wait=lambda wait: _("Too many failed logins. Try again in %(wait)s.", wait=wait),
+            next_try=lambda wait: _(
+                "Too many failed logins: the next try is possible in %(wait)s.", wait=wait
+            ),
+        )
     return render_template("admin/login.html", form=form)
 
 
@@ -131,19 +127,37 @@ def login_code():
     if result.wait or result.wait_if_wrong:
         detail += "; " + _throttle_detail(result)
     audit.record("login_failed", username=admin.username, target=target, detail=detail)
+    return _login_refused(
+        result,
+        "admin/login_code.html",
+        form,
+        wrong=lambda: form.code.errors.append(_("The code is wrong.")),
+        must_wait=lambda wait: _("Too many wrong codes. Try again in %(wait)s.", wait=wait),
+        next_try=lambda wait: _(
+            "Too many wrong codes: the next try is possible in %(wait)s.", wait=wait
+        ),
+    )
+
+
+def _login_refused(
+    result: LoginResult,
+    page: str,
+    form,
+    *,
+    wrong: Callable[[], None],
+    must_wait: Callable[[str], str],
+    next_try: Callable[[str], str],
+):
+    """A login step refused (its failure already audited): 429 with Retry-After and
+    `must_wait` flashed while the address must wait; else 401 after `wrong`, with `next_try`
+    flashed when one more wrong try makes the address wait."""
     if result.wait:
-        flash(_("Too many wrong codes. Try again in %(wait)s.", wait=_wait(result.wait)), "error")
-        return _wait_answer(render_template("admin/login_code.html", form=form), result.wait)
-    form.code.errors.append(_("The code is wrong."))
+        flash(must_wait(_wait(result.wait)), "error")
+        return _wait_answer(render_template(page, form=form), result.wait)
+    wrong()
     if result.wait_if_wrong:
-        flash(
-            _(
-                "Too many wrong codes: the next try is possible in %(wait)s.",
-                wait=_wait(result.wait_if_wrong),
-            ),
-            "error",
-        )
-    return render_template("admin/login_code.html", form=form), 401
+        flash(next_try(_wait(result.wait_if_wrong)), "error")
+    return render_template(page, form=form), 401
 
 
 def _wait(wait: timedelta) -> str:

@@ -116,28 +116,28 @@ class TxFilterForm(FlaskForm):
     q = StringField(_l("Order id"), validators=[Optional(), Length(max=100)])
 
 
+def _password_and_repeat(name: str, label, repeat_label) -> tuple[PasswordField, PasswordField]:
+    """A password an admin sets (the rules of `app.admins`), and the same typed again; `name`
+    is the first field's, the one the repeat must equal."""
+    return (
+        PasswordField(label, validators=[DataRequired(), Length(min=MIN_PASSWORD, max=1024)]),
+        PasswordField(
+            repeat_label,
+            validators=[DataRequired(), EqualTo(name, message=_l("The passwords do not match."))],
+        ),
+    )
+
+
 class PasswordChangeForm(FlaskForm):
     current = PasswordField(_l("Current password"), validators=[DataRequired()])
-    new = PasswordField(
-        _l("New password"), validators=[DataRequired(), Length(min=MIN_PASSWORD, max=1024)]
-    )
-    repeat = PasswordField(
-        _l("Repeat the new password"),
-        validators=[DataRequired(), EqualTo("new", message=_l("The passwords do not match."))],
-    )
+    new, repeat = _password_and_repeat("new", _l("New password"), _l("Repeat the new password"))
 
 
 class AdminCreateForm(FlaskForm):
     username = StringField(
         _l("Username"), validators=[DataRequired(), Regexp(USERNAME_RE), Length(max=80)]
     )
-    password = PasswordField(
-        _l("Password"), validators=[DataRequired(), Length(min=MIN_PASSWORD, max=1024)]
-    )
-    repeat = PasswordField(
-        _l("Repeat the password"),
-        validators=[DataRequired(), EqualTo("password", message=_l("The passwords do not match."))],
-    )
+    password, repeat = _password_and_repeat("password", _l("Password"), _l("Repeat the password"))
 
 
 class LoginCodeForm(FlaskForm):

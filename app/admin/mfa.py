@@ -58,9 +58,16 @@ def _setup_page(form: MfaConfirmForm) -> str:
     )
 
 
-def _proved(form: MfaProofForm, action: str, slot: str):
-    """None when the admin proved it is them (the password or a TOTP code), else the page to
-    answer with; a wrong proof is audited, and throttled like a login."""
+def _unproved(prefix: str, action: str, slot: str):
+    """None when the admin, with two-factor sign-in on, proved it is them for `action` (the
+    password or a TOTP code in the account page's form `slot`); else the answer: the form's
+    errors, back to the account page (two-factor sign-in is off), or the refused proof,
+    audited and throttled like a login."""
+    form = MfaProofForm(prefix=prefix)
+    if not form.validate_on_submit():
+        return account_page(**{slot: form}), 400
+    if not admin_mfa.is_enabled(g.admin.id):
+        return redirect(url_for("admin.account"))
     admin, text = g.admin, form.proof.data
     if admin_mfa.looks_like_totp(text):
         check = check_code(admin, text, remote_addr=request.remote_addr, recovery=False)
@@ -77,12 +84,7 @@ def _proved(form: MfaProofForm, action: str, slot: str):
 
 @bp.post("/account/mfa/recovery-codes")
 def mfa_recovery_codes():
-    form = MfaProofForm(prefix="codes")
-    if not form.validate_on_submit():
-        return account_page(codes_form=form), 400
-    if not admin_mfa.is_enabled(g.admin.id):
-        return redirect(url_for("admin.account"))
-    refused = _proved(form, "mfa_recovery_codes", "codes_form")
+    refused = _unproved("codes", "mfa_recovery_codes", "codes_form")
     if refused is not None:
         return refused
     codes = admin_mfa.new_recovery_codes(g.admin.id)
@@ -93,12 +95,7 @@ def mfa_recovery_codes():
 
 @bp.post("/account/mfa/disable")
 def mfa_disable():
-    form = MfaProofForm(prefix="off")
-    if not form.validate_on_submit():
-        return account_page(off_form=form), 400
-    if not admin_mfa.is_enabled(g.admin.id):
-        return redirect(url_for("admin.account"))
-    refused = _proved(form, "mfa_disable", "off_form")
+    refused = _unproved("off", "mfa_disable", "off_form")
     if refused is not None:
         return refused
     admin_mfa.disable(g.admin.id)
