@@ -33,16 +33,16 @@ PREFIX_RE = re.compile(r"^[A-Za-z0-9\-_~.]{0,40}$")
 
 @dataclass(frozen=True)
 class NewKey:
-    app: App
+    client_app: App
     key: str  # shown once, never stored
     signing_secret: str | None = None  # shown once, when a callback URL was set
 
 
 def get_app_or_raise(app_id: int) -> App:
-    app = db.session.get(App, app_id)
-    if app is None:
+    client_app = db.session.get(App, app_id)
+    if client_app is None:
         raise NotFoundError(f"no app {app_id}")
-    return app
+    return client_app
 
 
 def _check_name(name: str) -> str:
@@ -101,7 +101,7 @@ def create_client_app(
             except ValueError as err:
                 raise InvalidRequestError(str(err), field="api_key") from None
         key = api_key or generate_api_key()
-        app = App(
+        client_app = App(
             code=code,
             name=name,
             key_hash=hash_api_key(key),
@@ -111,52 +111,52 @@ def create_client_app(
         secret = None
         if callback_url:
             secret = set_callback_url(
-                app, callback_url, policy=policy or AddressPolicy(), production=production
+                client_app, callback_url, policy=policy or AddressPolicy(), production=production
             )
-        db.session.add(app)
-    return NewKey(app, key, secret)
+        db.session.add(client_app)
+    return NewKey(client_app, key, secret)
 
 
 def rotate_key(app_id: int) -> NewKey:
     """A new key; the old one stops working at once."""
     key = generate_api_key()
     with writing():
-        app = get_app_or_raise(app_id)
-        app.key_hash, app.key_hint = hash_api_key(key), key_hint(key)
+        client_app = get_app_or_raise(app_id)
+        client_app.key_hash, client_app.key_hint = hash_api_key(key), key_hint(key)
         forget_apps()
-    return NewKey(app, key)
+    return NewKey(client_app, key)
 
 
 def set_active(app_id: int, active: bool) -> App:
     with writing():
-        app = get_app_or_raise(app_id)
-        app.active = active
+        client_app = get_app_or_raise(app_id)
+        client_app.active = active
         forget_apps()
-    return app
+    return client_app
 
 
 def set_refunds_allowed(app_id: int, allowed: bool) -> App:
     """Let the app refund its paid orders through the API (`POST /transactions/<id>/refund`),
     or stop it. Off for every app until an admin turns it on: a refund moves money out."""
     with writing():
-        app = get_app_or_raise(app_id)
-        app.allow_refunds = allowed
+        client_app = get_app_or_raise(app_id)
+        client_app.allow_refunds = allowed
         forget_apps()
-    return app
+    return client_app
 
 
 def edit_app(app_id: int, *, name: str, order_prefix: str) -> App:
     """Rename, or change the prefix of future orders (existing orders keep theirs)."""
     with writing():
-        app = get_app_or_raise(app_id)
-        name, prefix = _check_name(name), _check_prefix(order_prefix, app_id=app.id)
-        app.name, app.order_prefix = name, prefix
+        client_app = get_app_or_raise(app_id)
+        name, prefix = _check_name(name), _check_prefix(order_prefix, app_id=client_app.id)
+        client_app.name, client_app.order_prefix = name, prefix
         forget_apps()
-    return app
+    return client_app
 
 
 def set_callback_url(
-    app: App, url: str | None, *, policy: AddressPolicy, production: bool
+    client_app: App, url: str | None, *, policy: AddressPolicy, production: bool
 ) -> str | None:
     """Point the app's callbacks at `url` (None or "" stops them); the caller commits.
 
@@ -165,46 +165,46 @@ def set_callback_url(
     """
     forget_apps()  # whether the app can sign for an order's own callback_url may change
     if not url:
-        app.callback_url = None
+        client_app.callback_url = None
         return None
     try:
         policy.check_url(url, require_https=production)
     except UnsafeCallbackURL as err:
         raise InvalidRequestError(str(err), field="callback_url") from None
-    app.callback_url = url
-    enable_endpoint(app)
-    if app.signing_secret:
+    client_app.callback_url = url
+    enable_endpoint(client_app)
+    if client_app.signing_secret:
         return None
     secret = new_signing_secret()
-    app.signing_secret = secret
+    client_app.signing_secret = secret
     return secret
 
 
-def rotate_callback_secret(app: App) -> str:
+def rotate_callback_secret(client_app: App) -> str:
     """A new signing secret; the old one keeps signing for 24 hours. The caller commits."""
     secret = new_signing_secret()
-    rotate_signing_secret(app, secret)
+    rotate_signing_secret(client_app, secret)
     return secret
 
 
-def enable_endpoint(app: App) -> None:
+def enable_endpoint(client_app: App) -> None:
     """Deliver to the app's endpoint again (after it was disabled); the caller commits."""
-    app.callback_disabled_at = None
-    app.callback_disabled_reason = None
-    app.callback_failing_since = None
+    client_app.callback_disabled_at = None
+    client_app.callback_disabled_reason = None
+    client_app.callback_failing_since = None
 
 
-def disable_endpoint(app: App, now: datetime, reason: str) -> None:
+def disable_endpoint(client_app: App, now: datetime, reason: str) -> None:
     """Stop delivering to the app's endpoint (410 Gone, or failing for days); the caller
     commits. Its admin sees `reason`; setting the URL or "enable" delivers again."""
-    app.callback_disabled_at = now
-    app.callback_disabled_reason = reason[:255]
-    log.error("callbacks to app %s disabled: %s", app.code, reason)
+    client_app.callback_disabled_at = now
+    client_app.callback_disabled_reason = reason[:255]
+    log.error("callbacks to app %s disabled: %s", client_app.code, reason)
 
 
-def rotate_signing_secret(app: App, new_secret: str) -> None:
+def rotate_signing_secret(client_app: App, new_secret: str) -> None:
     """Sign with both secrets for a day, so the client can switch without missing one."""
-    if app.signing_secret:
-        app.previous_signing_secret = app.signing_secret
-        app.previous_secret_expires_at = datetime.now(UTC) + PREVIOUS_SECRET_OVERLAP
-    app.signing_secret = new_secret
+    if client_app.signing_secret:
+        client_app.previous_signing_secret = client_app.signing_secret
+        client_app.previous_secret_expires_at = datetime.now(UTC) + PREVIOUS_SECRET_OVERLAP
+    client_app.signing_secret = new_secret

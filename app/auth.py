@@ -79,13 +79,13 @@ class ClientApp:
     can_sign: bool  # has a signing secret, so an order may name its own callback_url
 
     @classmethod
-    def of(cls, app: App) -> ClientApp:
+    def of(cls, client_app: App) -> ClientApp:
         return cls(
-            id=app.id,
-            code=app.code,
-            order_prefix=app.order_prefix,
-            allow_refunds=app.allow_refunds,
-            can_sign=bool(app.signing_secret),
+            id=client_app.id,
+            code=client_app.code,
+            order_prefix=client_app.order_prefix,
+            allow_refunds=client_app.allow_refunds,
+            can_sign=bool(client_app.signing_secret),
         )
 
 

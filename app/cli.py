@@ -76,10 +76,10 @@ admins_cli = AppGroup(
 
 def _get_app_or_fail(code: str) -> App:
     with reading():  # inside a writing() unit, part of it
-        app = db.session.execute(select(App).where(App.code == code)).scalar_one_or_none()
-    if app is None:
+        client_app = db.session.execute(select(App).where(App.code == code)).scalar_one_or_none()
+    if client_app is None:
         raise click.ClickException(f"no app with code {code!r}")
-    return app
+    return client_app
 
 
 @apps_cli.command("create")
@@ -106,7 +106,9 @@ def create_app_command(
         policy=gateway().callback_policy,
         production=settings.midtrans.is_production,
     )
-    click.echo(f"Created app {code} ({name}); Midtrans order prefix: {new.app.order_prefix!r}")
+    click.echo(
+        f"Created app {code} ({name}); Midtrans order prefix: {new.client_app.order_prefix!r}"
+    )
     if new.signing_secret:
         click.echo(f"Callbacks go to {callback_url}; verify them with this secret:")
         click.echo(f"Signing secret: {new.signing_secret}")
@@ -127,16 +129,17 @@ def _run(operation, *args, **kwargs):
 def list_apps():
     """List apps: code, name, prefix, state, created, last used."""
     with reading():
-        apps = db.session.execute(select(App).order_by(App.code)).scalars().all()
-    if not apps:
+        client_apps = db.session.execute(select(App).order_by(App.code)).scalars().all()
+    if not client_apps:
         click.echo("no apps yet: flask --app wsgi apps create CODE --name NAME")
         return
     click.echo(f"{'CODE':20} {'NAME':28} {'PREFIX':14} {'STATE':9} {'CREATED':20} LAST USED")
-    for app in apps:
-        last = _wib(app.last_used_at) if app.last_used_at else "never"
+    for client_app in client_apps:
+        last = _wib(client_app.last_used_at) if client_app.last_used_at else "never"
         click.echo(
-            f"{app.code:20} {app.name[:28]:28} {app.order_prefix!r:14} "
-            f"{'active' if app.active else 'disabled':9} {_wib(app.created_at):20} {last}"
+            f"{client_app.code:20} {client_app.name[:28]:28} {client_app.order_prefix!r:14} "
+            f"{'active' if client_app.active else 'disabled':9} "
+            f"{_wib(client_app.created_at):20} {last}"
         )
 
 
@@ -217,14 +220,14 @@ def rotate_secret(code: str):
 @click.option("--since", required=True, help="ISO date-time, e.g. 2026-11-20T00:00:00Z.")
 def recover_callbacks(code: str, since: str):
     """Send again every failed callback of the app created since a time."""
-    app = _get_app_or_fail(code)
+    client_app = _get_app_or_fail(code)
     try:
         moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
     except ValueError:
         raise click.ClickException("--since must be an ISO date-time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    count = recover_failed(app.id, moment)
+    count = recover_failed(client_app.id, moment)
     click.echo(f"{count} failed callbacks of {code} queued again.")
 
 

@@ -80,7 +80,7 @@ def _show_key(new_key: app_service.NewKey, *, created: bool) -> Response:
     """The API key (and a new signing secret), this once; the page is never cached."""
     page = render_template(
         "admin/app_key.html",
-        app=new_key.app,
+        client_app=new_key.client_app,
         key=new_key.key,
         created=created,
         signing_secret=new_key.signing_secret,
@@ -92,7 +92,7 @@ def show_secret(client_app: App, secret: str, *, rotated: bool) -> Response:
     """The signing secret, this once; the page is never cached."""
     page = render_template(
         "admin/callback_secret.html",
-        app=client_app,
+        client_app=client_app,
         secret=secret,
         rotated=rotated,
         overlap_until=client_app.previous_secret_expires_at if rotated else None,
@@ -127,13 +127,17 @@ def app_new():
                     **policy_kwargs(),
                 )
                 audit.record(
-                    "app_create", target=audit_target(new_key.app), after=snapshot(new_key.app)
+                    "app_create",
+                    target=audit_target(new_key.client_app),
+                    after=snapshot(new_key.client_app),
                 )
         except GatewayError as err:
             field_error(form, err)
         else:
             return _show_key(new_key, created=True)
-    return render_template("admin/app_form.html", form=form, app=None), 400 if form.errors else 200
+    return render_template(
+        "admin/app_form.html", form=form, client_app=None
+    ), 400 if form.errors else 200
 
 
 @bp.route("/apps/<int:app_id>", methods=["GET", "POST"])
@@ -149,7 +153,7 @@ def app_edit(app_id: int):
         return render_template(
             "admin/app_form.html",
             form=form,
-            app=client_app,
+            client_app=client_app,
             confirm_form=ConfirmedActionForm(formdata=None),
             action_form=ConfirmForm(formdata=None),
             now=datetime.now(UTC),
@@ -219,7 +223,7 @@ def app_rotate(app_id: int):
             "app_rotate_key",
             target=audit_target(client_app),
             before=before,
-            after=snapshot(new_key.app),
+            after=snapshot(new_key.client_app),
         )
     return _show_key(new_key, created=False)
 
