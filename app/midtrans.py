@@ -32,6 +32,7 @@ from midtransclient.error_midtrans import JSONDecodeError as MidtransJSONError
 
 from .config import MidtransSettings
 from .errors import (
+    GatewayError,
     MidtransAuthError,
     MidtransRejectedError,
     MidtransTimeoutError,
@@ -293,15 +294,38 @@ def _map_api_error(operation: str, err: midtransclient.MidtransAPIError) -> tupl
     text = f"Midtrans refused the {operation} request ({code})"
     if message:
         text += f": {message}"
-    return "refused", MidtransRefusedError(text, midtrans_status_code=str(code))
+    return "refused", MidtransRefusedError(
+        text, midtrans_status_code=str(code), midtrans_message=str(message or "")
+    )
 
 
 class MidtransRefusedError(MidtransUnavailableError):
-    """Midtrans answered a Core call with a 4xx status (e.g. 412 "cannot modify the status")."""
+    """Midtrans answered a Core call with a 4xx status (e.g. 412 "cannot modify the status").
+    The caller says what it means; `app.payments.actions` maps it (`_at_midtrans`)."""
 
-    def __init__(self, message: str, *, midtrans_status_code: str):
+    def __init__(self, message: str, *, midtrans_status_code: str, midtrans_message: str = ""):
         super().__init__(message, details={"midtrans_status_code": midtrans_status_code})
         self.midtrans_status_code = midtrans_status_code
+        self.midtrans_message = midtrans_message
+
+
+class MidtransActionRejectedError(MidtransRejectedError):
+    """Midtrans refused an action on a payment (a refund, capture, ... answered 400, 404, 406:
+    any 4xx but its 412 "cannot modify the status", which is `InvalidStateError`): Midtrans
+    answered and rejected the request's details, 400 `midtrans_rejected` as for /charge."""
+
+    def __init__(self, operation: str, refused: MidtransRefusedError):
+        messages = [refused.midtrans_message] if refused.midtrans_message else []
+        GatewayError.__init__(
+            self,
+            refused.message,
+            details={
+                "midtrans_messages": messages,
+                "midtrans_status_code": refused.midtrans_status_code,
+            },
+        )
+        self.messages = messages
+        self.operation = operation
 
 
 class MidtransOrderTakenError(MidtransRejectedError):

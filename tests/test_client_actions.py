@@ -10,7 +10,7 @@ import time
 
 import pytest
 import responses
-from support import API_BASE, charge, make_app, status_url
+from support import API_BASE, charge, hook_app, make_app, status_url
 
 from app.extensions import db
 from app.models import CallbackEvent, EventSource, Refund, Transaction, TransactionEvent
@@ -223,6 +223,115 @@ def test_only_an_authorized_card_can_be_captured(client, biller, midtrans, place
     assert got.status_code == 409 and got.json["error"]["code"] == "invalid_state"
 
 
+# -- repeats: every action but refund is idempotent --------------------------------------
+
+PENDING = answer("pending", code="201", payment_type="bank_transfer")
+CHALLENGED = answer("capture", fraud="challenge", code="201")
+# Each action: the order before it, and what Midtrans's status API says after it.
+END_STATES = {
+    "cancel": (PENDING, answer("cancel", payment_type="bank_transfer")),
+    "expire": (PENDING, answer("expire", code="407", payment_type="bank_transfer")),
+    "approve": (CHALLENGED, answer("capture")),
+    "deny": (CHALLENGED, answer("deny", fraud="deny", code="202")),
+    "capture": (answer("authorize"), answer("capture")),
+}
+
+
+def midtrans_url(name: str) -> str:
+    return f"{API_BASE}/v2/capture" if name == "capture" else action_url(name)
+
+
+@pytest.fixture
+def hooked(cli, loopback_callbacks):
+    """An app with a callback URL: each change of its orders writes a callback to send."""
+    return hook_app(cli, "hooked", "http://127.0.0.1:9/callbacks", "--order-prefix", "").headers
+
+
+def callbacks_written(client) -> int:
+    with client.application.app_context():
+        return db.session.query(CallbackEvent).count()
+
+
+@pytest.mark.parametrize("name", list(END_STATES))
+def test_repeating_an_action_that_is_done_answers_the_order_and_asks_midtrans_once(
+    client, hooked, midtrans, name
+):
+    before, after = END_STATES[name]
+    charge(client, hooked, midtrans, order_id=ORDER, amount=100000)
+    midtrans.upsert(responses.GET, status_url(ORDER), json=before)
+    client.get(f"/status/{ORDER}", headers=hooked)
+    done = midtrans.add(responses.POST, midtrans_url(name), json=after)
+    midtrans.upsert(responses.GET, status_url(ORDER), json=after)
+
+    first = act(client, hooked, name)
+    assert first.status_code == 200, first.json
+    asked, written = len(midtrans.calls), callbacks_written(client)
+    assert written >= 1  # the change itself was reported
+
+    again = [act(client, hooked, name) for _ in range(2)]
+
+    assert [a.status_code for a in again] == [200, 200]
+    assert again[0].json == again[1].json == first.json
+    assert done.call_count == 1
+    assert len(midtrans.calls) == asked  # no action, and no status call either
+    assert callbacks_written(client) == written
+
+
+@pytest.mark.parametrize(
+    ("name", "state", "word"),
+    [
+        ("cancel", answer("expire", code="407"), "expired"),
+        ("expire", answer("cancel"), "cancelled"),
+        ("approve", answer("deny", fraud="deny", code="202"), "failed"),
+        ("deny", answer("capture"), "paid"),
+        ("capture", answer("cancel"), "cancelled"),
+        ("approve", answer("failure", code="202"), "failed"),
+        ("deny", answer("failure", code="202"), "failed"),  # failed, but never denied
+        ("capture", answer("settlement", payment_type="bank_transfer"), "paid"),
+    ],
+)
+def test_an_action_on_an_order_another_action_ended_is_still_409(
+    client, biller, midtrans, placed, name, state, word
+):
+    placed(state)
+
+    got = act(client, biller, name)
+
+    assert got.status_code == 409 and got.json["error"]["code"] == "invalid_state"
+    assert word in got.json["error"]["message"]
+    assert not [c for c in midtrans.calls if c.request.method == "POST" and "/v2/" in c.request.url]
+
+
+def test_a_capture_repeated_with_another_amount_is_409(client, biller, midtrans, placed):
+    placed(answer("authorize"))
+    capture = midtrans.add(responses.POST, f"{API_BASE}/v2/capture", json=answer("capture"))
+    placed(answer("capture", gross_amount="60000.00"), apply=False)
+    assert act(client, biller, "capture", {"amount": 60000}).status_code == 200
+
+    same, other = (act(client, biller, "capture", {"amount": n}) for n in (60000, 70000))
+
+    assert same.status_code == 200 and same.json["gross_amount"] == "60000.00"
+    assert (
+        other.status_code == 409 and "already captured, for 60000" in other.json["error"]["message"]
+    )
+    assert capture.call_count == 1
+
+
+def test_a_retry_racing_the_first_is_200_when_midtrans_already_did_it(
+    client, biller, midtrans, placed
+):
+    # The first cancel reached Midtrans, but its answer was lost; the retry finds the order
+    # still pending here, and Midtrans answers 412 (it is cancelled already).
+    placed(answer("pending", code="201"))
+    refused = {"status_code": "412", "status_message": "Transaction status cannot be updated."}
+    midtrans.add(responses.POST, action_url("cancel"), json=refused)
+    placed(answer("cancel"), apply=False)
+
+    got = act(client, biller, "cancel")
+
+    assert got.status_code == 200 and got.json["outcome"] == "cancelled"
+
+
 # -- refunds -------------------------------------------------------------------------------
 
 
@@ -334,6 +443,52 @@ def test_a_refund_midtrans_refused_is_refused_again_without_asking(
     assert first.status_code == again.status_code == 409
     assert first.json == again.json and first.json["error"]["code"] == "invalid_state"
     assert refund.call_count == 1
+
+
+@pytest.mark.parametrize("code", [400, 404, 406])
+def test_a_refund_midtrans_rejects_is_400_and_a_corrected_retry_may_use_the_same_key(
+    client, cli, biller, midtrans, placed, code
+):
+    allow_refunds(cli)
+    placed(answer("settlement"))
+    message = "Refund amount is greater than the amount left to refund."
+    rejected = {"status_code": str(code), "status_message": message}
+    refund = midtrans.add(responses.POST, action_url("refund"), json=rejected, status=code)
+    body = {"amount": 90000, "reason": "r", "refund_key": "rk-corrected"}
+
+    first, again = act(client, biller, "refund", body), act(client, biller, "refund", body)
+
+    assert first.status_code == 400, first.json
+    assert first.json["error"]["code"] == "midtrans_rejected"
+    assert first.json["error"]["details"]["midtrans_messages"] == [message]
+    assert again.json == first.json and refund.call_count == 1  # the same request: the same
+
+    midtrans.replace(responses.POST, action_url("refund"), json={"status_code": "200"})
+    placed(refunded(40000), apply=False)
+    corrected = act(client, biller, "refund", {**body, "amount": 40000})
+
+    assert corrected.status_code == 200, corrected.json
+    assert corrected.json["refunded_amount"] == 40000
+    sent = json.loads(midtrans.calls[-2].request.body)  # the refund, then the status read
+    assert sent["refund_key"] == "rk-corrected" and sent["amount"] == 40000
+    # Done under that key now: the same request again answers it, Midtrans not asked.
+    asked = len(midtrans.calls)
+    assert act(client, biller, "refund", {**body, "amount": 40000}).status_code == 200
+    assert len(midtrans.calls) == asked
+
+
+@pytest.mark.parametrize(("name", "code"), [("cancel", 406), ("approve", 400), ("capture", 400)])
+def test_other_actions_midtrans_rejects_are_400_not_502(
+    client, biller, midtrans, placed, name, code
+):
+    placed({"cancel": PENDING, "approve": CHALLENGED, "capture": answer("authorize")}[name])
+    rejected = {"status_code": str(code), "status_message": "Bad request."}
+    midtrans.add(responses.POST, midtrans_url(name), json=rejected, status=code)
+
+    got = act(client, biller, name)
+
+    assert got.status_code == 400 and got.json["error"]["code"] == "midtrans_rejected"
+    assert got.json["error"]["details"]["midtrans_status_code"] == str(code)
 
 
 def test_a_direct_refund_uses_midtrans_direct_refund(client, cli, biller, midtrans, placed):

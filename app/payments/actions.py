@@ -1,14 +1,23 @@
 """What an admin or a client app does to a payment at Midtrans: cancel, expire, approve, deny,
 capture, refund (SPEC "Payment actions and records for client apps").
 
-Each action checks the order's outcome first (the gateway's own rules), asks Midtrans to act,
-then applies what Midtrans's status API says, never the action's own answer. A state Midtrans
-refuses to change (its 412) is `InvalidStateError`, like the gateway's own refusal.
+Each action checks the order's outcome first (the gateway's own rules, `RULES`), asks Midtrans
+to act, then applies what Midtrans's status API says, never the action's own answer. A state
+Midtrans refuses to change (its 412) is `InvalidStateError`, like the gateway's own refusal; any
+other refusal (400, 404, 406, ...) is `MidtransActionRejectedError` (400 `midtrans_rejected`),
+never a 502: Midtrans answered, and said no to the request.
+
+Every action but refund is idempotent: repeated when the order already is where the action
+leads (`RULES[action].done`: cancelled, expired, approved, denied, captured), it answers the
+order as it is, without asking Midtrans again (no new event, no new callback).
 
 Refunds are kept by their `refund_key` (one `Refund` row per order and key, claimed before
 Midtrans is called): the same key again answers the first result and never refunds twice, a
 request arriving while the first is still at Midtrans waits for its result, and one left
 unanswered (a timeout, a crash) is sent again with the same key, which Midtrans dedupes too.
+A key Midtrans refused keeps its refusal for the same details (the same answer again, Midtrans
+not asked), but nothing was refunded under it: the same key with corrected details (another
+amount, reason or `direct`) is a new request under that key.
 """
 
 from __future__ import annotations
@@ -29,11 +38,12 @@ from ..errors import (
     GatewayError,
     InvalidRequestError,
     InvalidStateError,
+    MidtransRejectedError,
     OrderConflictError,
     RefundInProgressError,
 )
 from ..extensions import db
-from ..midtrans import Midtrans, MidtransRefusedError
+from ..midtrans import Midtrans, MidtransActionRejectedError, MidtransRefusedError
 from ..models import App, EventSource, Refund, RefundState, Transaction, TxStatus
 from ..schemas import parse_amount
 from .lifecycle import Applied, locked_transaction, record_change, status_view
@@ -47,14 +57,44 @@ from .outcomes import (
 from .status import get_transaction_by_id_or_raise, get_transaction_or_raise, sync_transaction
 
 ACTIONS = ("cancel", "expire", "approve", "deny", "capture", "refund")
-# Which outcomes allow each action, and how the refusal reads ("a paid order cannot be ...").
-ALLOWED: dict[str, tuple[frozenset, str]] = {
-    "cancel": (CANCELLABLE, "cancelled"),
-    "expire": (EXPIRABLE, "expired"),
-    "approve": (frozenset({Outcome.CHALLENGE}), "approved (only a challenge can)"),
-    "deny": (frozenset({Outcome.CHALLENGE}), "denied (only a challenge can)"),
-    "capture": (frozenset({Outcome.AUTHORIZED}), "captured (only an authorized card can)"),
-    "refund": (REFUNDABLE_OUTCOMES, "refunded (only a paid order can)"),
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Which outcomes allow an action, how a refusal reads ("a paid order cannot be ..."), and
+    the state the action leads to (a repeat there answers the order as it is: idempotent)."""
+
+    allowed: frozenset[Outcome]
+    verb: str
+    done: Callable[[str | None, str | None], bool] | None = None
+
+
+def _is(*outcomes: Outcome) -> Callable[[str | None, str | None], bool]:
+    return lambda status, fraud_status: outcome_of(status, fraud_status) in outcomes
+
+
+def _denied(status: str | None, fraud_status: str | None) -> bool:
+    return status == TxStatus.DENY or (status == TxStatus.CAPTURE and fraud_status == "deny")
+
+
+def _captured(status: str | None, fraud_status: str | None) -> bool:
+    return status == TxStatus.CAPTURE and outcome_of(status, fraud_status) == Outcome.PAID
+
+
+# The one table of what may be done to an order, for the API and the dashboard alike.
+RULES: dict[str, Rule] = {
+    "cancel": Rule(CANCELLABLE, "cancelled", _is(Outcome.CANCELLED)),
+    "expire": Rule(EXPIRABLE, "expired", _is(Outcome.EXPIRED)),
+    # Approved: an accepted capture, or its settlement the next day.
+    "approve": Rule(
+        frozenset({Outcome.CHALLENGE}), "approved (only a challenge can)", _is(Outcome.PAID)
+    ),
+    "deny": Rule(frozenset({Outcome.CHALLENGE}), "denied (only a challenge can)", _denied),
+    "capture": Rule(
+        frozenset({Outcome.AUTHORIZED}), "captured (only an authorized card can)", _captured
+    ),
+    # Refunds are idempotent by their refund_key instead.
+    "refund": Rule(REFUNDABLE_OUTCOMES, "refunded (only a paid order can)"),
 }
 REFUND_KEY_RE = re.compile(r"[A-Za-z0-9\-_~.:]{1,50}")
 REASON_MAX = 255
@@ -68,32 +108,56 @@ REFUND_GRACE = timedelta(seconds=5)
 Result = tuple[Transaction, Applied | None]
 
 
+def allows(action: str, outcome: Outcome) -> bool:
+    """Whether an order with this outcome may have `action` done to it."""
+    return outcome in RULES[action].allowed
+
+
+def already_done(action: str, txn: Transaction) -> bool:
+    """Whether the order already is where `action` leads: a repeat answers it as it is."""
+    done = RULES[action].done
+    return done is not None and done(txn.status, txn.fraud_status)
+
+
 def check_allowed(txn: Transaction, action: str) -> None:
-    outcomes, verb = ALLOWED[action]
     outcome = outcome_of(txn.status, txn.fraud_status)
-    if outcome not in outcomes:
-        raise InvalidStateError(f"a {outcome} order cannot be {verb}")
+    if not allows(action, outcome):
+        raise InvalidStateError(f"a {outcome} order cannot be {RULES[action].verb}")
 
 
 def _at_midtrans(
     txn_id: int,
+    action: str,
     call: Callable[[str], Any],
     *,
     midtrans: Midtrans,
     source: EventSource,
     then_sync: bool = True,
+    passes: frozenset[str] = frozenset(),
 ) -> Result | None:
-    """Ask Midtrans to act on the order's payment, then apply its status API's word."""
+    """Ask Midtrans to act on the order's payment, then apply its status API's word. A refusal
+    whose status code is in `passes` is the caller's to handle."""
     txn = get_transaction_by_id_or_raise(txn_id)
     ident = txn.midtrans_transaction_id or txn.midtrans_order_id
     try:
         call(ident)
     except MidtransRefusedError as err:
-        if err.midtrans_status_code == "412":
-            raise InvalidStateError(
-                f"Midtrans cannot change this payment's status now ({err.message})"
-            ) from None
-        raise
+        code = err.midtrans_status_code
+        if code in passes:
+            raise
+        if code != "412":
+            raise MidtransActionRejectedError(action, err) from None
+        if then_sync and RULES[action].done is not None:
+            # A retry racing the first request: Midtrans already did it. Its word decides.
+            try:
+                synced = sync_transaction(txn_id, midtrans=midtrans, source=source)
+            except GatewayError:
+                synced = None
+            if synced is not None and already_done(action, synced[0]):
+                return synced
+        raise InvalidStateError(
+            f"Midtrans cannot change this payment's status now ({err.message})"
+        ) from None
     return sync_transaction(txn_id, midtrans=midtrans, source=source) if then_sync else None
 
 
@@ -111,13 +175,17 @@ def expire_transaction(txn_id: int, *, midtrans: Midtrans, source=EventSource.AD
 
 
 def _stop(txn_id: int, action: str, status: str, *, midtrans: Midtrans, source) -> Result:
-    check_allowed(get_transaction_by_id_or_raise(txn_id), action)
+    txn = get_transaction_by_id_or_raise(txn_id)
+    if already_done(action, txn):
+        return txn, Applied.UNCHANGED
+    check_allowed(txn, action)
     call = midtrans.cancel if action == "cancel" else midtrans.expire
     try:
-        return _at_midtrans(txn_id, call, midtrans=midtrans, source=source)
-    except MidtransRefusedError as err:
-        if err.midtrans_status_code != "404":
-            raise
+        return _at_midtrans(
+            txn_id, action, call, midtrans=midtrans, source=source, passes=frozenset({"404"})
+        )
+    except MidtransRefusedError:  # its 404, the one passed through
+        pass
     # Midtrans has no transaction: nobody chose a payment method on the Snap page yet.
     return _stop_locally(txn_id, action, status, source=source)
 
@@ -129,6 +197,8 @@ def _stop_locally(txn_id: int, action: str, status: str, *, source) -> Result:
     now = datetime.now(UTC)
     with writing():
         txn = locked_transaction(txn_id)
+        if already_done(action, txn):  # a repeat got here first
+            return txn, Applied.UNCHANGED
         check_allowed(txn, action)  # still: a notification may have moved it meanwhile
         if txn.midtrans_transaction_id is not None:
             raise InvalidStateError("Midtrans now holds a payment for this order; try again")
@@ -152,9 +222,12 @@ def decide_challenge(
     txn_id: int, action: str, *, midtrans: Midtrans, source=EventSource.ADMIN
 ) -> Result:
     """Approve or deny a card payment held by Midtrans's fraud check (`challenge`)."""
-    check_allowed(get_transaction_by_id_or_raise(txn_id), action)
+    txn = get_transaction_by_id_or_raise(txn_id)
+    if already_done(action, txn):
+        return txn, Applied.UNCHANGED
+    check_allowed(txn, action)
     call = midtrans.approve if action == "approve" else midtrans.deny
-    return _at_midtrans(txn_id, call, midtrans=midtrans, source=source)
+    return _at_midtrans(txn_id, action, call, midtrans=midtrans, source=source)
 
 
 def capture_transaction(
@@ -162,6 +235,12 @@ def capture_transaction(
 ) -> Result:
     """Capture an authorized card payment (a pre-authorization): all of it, or `amount`."""
     txn = get_transaction_by_id_or_raise(txn_id)
+    if already_done("capture", txn):
+        if amount is not None and amount != txn.amount:
+            raise InvalidStateError(
+                f"this order is already captured, for {txn.amount}; a capture cannot be changed"
+            )
+        return txn, Applied.UNCHANGED
     check_allowed(txn, "capture")
     if amount is None:
         amount = txn.amount
@@ -179,12 +258,13 @@ def capture_transaction(
     try:
         _at_midtrans(
             txn_id,
+            "capture",
             lambda _ident: midtrans.capture(txn.midtrans_transaction_id, amount),
             midtrans=midtrans,
             source=source,
             then_sync=False,
         )
-    except (InvalidStateError, MidtransRefusedError):
+    except (InvalidStateError, MidtransRejectedError):
         if amount != authorized:  # Midtrans said no: nothing was captured
             _set_amount(txn_id, authorized, expected=amount)
         raise
@@ -194,8 +274,8 @@ def capture_transaction(
 def _set_amount(txn_id: int, amount: int, *, expected: int) -> None:
     with writing():
         locked = locked_transaction(txn_id)
-        if locked.amount != expected or outcome_of(locked.status, locked.fraud_status) not in (
-            Outcome.AUTHORIZED,
+        if locked.amount != expected or not allows(
+            "capture", outcome_of(locked.status, locked.fraud_status)
         ):
             raise InvalidStateError("the order changed meanwhile; look at it again")
         locked.amount = amount
@@ -279,13 +359,15 @@ def refund(
     try:
         _at_midtrans(
             txn_id,
+            "refund",
             lambda ident: midtrans.refund(ident, body, direct=record.direct),
             midtrans=midtrans,
             source=source,
             then_sync=False,
         )
-    except (InvalidStateError, MidtransRefusedError) as err:
-        # Midtrans said no (a 4xx): final for this key; the same key answers the same.
+    except (InvalidStateError, MidtransRejectedError) as err:
+        # Midtrans said no (a 4xx): final for this key and these details; the same request
+        # again answers the same (corrected details may use the key again: `_claim_refund`).
         _end_refund(record_id, RefundState.REFUSED, error=err)
         raise
     # (A timeout or an outage leaves the refund "requesting": the next try sends it again.)
@@ -313,10 +395,16 @@ def _claim_refund(
                 Refund.transaction_id == txn.id, Refund.refund_key == request.refund_key
             )
         ).scalar_one_or_none()
-        if record is not None:
-            if (request.amount is not None and request.amount != record.amount) or (
-                request.direct != record.direct
-            ):
+        other_details = record is not None and (
+            (request.amount is not None and request.amount != record.amount)
+            or request.direct != record.direct
+        )
+        if record is not None and record.state == RefundState.REFUSED:
+            # Nothing was refunded under this key: corrected details are a new request.
+            if not (other_details or request.reason != record.reason):
+                return record.id, False  # the same request: the same refusal
+        elif record is not None:
+            if other_details:
                 raise OrderConflictError(
                     f"refund_key {request.refund_key} was already used with other details "
                     f"(amount {record.amount}); use a new key for a new refund"
@@ -339,16 +427,12 @@ def _claim_refund(
             raise InvalidRequestError(
                 f"a refund cannot exceed what is left to refund ({left})", field="amount"
             )
-        record = Refund(
-            transaction_id=txn.id,
-            refund_key=request.refund_key,
-            amount=amount,
-            reason=request.reason,
-            direct=request.direct,
-            state=RefundState.REQUESTING,
-            requested_by=requested_by[:100],
-        )
-        session.add(record)
+        if record is None:
+            record = Refund(transaction_id=txn.id, refund_key=request.refund_key)
+            session.add(record)
+        record.amount, record.reason, record.direct = amount, request.reason, request.direct
+        record.state, record.error, record.updated_at = RefundState.REQUESTING, None, now
+        record.requested_by = requested_by[:100]
         session.flush()
         return record.id, True
 
@@ -362,7 +446,12 @@ def _end_refund(record_id: int, state: str, *, error: GatewayError | None = None
                 state=state,
                 updated_at=datetime.now(UTC),
                 error=(
-                    {"status": error.status, "code": error.code, "message": error.message}
+                    {
+                        "status": error.status,
+                        "code": error.code,
+                        "message": error.message,
+                        "details": error.details,
+                    }
                     if error is not None
                     else None
                 ),
@@ -390,7 +479,11 @@ def _answer_of(txn_id: int, record_id: int, *, in_flight: timedelta) -> Result:
 
 
 def _refusal(stored: dict[str, Any]) -> GatewayError:
-    error = GatewayError(str(stored.get("message") or "Midtrans refused this refund"))
+    details = stored.get("details")
+    error = GatewayError(
+        str(stored.get("message") or "Midtrans refused this refund"),
+        details=details if isinstance(details, dict) else None,
+    )
     error.status = int(stored.get("status") or InvalidStateError.status)
     error.code = str(stored.get("code") or InvalidStateError.code)
     return error
