@@ -27,7 +27,8 @@ from ..database import reading
 from ..errors import GatewayError, NotFoundError
 from ..extensions import db
 from ..models import Transaction, TransactionEvent, TxStatus
-from ..payments.outcomes import OUTCOMES, REFUNDABLE_OUTCOMES, Outcome
+from ..payments.actions import allows
+from ..payments.outcomes import OUTCOMES
 from ..qr import qr_svg
 from ..services import gateway
 from . import audit, bp, meaning
@@ -140,12 +141,21 @@ def transaction(txn_id: int):
             capture_form=CaptureForm(formdata=None, amount=txn.amount),
             qr_svg=qr_svg,  # the Core payment's QR, drawn from its stored payload
             left_to_refund=left_to_refund,
-            can_refund=outcome in REFUNDABLE_OUTCOMES,
-            can_decide=outcome == Outcome.CHALLENGE,
-            can_capture=outcome == Outcome.AUTHORIZED,
-            can_cancel=outcome in meaning.CANCELLABLE,
-            can_expire=outcome in meaning.EXPIRABLE,
+            # What the page offers is what `app.payments` allows (one table, `RULES`).
+            can_refund=allows("refund", outcome),
+            can_decide=allows("approve", outcome),
+            can_capture=allows("capture", outcome),
+            can_cancel=allows("cancel", outcome),
+            can_expire=allows("expire", outcome),
         )
+
+
+def _unconfirmed(txn: Transaction) -> Response | None:
+    """Back to the order page when the action's confirm box was not ticked; None when it was."""
+    if ConfirmedActionForm().validate():
+        return None
+    flash(_("Tick the box to confirm first."), "error")
+    return redirect(url_for("admin.transaction", txn_id=txn.id))
 
 
 def _run_action(txn: Transaction, action: str, call: Callable, *, detail: str | None = None):
@@ -192,9 +202,8 @@ def transaction_sync(txn_id: int):
 @bp.post("/transactions/<int:txn_id>/<any(cancel, expire):action>")
 def transaction_stop(txn_id: int, action: str):
     txn = _get_transaction(txn_id)
-    if not ConfirmedActionForm().validate():
-        flash(_("Tick the box to confirm first."), "error")
-        return redirect(url_for("admin.transaction", txn_id=txn.id))
+    if refused := _unconfirmed(txn):
+        return refused
     midtrans = gateway().midtrans
     operation = payments.cancel_transaction if action == "cancel" else payments.expire_transaction
     return _run_action(txn, f"transaction_{action}", lambda: operation(txn.id, midtrans=midtrans))
@@ -235,9 +244,8 @@ def transaction_refund(txn_id: int):
 def transaction_decide(txn_id: int, action: str):
     """Approve or deny a payment Midtrans's fraud check holds (`challenge`)."""
     txn = _get_transaction(txn_id)
-    if not ConfirmedActionForm().validate():
-        flash(_("Tick the box to confirm first."), "error")
-        return redirect(url_for("admin.transaction", txn_id=txn.id))
+    if refused := _unconfirmed(txn):
+        return refused
     midtrans = gateway().midtrans
     return _run_action(
         txn,
