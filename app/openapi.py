@@ -90,11 +90,26 @@ def error_codes_by_status() -> dict[int, list[str]]:
     return {status: sorted(found) for status, found in sorted(codes.items())}
 
 
+# The 409s answered with `Retry-After`: the same request is under way, retry shortly.
+RETRY_LATER = {ChargeInProgressError.code, RefundInProgressError.code}
+# What each 409 of the payment actions means (SPEC "Payment actions and records for client
+# apps"); the codes are the error classes'.
+ACTION_CONFLICTS = {
+    InvalidStateError.code: "the order's state does not allow the action (the gateway's rules, "
+    'or Midtrans\'s 412 "cannot modify the status"), with a message that says why, e.g. a '
+    "cancel of an expired order",
+    OrderConflictError.code: "the `refund_key` was already used with other details for a "
+    "refund done or under way",
+    RefundInProgressError.code: "the same `refund_key` is being refunded right now by another "
+    "request (with `Retry-After`)",
+}
+
+
 def _ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _error_response(status: int, codes: list[str]) -> dict:
+def _error_response(status: int, codes: list[str], description: str | None = None) -> dict:
     schema = {
         "allOf": [
             _ref("Error"),
@@ -102,7 +117,7 @@ def _error_response(status: int, codes: list[str]) -> dict:
         ]
     }
     response: dict[str, Any] = {
-        "description": STATUS_MEANING[status],
+        "description": description or STATUS_MEANING[status],
         "content": {JSON: {"schema": schema}},
     }
     if status == 429:
@@ -113,10 +128,11 @@ def _error_response(status: int, codes: list[str]) -> dict:
                 "schema": {"type": "string", "pattern": "^[0-9]+$"},
             }
         }
-    if status == 409:
+    waits = sorted(set(codes) & RETRY_LATER)
+    if status == 409 and waits:
         response["headers"] = {
             "Retry-After": {
-                "description": "With `charge_in_progress`: seconds to wait before retrying.",
+                "description": f"With `{'` or `'.join(waits)}`: seconds to wait before retrying.",
                 "schema": {"type": "string", "pattern": "^[0-9]+$"},
             }
         }
@@ -412,17 +428,18 @@ def _schemas() -> dict[str, dict]:
             "type": "object",
             "properties": {
                 "amount": {
-                    "type": "integer",
+                    "type": ["integer", "null"],
                     "minimum": 1,
                     "maximum": AMOUNT_MAX,
-                    "description": "Rupiah to give back; all that is left when left out.",
+                    "description": "Rupiah to give back; all that is left when left out (or null).",
                 },
-                "reason": {"type": "string", "maxLength": REASON_MAX},
+                "reason": {"type": "string", "maxLength": REASON_MAX, "pattern": "^[^\\x00]*$"},
                 "refund_key": {
-                    "type": "string",
+                    "type": ["string", "null"],
                     "pattern": "^" + REFUND_KEY_RE.pattern + "$",
                     "description": "Your id of this refund: the same key again answers the "
-                    "first result and never refunds twice. Made by the gateway when left out.",
+                    "first result and never refunds twice. Made by the gateway when left out "
+                    "(or null).",
                 },
                 "direct": {
                     "type": "boolean",
@@ -434,11 +451,11 @@ def _schemas() -> dict[str, dict]:
             "type": "object",
             "properties": {
                 "amount": {
-                    "type": "integer",
+                    "type": ["integer", "null"],
                     "minimum": 1,
                     "maximum": AMOUNT_MAX,
                     "description": "Rupiah to capture (at most what was authorized; all when "
-                    "left out). What is captured becomes the order's amount.",
+                    "left out or null). What is captured becomes the order's amount.",
                 }
             },
         },
@@ -516,6 +533,26 @@ ACTION_DOCS = {
 }
 
 
+# Where each action leads (`app.payments.actions.RULES[...].done`): a repeat there is a 200.
+DONE_WORDS = {
+    "cancel": "cancelled",
+    "expire": "expired",
+    "approve": "approved (a `capture` with `fraud_status` `accept`, or its `settlement`)",
+    "deny": "denied (`deny`)",
+    "capture": "captured (a `capture` with `fraud_status` `accept`; another `amount` is 409)",
+}
+
+
+# What may be done next to the order an answer names (its `order_id` is the client's).
+ACTION_LINKS = {
+    f"{action.capitalize()}Transaction": {
+        "operationId": f"{action}Transaction",
+        "parameters": {"order_id": "$response.body#/order_id"},
+    }
+    for action in ACTION_DOCS
+}
+
+
 def _action_paths() -> dict[str, dict]:
     paths = {}
     for action, (summary, body) in ACTION_DOCS.items():
@@ -523,27 +560,37 @@ def _action_paths() -> dict[str, dict]:
         conflicts = [InvalidStateError.code]
         if refunds:  # a refund_key used with other details; one being refunded right now
             conflicts += [OrderConflictError.code, RefundInProgressError.code]
+        conflict_text = "; ".join(f"`{code}`: {ACTION_CONFLICTS[code]}" for code in conflicts)
+        if refunds:
+            repeats = (
+                " Idempotent by `refund_key` (one is made when it is left out): the same key "
+                "again answers the first result and Midtrans refunds once. A key Midtrans "
+                "refused answers the same refusal for the same details, and may be used again "
+                "with corrected ones (nothing was refunded under it). Only for apps an admin "
+                "allowed to refund (`apps allow-refunds`): others get 403 `forbidden`."
+            )
+        else:
+            repeats = (
+                f" Idempotent: repeated when the order already is {DONE_WORDS[action]}, it "
+                "answers 200 with the order as it is, without asking Midtrans again and "
+                "without a new callback; any other state that does not allow it is 409."
+            )
         operation: dict[str, Any] = {
             "operationId": f"{action}Transaction",
             "tags": ["client API"],
             "summary": summary,
             "description": (
                 "Answers the object `GET /status` returns, after the change (a callback is "
-                "sent too). A state that does not allow it is 409 `invalid_state`; another "
-                "app's order is 404."
-                + (
-                    " Only for apps an admin allowed to refund (`apps allow-refunds`): "
-                    "others get 403 `forbidden`."
-                    if refunds
-                    else ""
-                )
+                "sent too). A state that does not allow it is 409 `invalid_state`; a request "
+                "Midtrans rejects otherwise is 400 `midtrans_rejected`; another app's order "
+                "is 404." + repeats
             ),
             "security": APP_AUTH,
             "parameters": [ORDER_ID_PARAM],
             "responses": {
-                "200": _json("The order after the change.", _ref("Status")),
+                "200": _json("The order after the change.", _ref("Status"), links=ACTION_LINKS),
                 **_errors(400, 401, 404, 413, 429, 502, 504),
-                "409": _error_response(409, conflicts),
+                "409": _error_response(409, conflicts, conflict_text + "."),
                 **({"403": _error_response(403, [ForbiddenError.code])} if refunds else {}),
             },
         }
@@ -599,7 +646,8 @@ def _paths() -> dict[str, dict]:
                             "GetStatus": {
                                 "operationId": "getStatus",
                                 "parameters": {"order_id": "$response.body#/order_id"},
-                            }
+                            },
+                            **ACTION_LINKS,
                         },
                     ),
                     **_errors(400, 401, 413, 429, 502, 504),
