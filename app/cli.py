@@ -6,6 +6,8 @@ with `tail -n 1`. Keys are shown only then: the database keeps a hash.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import admin_mfa, admins, apps
-from .database import reading, writing
+from .database import lock_row, reading, writing
 from .errors import GatewayError
 from .extensions import db
 from .models import App
@@ -95,17 +97,21 @@ def create_app_command(
     code: str, name: str, api_key: str | None, order_prefix: str | None, callback_url: str | None
 ):
     """Create a client app; prints its API key last, once."""
+    from .admin import audit
+
     settings = gateway().settings
-    new = _run(
-        apps.create_client_app,
-        code=code,
-        name=name,
-        order_prefix=order_prefix,
-        api_key=api_key,
-        callback_url=callback_url,
-        policy=gateway().callback_policy,
-        production=settings.midtrans.is_production,
-    )
+    with writing():
+        new = _run(
+            apps.create_client_app,
+            code=code,
+            name=name,
+            order_prefix=order_prefix,
+            api_key=api_key,
+            callback_url=callback_url,
+            policy=gateway().callback_policy,
+            production=settings.midtrans.is_production,
+        )
+        _audit("app_create", new.client_app, after=audit.app_snapshot(new.client_app))
     click.echo(
         f"Created app {code} ({name}); Midtrans order prefix: {new.client_app.order_prefix!r}"
     )
@@ -123,6 +129,28 @@ def _run(operation, *args, **kwargs):
         return operation(*args, **kwargs)
     except GatewayError as err:
         raise click.ClickException(err.message) from None
+
+
+def _audit(action: str, client_app: App, **entry) -> None:
+    """An entry in the dashboard's audit log, written in the unit of work of the change it
+    records: by the command line (`cli`, no address)."""
+    from .admin import audit
+
+    entry.setdefault("detail", audit.FROM_COMMAND_LINE)
+    audit.record(action, target=audit.app_target(client_app), username=audit.COMMAND_LINE, **entry)
+
+
+@contextmanager
+def _changing(code: str, action: str) -> Iterator[App]:
+    """The app `code`, locked, for a change in the block; the change and its audit entry (the
+    app before and after, never a key or secret) are one unit of work."""
+    from .admin import audit
+
+    with writing():
+        client_app = lock_row(App, _get_app_or_fail(code).id)
+        before = audit.app_snapshot(client_app)
+        yield client_app
+        _audit(action, client_app, before=before, after=audit.app_snapshot(client_app))
 
 
 @apps_cli.command("list")
@@ -151,7 +179,7 @@ def _wib(moment: datetime) -> str:
 @click.argument("code")
 def disable_app(code: str):
     """Refuse every request of this app (its orders are kept)."""
-    _run(apps.set_active, _get_app_or_fail(code).id, False)
+    _set_active(code, False)
     click.echo(f"App {code} disabled: its requests now get 401.")
 
 
@@ -159,8 +187,13 @@ def disable_app(code: str):
 @click.argument("code")
 def enable_app(code: str):
     """Accept this app's requests again."""
-    _run(apps.set_active, _get_app_or_fail(code).id, True)
+    _set_active(code, True)
     click.echo(f"App {code} enabled.")
+
+
+def _set_active(code: str, active: bool) -> None:
+    with _changing(code, "app_enable" if active else "app_disable") as client_app:
+        _run(apps.set_active, client_app.id, active)
 
 
 @apps_cli.command("allow-refunds")
@@ -168,7 +201,8 @@ def enable_app(code: str):
 @click.option("--off", is_flag=True, help="Stop the app's refunds through the API.")
 def allow_refunds(code: str, off: bool):
     """Let the app refund its paid orders through the API (off for every app until allowed)."""
-    _run(apps.set_refunds_allowed, _get_app_or_fail(code).id, not off)
+    with _changing(code, "app_edit") as client_app:
+        _run(apps.set_refunds_allowed, client_app.id, not off)
     if off:
         click.echo(f"App {code} may no longer refund through the API (403 forbidden).")
     else:
@@ -179,7 +213,8 @@ def allow_refunds(code: str, off: bool):
 @click.argument("code")
 def rotate_key(code: str):
     """Replace the app's API key; the old one stops working at once. Prints the new key last."""
-    new = _run(apps.rotate_key, _get_app_or_fail(code).id)
+    with _changing(code, "app_rotate_key") as client_app:
+        new = _run(apps.rotate_key, client_app.id)
     click.echo(f"New API key for {code} (the old one no longer works; shown only now):")
     click.echo(new.key)
 
@@ -189,10 +224,10 @@ def rotate_key(code: str):
 @click.argument("url")
 def set_callback(code: str, url: str):
     """Send this app's payment updates to URL ('' stops them); re-enables a disabled one."""
-    with writing():
+    with _changing(code, "app_callback_url") as client_app:
         secret = _run(
             apps.set_callback_url,
-            _get_app_or_fail(code),
+            client_app,
             url,
             policy=gateway().callback_policy,
             production=gateway().settings.midtrans.is_production,
@@ -209,8 +244,8 @@ def set_callback(code: str, url: str):
 @click.argument("code")
 def rotate_secret(code: str):
     """New signing secret; the old one keeps signing for 24 hours. Prints the new one last."""
-    with writing():
-        secret = apps.rotate_callback_secret(_get_app_or_fail(code))
+    with _changing(code, "app_callback_rotate_secret") as client_app:
+        secret = apps.rotate_callback_secret(client_app)
     click.echo(f"New signing secret for {code} (the old one signs too for 24 hours):")
     click.echo(f"Signing secret: {secret}")
 
@@ -227,7 +262,13 @@ def recover_callbacks(code: str, since: str):
         raise click.ClickException("--since must be an ISO date-time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    count = recover_failed(client_app.id, moment)
+    try:
+        shown = _wib(moment)  # the audit entry's wording is the dashboard's
+    except OverflowError:  # the last hours of year 9999 have no WIB time
+        shown = moment.isoformat()
+    with writing():
+        count = recover_failed(client_app.id, moment)
+        _audit("callback_recover", client_app, detail=f"failed since {shown}: {count} queued again")
     click.echo(f"{count} failed callbacks of {code} queued again.")
 
 
@@ -267,7 +308,10 @@ def reset_mfa(username: str):
     with writing():
         was_on = _run(admin_mfa.reset, username)
         audit.record(
-            "mfa_reset", target=f"admin:{username}", username="cli", detail="from the command line"
+            "mfa_reset",
+            target=f"admin:{username}",
+            username=audit.COMMAND_LINE,
+            detail=audit.FROM_COMMAND_LINE,
         )
     if was_on:
         click.echo(f"Two-factor sign-in of {username} removed, with its recovery codes.")

@@ -20,6 +20,8 @@ from ..errors import GatewayError, InvalidRequestError, NotFoundError
 from ..models import App
 from ..services import gateway
 from . import audit, bp
+from .audit import app_snapshot as snapshot
+from .audit import app_target as audit_target  # (callback_log.py's too)
 from .common import (
     apps_by_id,
     field_error,
@@ -44,31 +46,6 @@ def _locked_app(app_id: int) -> App:
     if client_app is None:
         raise NotFoundError(f"no app {app_id}")
     return client_app
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
-
-
-def snapshot(client_app: App) -> dict[str, Any]:
-    """What the audit log keeps of an app, its callback endpoint included (never its key, the
-    key's hash or a signing secret)."""
-    return {
-        "code": client_app.code,
-        "name": client_app.name,
-        "order_prefix": client_app.order_prefix,
-        "active": client_app.active,
-        "key_hint": client_app.key_hint,
-        "allow_refunds": client_app.allow_refunds,
-        "callback_url": client_app.callback_url,
-        "callback_disabled_at": _iso(client_app.callback_disabled_at),
-        "callback_disabled_reason": client_app.callback_disabled_reason,
-        "callback_failing_since": _iso(client_app.callback_failing_since),
-    }
-
-
-def audit_target(client_app: App) -> str:
-    return f"app:{client_app.code}"
 
 
 def _no_store(response: Response) -> Response:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from flask import g, has_request_context, request
 
 from ..database import writing
 from ..extensions import db
+from ..models import App
 from .models import AuditEntry
+
+# Who an entry of the command line is (`flask --app wsgi apps|admins ...`), and what it says.
+COMMAND_LINE = "cli"
+FROM_COMMAND_LINE = "from the command line"
 
 ACTIONS = (
     "login_ok",
@@ -76,3 +82,28 @@ def record(
     )
     with writing():
         db.session.add(entry)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def app_snapshot(client_app: App) -> dict[str, Any]:
+    """What the audit log keeps of an app, its callback endpoint included (never its key, the
+    key's hash or a signing secret)."""
+    return {
+        "code": client_app.code,
+        "name": client_app.name,
+        "order_prefix": client_app.order_prefix,
+        "active": client_app.active,
+        "key_hint": client_app.key_hint,
+        "allow_refunds": client_app.allow_refunds,
+        "callback_url": client_app.callback_url,
+        "callback_disabled_at": _iso(client_app.callback_disabled_at),
+        "callback_disabled_reason": client_app.callback_disabled_reason,
+        "callback_failing_since": _iso(client_app.callback_failing_since),
+    }
+
+
+def app_target(client_app: App) -> str:
+    return f"app:{client_app.code}"
