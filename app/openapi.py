@@ -224,7 +224,7 @@ def _schemas() -> dict[str, dict]:
                 {
                     "title": "Snap link",
                     "type": "object",
-                    "required": ["token", "redirect_url", "order_id", "expires_at"],
+                    "required": ["token", "redirect_url", "order_id", "expires_at", "outcome"],
                     "properties": {
                         "token": {"type": "string", "description": "Snap token (for Snap.js)."},
                         "redirect_url": {
@@ -238,6 +238,11 @@ def _schemas() -> dict[str, dict]:
                             "format": "date-time",
                             "description": "When the link can no longer be paid; after it, "
                             "the same order_id makes a new link (renewal).",
+                        },
+                        "outcome": {
+                            "enum": OUTCOMES,
+                            "description": "`pending` for a new link; a replay for an order "
+                            "paid meanwhile says `paid` (it is never charged again).",
                         },
                     },
                 },

@@ -8,7 +8,8 @@
 //
 // `pay` is also how a reopened invoice gets paid: when the invoice's last link is dead
 // (expired, cancelled), the same call answers a new link; a paid invoice is never charged
-// again. Each command prints one JSON object: what the billing system would store.
+// again (its answer says "outcome": "paid"). Each command prints one JSON object: what the
+// billing system would store.
 
 function gateway_call(string $method, string $path, ?array $body = null): array
 {

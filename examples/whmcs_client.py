@@ -38,7 +38,7 @@ class Gateway:
 
     def pay(self, invoice_id: str, amount: int, email: str | None = None) -> dict:
         """A payment link for the invoice: the one it has while it can be paid, else a new one.
-        A paid invoice answers its status (outcome "paid") instead of a link."""
+        A paid invoice is never charged again: the answer says `"outcome": "paid"`."""
         body = {"order_id": invoice_id, "amount": amount}
         if email:
             body["customer_details"] = {"email": email}

@@ -48,6 +48,7 @@ def test_user_document_example_creates_a_snap_link(client, app_key, midtrans):
         "redirect_url": "https://app.sandbox.midtrans.com/snap/v4/redirection/"
         "0f8736b5-2f1f-40bd-b3ad-0ef0a06d3443",
         "order_id": "INV-2025-001",
+        "outcome": "pending",
     }
     (call,) = snap_calls(midtrans)
     assert call.request.headers["Authorization"] == basic_auth()

@@ -25,6 +25,7 @@ from support import (
 
 from app.extensions import db
 from app.models import PaymentAttempt, Transaction, TransactionEvent
+from app.payments.outcomes import outcome_of
 
 ORDER = "INV-7"
 AMOUNT = 150000
@@ -223,6 +224,7 @@ def test_a_paid_order_is_never_charged_again(client, app_key, midtrans, status):
 
     assert same.status_code == 201 and same.headers["Idempotent-Replayed"] == "true"
     assert same.json["token"] == first.json["token"]
+    assert same.json["outcome"] == str(outcome_of(status, None))  # paid: not to be paid again
     assert other.status_code == 409
     assert len(snap_calls(midtrans)) == 1
     assert [

@@ -158,6 +158,9 @@ def charge_answer(txn: Transaction) -> dict:
         "redirect_url": txn.redirect_url,
         "order_id": txn.order_id,
         "expires_at": expires_at,
+        # What the payment means now: "pending" for a new link; a replay for an order paid
+        # meanwhile says "paid" (never charged again).
+        "outcome": str(outcome_of(txn.status, txn.fraud_status)),
     }
 
 
