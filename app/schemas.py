@@ -573,7 +573,7 @@ class ChargeRequest:
     expiry: Expiry | None = None  # options' `expiry`, typed
     page_expiry: Expiry | None = None  # options' `page_expiry`, typed
     # Where this order's callbacks go instead of the app's URL (the gateway's, never sent to
-    # Midtrans; GoPay's deeplink return is `gopay.callback_url`, a Midtrans option).
+    # Midtrans; GoPay's deeplink return is `gopay.callback_url`: `_gopay_return_as_spec`).
     callback_url: str | None = None
     core: CoreCharge | None = None  # with `payment_type`: a Core API charge, not a Snap link
 
@@ -826,8 +826,9 @@ def charge_request_schema() -> dict:
         "description": (
             "Where this order's callbacks go instead of the app's callback URL, signed with "
             "the app's signing secret (the app must have one). The same address rules as the "
-            "app's URL apply. Not sent to Midtrans; GoPay's deeplink return is "
-            "`gopay.callback_url`."
+            "app's URL apply. Not sent to Midtrans. With `payment_type: gopay` and no "
+            "`gopay.callback_url` it is GoPay's deeplink return instead (SPEC), sent to "
+            "Midtrans as `gopay.callback_url`."
         ),
     }
     options["payment_type"] = {
