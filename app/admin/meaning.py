@@ -333,6 +333,18 @@ DETAIL_TEXTS = [
         r"failed since (?P<since>.+) WIB: (?P<n>\d+) queued again",
         _("failed since %(since)s WIB: %(n)s queued again"),
     ),
+    (r"callback URL set", _("callback URL set")),
+    (r"callbacks stopped", _("callbacks stopped")),
+    (r"new signing secret shown once", _("new signing secret shown once")),
+    (r"wrong current password", _("wrong current password")),
+    (
+        r"refused unchecked: the address waits (?P<n>\d+) s",
+        _("refused unchecked: the address waits %(n)s s"),
+    ),
+    (r"the address now waits (?P<n>\d+) s", _("the address now waits %(n)s s")),
+    # Last: a detail made of parts ("callback URL set; new signing secret shown once"),
+    # each part in the dashboard's language.
+    (r"(?P<reason>[^;]+); (?P<reason_rest>.+)", _("%(reason)s; %(reason_rest)s")),
 ]
 del _
 _DETAIL_PATTERNS = [(re.compile(pattern, re.DOTALL), text) for pattern, text in DETAIL_TEXTS]
@@ -350,7 +362,7 @@ def detail_text(text: str | None, depth: int = 0) -> str:
             continue
         parts = {}
         for name, value in found.groupdict().items():
-            if name == "reason":
+            if name.startswith("reason"):
                 value = detail_text(value, depth + 1)
             elif name.startswith("status"):
                 value = word(STATUS_WORDS, value)

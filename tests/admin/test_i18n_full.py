@@ -237,6 +237,10 @@ def test_every_known_detail_is_translated(app):
         "body is not JSON (or nested too deeply) (first 4096 of 9000 bytes kept)",
         "status_code 201 does not fit transaction_status capture",
         "signature_key is missing or not a string",
+        "callback URL set; new signing secret shown once",
+        "callbacks stopped",
+        "failed: wrong current password; refused unchecked: the address waits 60 s",
+        "wrong code at the second step; the address now waits 30 s",
     ]
     with app.test_request_context(headers={"Accept-Language": "id"}):
         for text in texts:
