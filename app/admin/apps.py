@@ -20,8 +20,7 @@ from ..errors import GatewayError, InvalidRequestError, NotFoundError
 from ..models import App
 from ..services import gateway
 from . import audit, bp
-from .audit import app_snapshot as snapshot
-from .audit import app_target as audit_target  # (callback_log.py's too)
+from .audit import app_snapshot, app_target
 from .common import (
     apps_by_id,
     field_error,
@@ -105,8 +104,8 @@ def app_new():
                 )
                 audit.record(
                     "app_create",
-                    target=audit_target(new_key.client_app),
-                    after=snapshot(new_key.client_app),
+                    target=app_target(new_key.client_app),
+                    after=app_snapshot(new_key.client_app),
                 )
         except GatewayError as err:
             field_error(form, err)
@@ -144,7 +143,7 @@ def _save_app(app_id: int, form: AppEditForm) -> Response | None:
     try:
         with writing():
             client_app = _locked_app(app_id)
-            before = snapshot(client_app)
+            before = app_snapshot(client_app)
             url_changed = new_url != client_app.callback_url
             secret = None
             if url_changed:
@@ -152,7 +151,7 @@ def _save_app(app_id: int, form: AppEditForm) -> Response | None:
             app_service.edit_app(app_id, name=form.name.data, order_prefix=form.order_prefix.data)
             if form.allow_refunds.data != client_app.allow_refunds:
                 app_service.set_refunds_allowed(app_id, form.allow_refunds.data)
-            _audit_save(client_app, before, snapshot(client_app), url_changed, secret)
+            _audit_save(client_app, before, app_snapshot(client_app), url_changed, secret)
     except GatewayError as err:
         field_error(form, err)
         return None
@@ -169,7 +168,7 @@ def _audit_save(
     client_app: App, before: dict, after: dict, url_changed: bool, secret: str | None
 ) -> None:
     """An edit of the details, and a change of the callback URL, are entries of their own."""
-    target = audit_target(client_app)
+    target = app_target(client_app)
     details_changed = any(before[k] != after[k] for k in ("name", "order_prefix", "allow_refunds"))
     if details_changed or not url_changed:
         audit.record("app_edit", target=target, before=before, after=after)
@@ -194,13 +193,13 @@ def app_rotate(app_id: int):
         if not ConfirmedActionForm().validate():
             flash(_("Tick the box to confirm: the old key stops working at once."), "error")
             return redirect(url_for("admin.app_edit", app_id=app_id))
-        before = snapshot(client_app)
+        before = app_snapshot(client_app)
         new_key = app_service.rotate_key(app_id)
         audit.record(
             "app_rotate_key",
-            target=audit_target(client_app),
+            target=app_target(client_app),
             before=before,
-            after=snapshot(new_key.client_app),
+            after=app_snapshot(new_key.client_app),
         )
     return _show_key(new_key, created=False)
 
@@ -209,13 +208,13 @@ def app_rotate(app_id: int):
 def app_toggle(app_id: int, action: str):
     with writing():
         client_app = _locked_app(app_id)
-        before = snapshot(client_app)
+        before = app_snapshot(client_app)
         app_service.set_active(app_id, action == "enable")
         audit.record(
             f"app_{action}",
-            target=audit_target(client_app),
+            target=app_target(client_app),
             before=before,
-            after=snapshot(client_app),
+            after=app_snapshot(client_app),
         )
     if action == "enable":
         flash(_("App %(code)s is enabled.", code=client_app.code), "success")
@@ -242,15 +241,15 @@ def callback_enable(app_id: int):
             if not client_app.callback_url:
                 flash(_("This app has no callback URL to enable."), "error")
                 return redirect(_back(app_id))
-            before = snapshot(client_app)
+            before = app_snapshot(client_app)
             secret = app_service.set_callback_url(
                 client_app, client_app.callback_url, **policy_kwargs()
             )
             audit.record(
                 "app_callback_enable",
-                target=audit_target(client_app),
+                target=app_target(client_app),
                 before=before,
-                after=snapshot(client_app),
+                after=app_snapshot(client_app),
                 detail="new signing secret issued" if secret else None,
             )
     except InvalidRequestError as err:
@@ -276,7 +275,7 @@ def callback_rotate_secret(app_id: int):
         until = client_app.previous_secret_expires_at
         audit.record(
             "app_callback_rotate_secret",
-            target=audit_target(client_app),
+            target=app_target(client_app),
             detail=f"the previous secret also signs until {until:%Y-%m-%d %H:%M} UTC"
             if until
             else None,

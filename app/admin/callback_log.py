@@ -17,7 +17,7 @@ from ..extensions import db
 from ..models import App, CallbackEvent, CallbackState
 from . import audit, bp
 from . import callback_log_queries as queries
-from .apps import audit_target
+from .audit import app_target
 from .common import WIB, order_filter, page_number, safe_next, search_term
 from .forms import CallbackRecoverForm, ConfirmForm
 
@@ -128,7 +128,7 @@ def callback_recover(app_id: int):
         count = payments.recover_failed(app_id, since)
         audit.record(
             "callback_recover",
-            target=audit_target(client_app),
+            target=app_target(client_app),
             detail=f"failed since {since.astimezone(WIB):%Y-%m-%d %H:%M} WIB: {count} queued again",
         )
     flash(
